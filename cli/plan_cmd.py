@@ -1,0 +1,161 @@
+"""`tunegate plan`: the cost table and the choice, from a job file or from numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+PROVIDERS = ("local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock")
+
+
+def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
+    """CLI options as a nested JobSpec patch (only what was given)."""
+    patch: dict[str, Any] = {}
+    top = {"base": "base_model", "method": "method", "objective": "objective", "task": "task"}
+    for opt, key in top.items():
+        if opts.get(opt) is not None:
+            patch[key] = opts[opt]
+    nested = {
+        "lora": {"rank": "rank", "alpha": "alpha"},
+        "training": {
+            "epochs": "epochs",
+            "max_seq_len": "max_seq_len",
+            "batch_size": "batch_size",
+            "packing": "packing",
+        },
+        "serving": {
+            "serve": "tokens_per_day",
+            "horizon_days": "horizon_days",
+            "always_on": "always_on",
+        },
+        "constraints": {
+            "local_only": "local_only",
+            "max_usd": "max_usd",
+            "deadline_hours": "deadline_hours",
+        },
+    }
+    for section, mapping in nested.items():
+        values = {key: opts[opt] for opt, key in mapping.items() if opts.get(opt) is not None}
+        if values:
+            patch[section] = values
+    if opts.get("providers"):
+        patch.setdefault("constraints", {})["providers"] = [
+            p.strip() for p in opts["providers"].split(",") if p.strip()
+        ]
+    return patch
+
+
+def build_spec(job: Path | None, opts: dict[str, Any]):
+    """A JobSpec from the job file (if any) with command-line options applied on top."""
+    from pydantic import ValidationError
+
+    from gateway.errors import SpecError
+    from gateway.spec import JobSpec
+
+    patch = _overrides(opts)
+    if job is not None:
+        spec = JobSpec.from_yaml(job)
+        data = spec.model_dump(exclude_unset=True)
+        for key, value in patch.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    else:
+        if "base_model" not in patch:
+            raise SpecError(
+                "give a job file or --base MODEL",
+                fix="e.g. tunegate plan --base Qwen/Qwen3-8B --examples 5000 --avg-tokens 600",
+            )
+        data = patch
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise SpecError("invalid options: " + "; ".join(lines)) from None
+
+
+@click.command("plan")
+@click.argument("job", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base", help="Base model: HF id (base or instruct), alias, or local path.")
+@click.option("--examples", type=click.IntRange(min=1), help="Number of training examples.")
+@click.option(
+    "--avg-tokens",
+    type=click.FloatRange(min=1),
+    help="Average tokens per example (DPO: both sequences).",
+)
+@click.option(
+    "--epochs", type=click.FloatRange(min=0.01), help="Passes over the data (default: 1-3 by size)."
+)
+@click.option(
+    "--method", type=click.Choice(["lora", "qlora", "dora", "full"]), help="Adapter method."
+)
+@click.option("--objective", type=click.Choice(["sft", "dpo"]), help="Training objective.")
+@click.option("--task", type=click.Choice(["style", "sft", "code"]), help="Preset for rank/alpha.")
+@click.option("--rank", type=click.IntRange(min=1), help="LoRA rank.")
+@click.option("--alpha", type=click.FloatRange(min=0.01), help="LoRA alpha.")
+@click.option("--max-seq-len", type=click.IntRange(min=16), help="Max tokens per example.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Per-device batch size.")
+@click.option(
+    "--packing/--no-packing", default=None, help="Pack short examples into full sequences."
+)
+@click.option(
+    "--hardware",
+    help="What if the local providers ran on this hardware id (see `tunegate hardware`).",
+)
+@click.option("--serve", help="Serving volume, e.g. 2M/day (0 = not serving).")
+@click.option(
+    "--horizon-days", type=click.FloatRange(min=1), help="Days of serving to count (default 30)."
+)
+@click.option(
+    "--always-on/--scale-to-zero",
+    default=None,
+    help="Self-hosted GPUs run 24/7 (default) or scale to zero.",
+)
+@click.option(
+    "--local-only", is_flag=True, default=None, help="Data and model never leave this machine."
+)
+@click.option(
+    "--max-usd", type=click.FloatRange(min=0.01), help="Refuse offers whose training costs more."
+)
+@click.option(
+    "--deadline-hours",
+    "--deadline",
+    type=click.FloatRange(min=0.01),
+    help="Refuse offers that take longer.",
+)
+@click.option("--providers", help=f"Comma-separated allow-list ({', '.join(PROVIDERS)}).")
+@click.option("--all", "show_all", is_flag=True, help="Show every infeasible rented-GPU offer too.")
+@click.option(
+    "--show-spec", is_flag=True, help="Print the resolved job spec with where each value came from."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, **opts: Any) -> None:
+    """Estimate cost, time and memory on every backend and pick the cheapest that fits.
+
+    \b
+    tunegate plan job.yaml --serve 2M/day
+    tunegate plan --base meta-llama/Llama-3.1-8B-Instruct --examples 5000 --avg-tokens 600 \\
+                  --epochs 2 --method qlora --json
+    """
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from cli import render
+        from gateway.router import plan
+
+        spec = build_spec(job, opts)
+        result = plan(
+            spec,
+            examples=opts.get("examples"),
+            avg_tokens=opts.get("avg_tokens"),
+            hardware=opts.get("hardware"),
+        )
+        if as_json:
+            emit_json(result.to_json())
+            return
+        if show_spec:
+            render.spec(result)
+        render.plan(result, show_all=show_all)
+
+    run()

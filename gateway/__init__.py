@@ -1,0 +1,68 @@
+"""tunegate's SDK: specs, data checks, estimates, routing and the job journal.
+
+    import gateway as tg
+    spec = tg.JobSpec.from_yaml("job.yaml")
+    plan = tg.plan(spec)
+    print(plan.explain())
+
+Names are imported on first use (PEP 562), so `import gateway.catalog` stays cheap; nothing here
+imports an ML framework or a provider SDK.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Catalog": "gateway.catalog",
+    "load_catalog": "gateway.catalog",
+    "DatasetReport": "gateway.data.report",
+    "quick_report": "gateway.data.report",
+    "TunegateError": "gateway.errors",
+    "Machine": "gateway.hardware",
+    "detect": "gateway.hardware",
+    "Journal": "gateway.journal",
+    "Offer": "gateway.offer",
+    "Plan": "gateway.router",
+    "plan": "gateway.router",
+    "JobSpec": "gateway.spec",
+    "Range": "gateway.units",
+}
+__all__ = [
+    "Catalog",
+    "DatasetReport",
+    "JobSpec",
+    "Journal",
+    "Machine",
+    "Offer",
+    "Plan",
+    "Range",
+    "TunegateError",
+    "detect",
+    "load_catalog",
+    "plan",
+    "quick_report",
+]
+
+if TYPE_CHECKING:
+    from gateway.catalog import Catalog, load_catalog
+    from gateway.data.report import DatasetReport, quick_report
+    from gateway.errors import TunegateError
+    from gateway.hardware import Machine, detect
+    from gateway.journal import Journal
+    from gateway.offer import Offer
+    from gateway.router import Plan, plan
+    from gateway.spec import JobSpec
+    from gateway.units import Range
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,49 @@
+"""One exception tree for everything tunegate raises on purpose.
+
+Every error carries what went wrong, where, and how to fix it, so the CLI can print it as one
+readable line and exit non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TunegateError(Exception):
+    """Base of every error tunegate raises deliberately."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, where: str | None = None, fix: str | None = None):
+        self.message = message
+        self.where = where
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        return text
+
+
+class SpecError(TunegateError):
+    """A job file or job argument is invalid (wrong key, bad value, missing field)."""
+
+
+class CatalogError(TunegateError):
+    """A catalog file is malformed, or a model/hardware id is unknown."""
+
+
+class UnknownModelError(CatalogError):
+    """The base model is in neither the catalog nor the local Hugging Face cache."""
+
+
+class HardwareError(TunegateError):
+    """Hardware detection failed or a hardware id is unknown."""
+
+
+class JournalError(TunegateError):
+    """The job journal cannot be opened, migrated or written."""
+
+
+class PlanError(TunegateError):
+    """No plan could be made (e.g. no provider is allowed by the constraints)."""

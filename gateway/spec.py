@@ -1,0 +1,201 @@
+"""JobSpec: everything a fine-tuning job needs, validated at the boundary.
+
+A spec comes from YAML (`JobSpec.from_yaml`) or from code. Unset hyperparameters stay `None`
+until `gateway.presets.resolve` fills them, recording where each value came from, so nothing is
+left to a backend's silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.errors import SpecError
+from gateway.units import parse_count
+
+Method = Literal["lora", "qlora", "dora", "full"]
+Objective = Literal["sft", "dpo"]
+Task = Literal["style", "sft", "code"]
+ProviderName = Literal["local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock"]
+PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(_Section):
+    rank: int | None = Field(None, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    target_modules: Literal["all-linear"] | list[str] | None = None
+    rslora: bool = False
+    layers: int | None = Field(None, ge=1, description="train only the last N layers (MLX-style)")
+
+
+class TrainingConfig(_Section):
+    learning_rate: float | None = Field(None, gt=0, lt=1)
+    epochs: float | None = Field(None, gt=0, le=100)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    grad_accum: int | None = Field(None, ge=1, le=4096)
+    max_seq_len: int | None = Field(None, ge=16, le=1_048_576)
+    warmup_ratio: float | None = Field(None, ge=0, le=0.5)
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] | None = None
+    optimizer: (
+        Literal["adamw_8bit", "paged_adamw_8bit", "adamw", "adamw_torch", "adafactor", "sgd"] | None
+    ) = None
+    gradient_checkpointing: bool | None = None
+    packing: bool | None = None
+    seed: int = 42
+    early_stopping_patience: int | None = Field(None, ge=1)
+    n_evals: int | None = Field(None, ge=0, le=100)
+    dpo_beta: float | None = Field(None, gt=0, le=10)
+
+
+class ServingConfig(_Section):
+    tokens_per_day: int = Field(0, ge=0)
+    horizon_days: float = Field(30, gt=0, le=3650)
+    always_on: bool = True
+    output_share: float = Field(
+        0.25, ge=0, le=1, description="share of served tokens that are generated"
+    )
+
+    @field_validator("tokens_per_day", mode="before")
+    @classmethod
+    def _count(cls, v: Any) -> int:
+        return parse_count(v) if v is not None else 0
+
+
+class Constraints(_Section):
+    local_only: bool = False
+    max_usd: float | None = Field(None, gt=0)
+    deadline_hours: float | None = Field(None, gt=0)
+    providers: list[ProviderName] | None = None
+
+
+class JobSpec(_Section):
+    """A fine-tuning job: base model, data, method, hyperparameters, serving, constraints."""
+
+    base_model: str
+    task: Task = "sft"
+    train: Path | None = None
+    validation: Path | None = None
+    eval: Path | None = None
+    method: Method = "lora"
+    objective: Objective = "sft"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    constraints: Constraints = Field(default_factory=Constraints)
+    name: str | None = None
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self.method != "full"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> JobSpec:
+        """Load a job file; errors name the file, the line, the key and the allowed values."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read job file: {exc}", where=str(path)) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise SpecError(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where
+            ) from None
+        if not isinstance(data, dict):
+            raise SpecError(
+                "expected a mapping of keys (base_model, train, method, ...)", where=f"{path}:1"
+            )
+        try:
+            spec = cls.model_validate(data)
+        except ValidationError as exc:
+            raise spec_error(exc, path, text) from None
+        base = path.parent
+        updates = {
+            key: (base / value) if value is not None and not value.is_absolute() else value
+            for key, value in (
+                ("train", spec.train),
+                ("validation", spec.validation),
+                ("eval", spec.eval),
+            )
+        }
+        return spec.model_copy(update=updates)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = JobSpec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc))
+        return f"unknown key '{loc[-1]}' (expected one of: {allowed})"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{err['input']!r} is not allowed (expected one of {expected})"
+    if kind == "missing":
+        return "required key is missing"
+    got = err.get("input")
+    return f"{err['msg']} (got {got!r})" if not isinstance(got, dict | list) else err["msg"]
+
+
+def spec_error(exc: ValidationError, path: Path | str, text: str) -> SpecError:
+    """Turn pydantic's errors into `file:line: key: what is wrong (expected ...)` lines."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and p.startswith(("literal[", "list[")))
+        )
+        key = ".".join(str(p) for p in loc) or "<top>"
+        line = _line_of(text, loc)
+        lines.append(f"{path}:{line}: {key}: {_describe({**err, 'loc': loc})}")
+    return SpecError("\n".join(lines))
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int:
+    """1-based line of the deepest YAML node on `loc` (the key itself for unknown keys)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return 1
+    line = 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

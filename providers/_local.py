@@ -1,0 +1,113 @@
+"""Offers shared by the local backends: this machine (owned) and rented GPUs that fit.
+
+Owned hardware costs electricity; rented hardware costs the cheapest on-demand price in the
+catalog. The trained adapter is served self-hosted: on this machine if it keeps up, otherwise on
+the cheapest rented GPU (never off-machine under `local_only`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.catalog.schema import Hardware
+from gateway.estimate import Stack, estimate_training
+from gateway.hardware import machine_hardware
+from gateway.offer import Offer, PlanContext
+from gateway.serving import ServeRoute, cheapest_rented, owned_route
+from gateway.units import Range, human_usd
+
+# returns a reason when the stack cannot run the job on this hardware, else None
+Support = Callable[[Hardware, PlanContext], str | None]
+
+
+def _serve(ctx: PlanContext, hw: Hardware, owned: bool) -> ServeRoute | None:
+    tpd = ctx.spec.serving.tokens_per_day
+    if tpd <= 0:
+        return ServeRoute("none", "no serving volume given (use --serve)", Range.zero())
+    share = ctx.spec.serving.output_share
+    routes = []
+    if owned:
+        routes.append(
+            owned_route(
+                ctx.model, hw, max(1, ctx.machine.gpus), tpd, ctx.catalog, ctx.context_tokens, share
+            )
+        )
+    if not ctx.spec.constraints.local_only:
+        rented = cheapest_rented(
+            ctx.model, tpd, ctx.spec.serving.always_on, ctx.catalog, ctx.context_tokens, share
+        )
+        if rented:
+            routes.append(rented)
+    feasible = [r for r in routes if r.feasible]
+    if feasible:
+        return min(feasible, key=lambda r: r.usd_month.likely)
+    return routes[0] if routes else None
+
+
+def _offer(
+    ctx: PlanContext, provider: str, stack: Stack, hw: Hardware, kind: str, support: Support
+) -> Offer:
+    spec, model = ctx.spec, ctx.model
+    horizon = spec.serving.horizon_days
+    offer = Offer(
+        provider, kind, hw.id, Range.zero(), Range.zero(), Range.zero(), horizon, model_id=model.id
+    )
+    if model.closed:
+        return offer.refuse(f"{model.id} is a closed model: only OpenAI can tune it")
+    unsupported = support(hw, ctx)
+    if unsupported:
+        offer.refuse(unsupported)
+    est = estimate_training(
+        spec, model, ctx.report, hw, stack, ctx.catalog, "local" if kind == "local" else "rented"
+    )
+    offer.train_hours = est.hours
+    offer.vram_gb = est.memory_gb
+    offer.tokens_per_second = est.tokens_per_second
+    offer.assumptions += est.assumptions
+    gpus = max(1, ctx.machine.gpus) if kind == "local" and hw.vendor == "nvidia" else 1
+    available = hw.usable_gb * (gpus if stack == "hf" else 1)
+    offer.memory_available_gb = available
+    if est.memory_gb.likely > available:
+        what = "RAM" if hw.vendor == "cpu" else "GPU memory"
+        offer.refuse(
+            f"needs ~{est.memory_gb.likely:.1f} GB of {what}; {hw.id} has {available:.1f} GB usable"
+        )
+    if kind == "local":
+        kwh = ctx.catalog.prices["electricity"]["usd_per_kwh"]
+        offer.train_usd = est.hours * (hw.watts / 1000 * kwh)
+        offer.notes.append(f"your own hardware: electricity only (${kwh}/kWh, {hw.watts:g} W)")
+    else:
+        rent = hw.cheapest_rent()
+        if rent is None:
+            return offer.refuse(f"no rental price for {hw.id} in the catalog")
+        offer.cloud = rent.cloud
+        offer.train_usd = est.hours * rent.usd_per_hour
+        offer.notes.append(
+            f"{rent.cloud} {rent.instance or ''} at {human_usd(rent.usd_per_hour)}/h ({rent.source}, {rent.as_of})".replace(
+                "  ", " "
+            )
+        )
+    route = _serve(ctx, hw, owned=kind == "local")
+    if route is None:
+        offer.refuse("no way to serve the model under the constraints")
+    elif not route.feasible:
+        offer.refuse(f"cannot serve {ctx.spec.serving.tokens_per_day:,} tokens/day: {route.reason}")
+    else:
+        offer.serve_usd_month = route.usd_month
+        offer.serve = route.label
+        offer.assumptions += route.assumptions
+    return offer
+
+
+def local_offers(
+    ctx: PlanContext, provider: str, stack: Stack, support: Support, rentable: bool = True
+) -> list[Offer]:
+    """This machine, then every rentable NVIDIA GPU in the catalog."""
+    here = machine_hardware(ctx.catalog, ctx.machine)
+    offers = [_offer(ctx, provider, stack, here, "local", support)]
+    if ctx.model.closed or not rentable:
+        return offers
+    for hw in ctx.catalog.hardware.values():
+        if hw.vendor == "nvidia" and hw.rent:
+            offers.append(_offer(ctx, provider, stack, hw, "rented", support))
+    return offers

@@ -1,0 +1,37 @@
+"""Shared fixtures: every test gets its own TUNEGATE_HOME and no provider keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.catalog import Catalog, load_catalog
+from gateway.hardware import Machine
+
+KEY_VARS = (
+    "OPENAI_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "FIREWORKS_ACCOUNT_ID",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEGATE_HOME", str(tmp_path / "tg-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture
+def cpu_machine() -> Machine:
+    return Machine("cpu", "cpu", "test CPU", gpus=0, cores=2, ram_gb=24.0)
