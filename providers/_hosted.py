@@ -6,6 +6,7 @@ from typing import Any
 
 from gateway.estimate import flops_per_token, processed_tokens
 from gateway.offer import Offer, PlanContext
+from gateway.serving import ServeRoute, dedicated_route
 from gateway.units import Range
 
 
@@ -68,3 +69,31 @@ def no_serving(ctx: PlanContext, offer: Offer) -> bool:
         offer.serve = "no serving volume given (use --serve)"
         return True
     return False
+
+
+def dedicated_serving(ctx: PlanContext, label: str, dedicated: dict[str, Any]) -> ServeRoute:
+    """A provider's dedicated endpoint, priced per GPU-hour from its `dedicated` price block."""
+    spec = ctx.spec
+    return dedicated_route(
+        label,
+        ctx.model,
+        ctx.catalog.hw(dedicated["gpu"]),
+        Range.of(dedicated["usd_per_gpu_hour"]),
+        spec.serving.tokens_per_day,
+        spec.serving.always_on,
+        ctx.catalog,
+        ctx.context_tokens,
+        spec.serving.output_share,
+    )
+
+
+def apply_route(offer: Offer, route: ServeRoute | None, missing: str) -> Offer:
+    """Put a serving route on the offer, or refuse the offer with the route's reason."""
+    if route is None or not route.feasible:
+        return offer.refuse(route.reason if route else missing)
+    offer.serve, offer.serve_usd_month, offer.serve_usd_per_1m = (
+        route.label,
+        route.usd_month,
+        route.usd_per_1m,
+    )
+    return offer

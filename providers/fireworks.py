@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from gateway.offer import Offer, PlanContext
-from gateway.serving import dedicated_route, per_token_route
+from gateway.serving import per_token_route
 from gateway.units import Range
-from providers._hosted import band, base_offer, epoch_tokens, hosted_hours, no_serving
+from providers._hosted import (
+    apply_route,
+    band,
+    base_offer,
+    dedicated_serving,
+    epoch_tokens,
+    hosted_hours,
+    no_serving,
+)
 
 MIN_RANK, MAX_RANK = 4, 64  # PEFT r accepted by Fireworks (provider-contracts.md section 3)
 
@@ -54,28 +62,8 @@ class Fireworks:
             row = band(serving["serverless_per_1m_tokens_bands"], model.size_b)
             route = per_token_route("Fireworks serverless", row["usd"], tpd) if row else None
         else:
-            gpu = ctx.catalog.hw(serving["dedicated"]["gpu"])
-            route = dedicated_route(
-                "Fireworks on-demand deployment",
-                model,
-                gpu,
-                Range.of(serving["dedicated"]["usd_per_gpu_hour"]),
-                tpd,
-                spec.serving.always_on,
-                ctx.catalog,
-                ctx.context_tokens,
-                spec.serving.output_share,
-            )
+            route = dedicated_serving(ctx, "Fireworks on-demand deployment", serving["dedicated"])
             offer.notes.append(
                 "Fireworks serves LoRA models on a dedicated deployment (billed per GPU-hour)"
             )
-        if route is None or not route.feasible:
-            return [
-                offer.refuse(route.reason if route else "no Fireworks serving price for this size")
-            ]
-        offer.serve, offer.serve_usd_month, offer.serve_usd_per_1m = (
-            route.label,
-            route.usd_month,
-            route.usd_per_1m,
-        )
-        return [offer]
+        return [apply_route(offer, route, "no Fireworks serving price for this size")]

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from gateway.offer import Offer, PlanContext
-from gateway.serving import dedicated_route, per_token_route
+from gateway.serving import per_token_route
 from gateway.units import Range
-from providers._hosted import band, base_offer, epoch_tokens, hosted_hours, no_serving
+from providers._hosted import (
+    apply_route,
+    band,
+    base_offer,
+    dedicated_serving,
+    epoch_tokens,
+    hosted_hours,
+    no_serving,
+)
 
 
 class Together:
@@ -57,23 +65,5 @@ class Together:
         if hosted.serverless_lora and spec.uses_adapter and price:
             route = per_token_route("Together serverless LoRA", price["usd"], tpd)
         else:
-            gpu = ctx.catalog.hw(serving["dedicated"]["gpu"])
-            route = dedicated_route(
-                "Together dedicated endpoint",
-                model,
-                gpu,
-                Range.of(serving["dedicated"]["usd_per_gpu_hour"]),
-                tpd,
-                spec.serving.always_on,
-                ctx.catalog,
-                ctx.context_tokens,
-                spec.serving.output_share,
-            )
-        if not route.feasible:
-            return [offer.refuse(route.reason)]
-        offer.serve, offer.serve_usd_month, offer.serve_usd_per_1m = (
-            route.label,
-            route.usd_month,
-            route.usd_per_1m,
-        )
-        return [offer]
+            route = dedicated_serving(ctx, "Together dedicated endpoint", serving["dedicated"])
+        return [apply_route(offer, route, "no Together serving price")]
