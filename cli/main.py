@@ -18,6 +18,7 @@ import click
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
+from cli.data_cmd import data_group
 from cli.plan_cmd import plan_cmd
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     """
 
 
-for command in (plan_cmd, models_cmd, hardware_cmd, prices_cmd):
+for command in (plan_cmd, data_group, models_cmd, hardware_cmd, prices_cmd):
     main.add_command(command)
 
 

@@ -1,0 +1,382 @@
+"""`tunegate data check | convert | dedup | split`: the dataset toolkit from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text", "preference")
+PROVIDERS = ("openai", "together", "fireworks", "bedrock")
+IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group("data")
+def data_group() -> None:
+    """Check, convert, deduplicate and split training data. Input files are never modified."""
+
+
+@data_group.command("check")
+@click.argument("path", type=IN_FILE)
+@click.option("--base", help="Base model: enables its template's rules and real token counts.")
+@click.option(
+    "--eval",
+    "eval_path",
+    type=IN_FILE,
+    help="Eval file to check for contamination (13-gram overlap).",
+)
+@click.option(
+    "--provider", type=click.Choice(PROVIDERS), help="Also apply this provider's file rules."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Force a format instead of detecting it."
+)
+@click.option("--near-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True)
+@click.option(
+    "--ngram",
+    type=click.IntRange(3, 50),
+    default=13,
+    show_default=True,
+    help="Contamination n-gram size.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Findings shown per severity (all in --json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check_cmd(
+    path: Path,
+    base: str | None,
+    eval_path: Path | None,
+    provider: str | None,
+    fmt: str | None,
+    near_threshold: float,
+    ngram: int,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Format, errors by line, duplicates, contamination and token statistics. Exit 1 on errors."""
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from gateway.data.check import check
+
+        report = check(
+            path,
+            base=base,
+            eval_path=eval_path,
+            provider=provider,
+            fmt=fmt,
+            near_threshold=near_threshold,
+            ngram=ngram,
+        )
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            _print_check(report, limit)
+        sys.exit(0 if report.ok else 1)
+
+    run()
+
+
+def _print_check(report: Any, limit: int) -> None:
+    data = report.to_json()
+    click.echo(
+        f"{report.path}: {data['n_examples']} examples, format {data['format'] or 'unknown'}"
+    )
+    for severity, items in (("error", report.errors), ("warning", report.warnings)):
+        for finding in items[:limit]:
+            click.echo(finding.format(str(report.path)))
+        if len(items) > limit:
+            click.echo(f"... {len(items) - limit} more {severity}s (--json lists all)")
+    for name, groups in (
+        ("exact duplicates", data["exact_duplicates"]),
+        ("near duplicates", data["near_duplicates"]),
+    ):
+        if groups:
+            shown = "; ".join(",".join(map(str, g)) for g in groups[:10])
+            click.echo(
+                f"{name}: {len(groups)} groups (lines {shown}{' ...' if len(groups) > 10 else ''})"
+            )
+    for hit in data["contamination"][:limit]:
+        click.echo(
+            f'{report.path}:{hit["line"]}: contaminated: shares "{hit["ngram"]}" with eval line {hit["eval_line"]}'
+        )
+    tok = data["tokens"]
+    label = "approximate" if tok["approximate"] else f"tokenizer of {tok['tokenizer']}"
+    click.echo(
+        f"tokens per example ({label}): mean {tok['mean']}, p50 {tok['p50']}, p95 {tok['p95']}, "
+        f"p99 {tok['p99']}, max {tok['max']}; trained {tok['trained_total']:,} of {tok['total']:,}"
+    )
+    trunc = ", ".join(f">{k}: {v:.1%}" for k, v in tok["truncated_share"].items())
+    click.echo(f"truncated at: {trunc}; suggested max_seq_len: {data['suggested_max_seq_len']}")
+    for lo, hi, count in report.tokens.histogram():
+        bar = "#" * round(40 * count / max(1, data["n_examples"]))
+        click.echo(f"  {lo:>6}-{hi:<6} {count:>7} {bar}")
+    for note in data["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
+
+
+def _load_clean(path: Path, fmt: str | None):
+    from gateway.data.formats import load
+    from gateway.data.validate import check_file
+    from gateway.errors import TunegateError
+
+    loaded = load(path, fmt)
+    errors = [f for f in check_file(loaded) if f.severity == "error"]
+    if errors:
+        lines = "\n".join(f.format(str(path)) for f in errors[:20])
+        raise TunegateError(
+            f"{len(errors)} errors; fix them first (`tunegate data check {path}`):\n{lines}"
+        )
+    return loaded
+
+
+@data_group.command("convert")
+@click.argument("path", type=IN_FILE)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="openai, together, fireworks, bedrock, bedrock-conversation, mlx (a folder), trl, or a format name.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output file (folder for mlx).",
+)
+@click.option(
+    "--valid", "valid", type=IN_FILE, help="Validation file (written as valid.jsonl for mlx)."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Force the input format.")
+@click.option("--json", "as_json", is_flag=True)
+def convert_cmd(
+    path: Path, target: str, out: Path, valid: Path | None, fmt: str | None, as_json: bool
+) -> None:
+    """Convert a dataset into what a backend takes; refuses files with errors."""
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from gateway.data.convert import convert
+
+        loaded = _load_clean(path, fmt)
+        valid_examples = _load_clean(valid, fmt).examples if valid else None
+        written = convert(loaded.examples, target, out, valid_examples)
+        result = {
+            "from": loaded.format,
+            "to": target,
+            "examples": len(loaded.examples),
+            "written": [str(p) for p in written],
+        }
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(
+                f"{len(loaded.examples)} {loaded.format} examples -> {target}: {', '.join(result['written'])}"
+            )
+
+    run()
+
+
+def _write_records(path: Path, source: Path, keep: set[int]) -> int:
+    from gateway.data.convert import write_jsonl
+    from gateway.data.formats import read_records
+
+    return write_jsonl(
+        path, (r.data for r in read_records(source) if r.error is None and r.line in keep)
+    )
+
+
+@data_group.command("dedup")
+@click.argument("path", type=IN_FILE)
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.1, 1.0),
+    default=0.8,
+    show_default=True,
+    help="Near-duplicate Jaccard threshold.",
+)
+@click.option("--no-near", is_flag=True, help="Drop exact duplicates only.")
+@click.option(
+    "--min-tokens", type=int, help="Drop examples shorter than this (approximate tokens)."
+)
+@click.option("--max-tokens", type=int, help="Drop examples longer than this (approximate tokens).")
+@click.option("--json", "as_json", is_flag=True)
+def dedup_cmd(
+    path: Path,
+    out: Path,
+    threshold: float,
+    no_near: bool,
+    min_tokens: int | None,
+    max_tokens: int | None,
+    as_json: bool,
+) -> None:
+    """Write a cleaned copy (first of each duplicate group kept) and OUT.manifest.jsonl of every drop."""
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from gateway.data.convert import write_jsonl
+        from gateway.data.formats import load
+        from gateway.data.hygiene import exact_duplicates, near_duplicates
+        from gateway.data.tokens import token_stats
+
+        loaded = load(path)
+        dropped: dict[int, dict[str, Any]] = {}
+        for group in exact_duplicates(loaded.examples):
+            for line in group[1:]:
+                dropped[line] = {
+                    "line": line,
+                    "reason": "exact duplicate",
+                    "duplicate_of": group[0],
+                }
+        if not no_near:
+            for group in near_duplicates(loaded.examples, threshold=threshold):
+                kept = next((g for g in group if g not in dropped), group[0])
+                for line in group:
+                    if line != kept and line not in dropped:
+                        dropped[line] = {
+                            "line": line,
+                            "reason": f"near duplicate (>= {threshold})",
+                            "duplicate_of": kept,
+                        }
+        if min_tokens or max_tokens:
+            lengths = token_stats(loaded.examples).lengths
+            for ex, n in zip(loaded.examples, lengths, strict=True):
+                if ex.line in dropped:
+                    continue
+                if min_tokens and n < min_tokens:
+                    dropped[ex.line] = {
+                        "line": ex.line,
+                        "reason": f"{n} tokens, under --min-tokens {min_tokens}",
+                    }
+                elif max_tokens and n > max_tokens:
+                    dropped[ex.line] = {
+                        "line": ex.line,
+                        "reason": f"{n} tokens, over --max-tokens {max_tokens}",
+                    }
+        keep = {ex.line for ex in loaded.examples if ex.line not in dropped}
+        kept = _write_records(out, path, keep)
+        manifest = out.with_name(out.name + ".manifest.jsonl")
+        write_jsonl(manifest, [dropped[k] for k in sorted(dropped)])
+        result = {"kept": kept, "dropped": len(dropped), "out": str(out), "manifest": str(manifest)}
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"kept {kept}, dropped {len(dropped)} -> {out} (manifest: {manifest})")
+
+    run()
+
+
+@data_group.command("split")
+@click.argument("path", type=IN_FILE)
+@click.option(
+    "--val",
+    "val",
+    type=click.FloatRange(0.001, 0.999, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for train.jsonl and valid.jsonl (default: beside the input).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def split_cmd(path: Path, val: float, seed: int, out: Path | None, as_json: bool) -> None:
+    """Split into train.jsonl and valid.jsonl, never splitting a group of near duplicates."""
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from gateway.data.formats import load
+        from gateway.data.split import split
+
+        loaded = load(path)
+        train, valid = split(loaded.examples, val, seed)
+        folder = out or path.parent / f"{path.stem}-split"
+        n_train = _write_records(folder / "train.jsonl", path, {e.line for e in train})
+        n_valid = _write_records(folder / "valid.jsonl", path, {e.line for e in valid})
+        result = {"train": n_train, "valid": n_valid, "folder": str(folder)}
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(f"train {n_train}, valid {n_valid} -> {folder}")
+
+    run()
+
+
+@data_group.command("render")
+@click.argument("path", type=IN_FILE)
+@click.option(
+    "--base",
+    required=True,
+    help="Base model whose tokenizer and chat template to use (local files only).",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Samples to render.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def render_cmd(path: Path, base: str, count: int, seed: int, as_json: bool) -> None:
+    """Show samples as the model sees them: trained tokens highlighted, masked ones dim; exit 1
+    when a check fails (BOS count, end-of-turn token trained, pad distinct from eos)."""
+    from cli.main import emit_json, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from gateway.data.formats import load
+        from gateway.data.render import render_samples, tokenizer_problems
+        from gateway.data.tokens import load_tokenizer
+        from gateway.errors import TunegateError
+
+        tok = load_tokenizer(base)
+        if tok is None:
+            raise TunegateError(
+                f"no tokenizer for '{base}' on disk",
+                fix="pass a local model folder, or download the "
+                f"tokenizer files: huggingface-cli download {base} tokenizer.json tokenizer_config.json",
+            )
+        general = tokenizer_problems(tok)
+        samples = render_samples(load(path).examples, tok, count, seed) if tok.chat_template else []
+        failed = bool(general) or any(s.problems for s in samples)
+        if as_json:
+            emit_json({"problems": general, "samples": [s.to_json() for s in samples]})
+        else:
+            from rich.console import Console
+            from rich.text import Text
+
+            console = Console(highlight=False)
+            for sample in samples:
+                console.print(f"[bold]{path}:{sample.line}[/] ([green]trained[/], [dim]masked[/])")
+                text = Text()
+                for piece, trained in sample.pieces:
+                    text.append(piece, style="green" if trained else "dim")
+                console.print(text)
+                for problem in sample.problems:
+                    console.print(f"[red]{path}:{sample.line}: {problem}[/]")
+            for problem in general:
+                console.print(f"[red]{base}: {problem}[/]")
+        sys.exit(1 if failed else 0)
+
+    run()

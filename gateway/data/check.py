@@ -1,0 +1,103 @@
+"""`tunegate data check`: format, findings by line, duplicates, contamination, token statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.catalog import load_catalog
+from gateway.catalog.schema import ModelInfo
+from gateway.data.formats import LoadedFile, load
+from gateway.data.hygiene import Contamination, contamination, exact_duplicates, near_duplicates
+from gateway.data.tokens import TokenStats, load_tokenizer, token_stats
+from gateway.data.validate import Finding, check_file
+from gateway.errors import TunegateError
+
+
+@dataclass
+class CheckReport:
+    path: Path
+    loaded: LoadedFile
+    findings: list[Finding]
+    exact: list[list[int]]
+    near: list[list[int]]
+    contaminated: list[Contamination]
+    tokens: TokenStats
+    model: ModelInfo | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        context = self.model.context if self.model and self.model.context else None
+        return {
+            "file": str(self.path),
+            "format": self.loaded.format,
+            "formats_by_line": {k: len(v) for k, v in self.loaded.formats_by_line.items()},
+            "n_examples": len(self.loaded.examples),
+            "errors": [f.to_json() for f in self.errors],
+            "warnings": [f.to_json() for f in self.warnings],
+            "exact_duplicates": self.exact,
+            "near_duplicates": self.near,
+            "contamination": [c.to_json() for c in self.contaminated],
+            "tokens": self.tokens.to_json(),
+            "suggested_max_seq_len": self.tokens.suggested_max_seq_len(context)
+            if self.tokens.lengths
+            else None,
+            "base_model": self.model.id if self.model else None,
+            "notes": self.notes + self.tokens.notes,
+        }
+
+
+def check(
+    path: Path,
+    *,
+    base: str | None = None,
+    eval_path: Path | None = None,
+    provider: str | None = None,
+    fmt: str | None = None,
+    near_threshold: float = 0.8,
+    ngram: int = 13,
+) -> CheckReport:
+    """Run every check on a training file; the file itself is only read."""
+    path = Path(path)
+    if not path.is_file():
+        raise TunegateError(f"no such file: {path}")
+    model = load_catalog().model(base) if base else None
+    loaded = load(path, fmt)
+    text_only = None if model is None else model.vision_params_b == 0
+    findings = check_file(
+        loaded,
+        text_only=text_only,
+        template=model.chat_template if model else None,
+        provider=provider,
+        file_bytes=path.stat().st_size,
+    )
+    exact = exact_duplicates(loaded.examples)
+    notes: list[str] = []
+    try:
+        near_all = near_duplicates(loaded.examples, threshold=near_threshold)
+        exact_sets = [set(g) for g in exact]
+        near = [g for g in near_all if set(g) not in exact_sets]
+    except ImportError:
+        near = []
+        notes.append(
+            "near-duplicate detection skipped: install the data extra (pip install 'tunegate[data]')"
+        )
+    contaminated: list[Contamination] = []
+    if eval_path is not None:
+        contaminated = contamination(loaded.examples, load(Path(eval_path)).examples, ngram)
+    tokenizer = load_tokenizer(base)
+    stats = token_stats(loaded.examples, tokenizer, base)
+    return CheckReport(path, loaded, findings, exact, near, contaminated, stats, model, notes)
