@@ -48,6 +48,11 @@ def data_group() -> None:
     show_default=True,
     help="Findings shown per severity (all in --json).",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the token histogram as a PNG.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check_cmd(
     path: Path,
@@ -58,6 +63,7 @@ def check_cmd(
     near_threshold: float,
     ngram: int,
     limit: int,
+    plot: Path | None,
     as_json: bool,
 ) -> None:
     """Format, errors by line, duplicates, contamination and token statistics. Exit 1 on errors."""
@@ -76,6 +82,10 @@ def check_cmd(
             near_threshold=near_threshold,
             ngram=ngram,
         )
+        if plot is not None:
+            from gateway.data.plot import histogram_png
+
+            histogram_png(report.tokens.histogram(20), plot, (report.tokens.percentile(0.95),))
         if as_json:
             emit_json(report.to_json())
         else:

@@ -38,7 +38,8 @@ def test_json_array_and_dpo_pairs(tmp_path):
     path.write_text(json.dumps([{"prompt": "p" * 40, "chosen": "c" * 80, "rejected": "r" * 40}]))
     report = quick_report(path)
     assert report.examples == 1
-    assert report.avg_tokens == 2 * 10 + 20 + 10  # the prompt is processed with both answers
+    # prompt processed with both answers; 4 template tokens per message
+    assert report.avg_tokens == 2 * (10 + 4) + (20 + 4) + (10 + 4)
 
 
 def test_invalid_line_is_reported_with_its_number(tmp_path):

@@ -354,3 +354,30 @@ def test_render_marks_trained_tokens_and_catches_stop_failures(tmp_path):
     assert any("not closed by a trained end-of-turn token" in p for p in broken.problems)
     tok.pad_token = tok.eos_token
     assert any("pad token = eos token" in p for p in tokenizer_problems(tok))
+
+
+def test_too_long_for_the_context_plot_and_hf_dataset(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from gateway.data.convert import to_hf_dataset
+
+    long = {
+        "messages": [
+            {"role": "user", "content": "word " * 40_000},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
+    path = write(tmp_path, [CHAT, long])
+    report = check(path, base="HuggingFaceTB/SmolLM2-135M-Instruct")  # 8,192-token context
+    assert any(f.line == 2 and "over the 8,192-token context" in f.message for f in report.errors)
+    png = tmp_path / "hist.png"
+    result = CliRunner().invoke(main, ["data", "check", str(path), "--plot", str(png), "--json"])
+    assert (
+        result.exit_code == 0
+        and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        and png.stat().st_size > 500
+    )
+    pytest.importorskip("datasets")
+    ds = to_hf_dataset(load(write(tmp_path, [CHAT], "one.jsonl")).examples)
+    assert ds[0]["messages"][2]["content"] == "Hello."

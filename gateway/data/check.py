@@ -100,4 +100,15 @@ def check(
         contaminated = contamination(loaded.examples, load(Path(eval_path)).examples, ngram)
     tokenizer = load_tokenizer(base)
     stats = token_stats(loaded.examples, tokenizer, base)
+    if model is not None and model.context:
+        for ex, n in zip(loaded.examples, stats.lengths, strict=True):
+            if n > model.context:
+                findings.append(
+                    Finding(
+                        ex.line,
+                        "error",
+                        f"{n:,} tokens, over the {model.context:,}-token context of {model.id} (expected shorter examples)",
+                    )
+                )
+        findings.sort(key=lambda f: (f.line, f.severity))
     return CheckReport(path, loaded, findings, exact, near, contaminated, stats, model, notes)

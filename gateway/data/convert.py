@@ -196,6 +196,13 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+def to_hf_dataset(examples: list[Example]):  # -> datasets.Dataset
+    """The examples as a Hugging Face `datasets.Dataset` in TRL's format (needs the local extra)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(list(records(examples, "trl")))
+
+
 def convert(
     examples: list[Example], target: str, out: Path, valid: list[Example] | None = None
 ) -> list[Path]:

@@ -7,16 +7,12 @@ real tokenizer when one is available.
 
 from __future__ import annotations
 
-import json
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import SpecError
-
-CHARS_PER_TOKEN = 4.0  # rule of thumb for English BPE vocabularies (OpenAI tokenizer docs)
-TEMPLATE_TOKENS_PER_MESSAGE = 4
 
 
 @dataclass
@@ -59,63 +55,25 @@ class DatasetReport:
         }
 
 
-def _record_tokens(record: Any) -> float:
-    """Approximate tokens of one record, counting a DPO pair's prompt once per sequence."""
-    if isinstance(record, dict) and "chosen" in record and "rejected" in record:
-        prompt = _text_tokens(record.get("prompt", ""))
-        return 2 * prompt + _text_tokens(record["chosen"]) + _text_tokens(record["rejected"])
-    if isinstance(record, dict) and "preferred_output" in record:
-        prompt = _text_tokens(record.get("input", ""))
-        return (
-            2 * prompt
-            + _text_tokens(record["preferred_output"])
-            + _text_tokens(record.get("non_preferred_output", ""))
-        )
-    return _text_tokens(record)
-
-
-def _text_tokens(value: Any) -> float:
-    if isinstance(value, str):
-        return len(value) / CHARS_PER_TOKEN
-    if isinstance(value, list):
-        return sum(_text_tokens(v) for v in value)
-    if isinstance(value, dict):
-        extra = TEMPLATE_TOKENS_PER_MESSAGE if "role" in value or "from" in value else 0
-        return extra + sum(
-            _text_tokens(v) for k, v in value.items() if k not in ("role", "from", "weight")
-        )
-    return 0.0
-
-
-def _iter_records(path: Path):
-    """Yield (line_number, record); JSON arrays count records from 1."""
-    with path.open("rb") as fh:
-        head = fh.read(1024).lstrip()
-    if head.startswith(b"["):
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SpecError(f"not a valid JSON array: {exc}", where=str(path)) from None
-        yield from enumerate(records, start=1)
-        return
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except ValueError as exc:
-                raise SpecError(
-                    f"invalid JSON ({exc.msg}; expected one JSON object per line)",
-                    where=f"{path}:{number}",
-                    fix="run `tunegate data check` for every problem in the file",
-                ) from None
-
-
 def _lengths(path: Path) -> array:
+    """Approximate tokens per example, read with the toolkit's reader; stops at the first
+    unreadable line (planning on a broken file would be wrong, `data check` lists them all)."""
+    from gateway.data.formats import detect_format, read_records, shape_problem, to_example
+    from gateway.data.tokens import approx_tokens
+
     lengths = array("I")
-    for _, record in _iter_records(path):
-        lengths.append(max(1, round(_record_tokens(record))))
+    for raw in read_records(path):
+        fmt = None if raw.error else detect_format(raw.data)
+        problem = raw.error or (
+            "unrecognised record" if fmt is None else shape_problem(raw.data, fmt)
+        )
+        if problem:
+            raise SpecError(
+                problem,
+                where=f"{path}:{raw.line}",
+                fix=f"run `tunegate data check {path}` for every problem in the file",
+            )
+        lengths.append(approx_tokens(to_example(raw.line, raw.data, fmt))[0])
     return lengths
 
 

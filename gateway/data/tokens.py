@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.data.formats import Example, content_text
-from gateway.data.report import CHARS_PER_TOKEN, TEMPLATE_TOKENS_PER_MESSAGE
 
 TRUNCATION_POINTS = (512, 1024, 2048, 4096)
+CHARS_PER_TOKEN = 4.0  # rule of thumb for English BPE vocabularies (OpenAI tokenizer docs)
+TEMPLATE_TOKENS_PER_MESSAGE = 4
 
 
 @dataclass
@@ -72,9 +73,17 @@ def load_tokenizer(base: str | None) -> Any | None:
         return None
 
 
-def _approx(ex: Example) -> tuple[int, int]:
+def approx_tokens(ex: Example) -> tuple[int, int]:
+    """(tokens processed, tokens trained) without a tokenizer: characters / 4 plus template
+    overhead; a preference pair's prompt counts twice (it is processed with both answers)."""
     msgs = [*ex.messages, *ex.chosen, *ex.rejected]
     total = len(ex.all_text()) / CHARS_PER_TOKEN + TEMPLATE_TOKENS_PER_MESSAGE * len(msgs)
+    if ex.kind == "preference":
+        total += sum(
+            len(content_text(m.get("content"))) / CHARS_PER_TOKEN + TEMPLATE_TOKENS_PER_MESSAGE
+            for m in ex.messages
+            if isinstance(m, dict)
+        )
     if ex.kind == "text":
         return max(1, round(total)), max(1, round(total))
     answers = [m for m in msgs if isinstance(m, dict) and m.get("role") == "assistant"]
@@ -120,9 +129,9 @@ def token_stats(
     lengths, trained = [], []
     for ex in examples:
         try:
-            total, learn = _real(ex, tokenizer) if tokenizer is not None else _approx(ex)
+            total, learn = _real(ex, tokenizer) if tokenizer is not None else approx_tokens(ex)
         except Exception:  # a malformed example the validator already reports
-            total, learn = _approx(ex)
+            total, learn = approx_tokens(ex)
         lengths.append(total)
         trained.append(learn)
     stats = TokenStats(lengths, trained, tokenizer is None, name if tokenizer is not None else None)
