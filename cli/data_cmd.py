@@ -169,23 +169,31 @@ def _load_clean(path: Path, fmt: str | None):
     "--valid", "valid", type=IN_FILE, help="Validation file (written as valid.jsonl for mlx)."
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Force the input format.")
+@click.option("--base", help="Base model; with --to bedrock picks the record schema of its family.")
 @click.option("--json", "as_json", is_flag=True)
 def convert_cmd(
-    path: Path, target: str, out: Path, valid: Path | None, fmt: str | None, as_json: bool
+    path: Path,
+    target: str,
+    out: Path,
+    valid: Path | None,
+    fmt: str | None,
+    base: str | None,
+    as_json: bool,
 ) -> None:
     """Convert a dataset into what a backend takes; refuses files with errors."""
     from cli.main import emit_json, handle_errors
 
     @handle_errors
     def run() -> None:
-        from gateway.data.convert import convert
+        from gateway.data.convert import bedrock_target, convert
 
+        target_name = bedrock_target(base) if target == "bedrock" and base else target
         loaded = _load_clean(path, fmt)
         valid_examples = _load_clean(valid, fmt).examples if valid else None
-        written = convert(loaded.examples, target, out, valid_examples)
+        written = convert(loaded.examples, target_name, out, valid_examples)
         result = {
             "from": loaded.format,
-            "to": target,
+            "to": target_name,
             "examples": len(loaded.examples),
             "written": [str(p) for p in written],
         }
@@ -193,7 +201,7 @@ def convert_cmd(
             emit_json(result)
         else:
             click.echo(
-                f"{len(loaded.examples)} {loaded.format} examples -> {target}: {', '.join(result['written'])}"
+                f"{len(loaded.examples)} {loaded.format} examples -> {target_name}: {', '.join(result['written'])}"
             )
 
     run()

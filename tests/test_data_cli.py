@@ -168,3 +168,41 @@ def test_checker_never_crashes_and_every_finding_names_a_line(tmp_path, lines):
     )  # arrays count records, not lines
     for finding in report.findings:
         assert isinstance(finding.line, int) and 1 <= finding.line <= bound and finding.message
+
+
+def test_bedrock_schema_follows_the_base_family(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(CHAT) + "\n")
+    llama = json.loads(
+        invoke(
+            "data",
+            "convert",
+            str(src),
+            "--to",
+            "bedrock",
+            "--base",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "-o",
+            str(tmp_path / "l.jsonl"),
+            "--json",
+        ).output
+    )
+    assert llama["to"] == "bedrock" and "completion" in (tmp_path / "l.jsonl").read_text()
+    other = json.loads(
+        invoke(
+            "data",
+            "convert",
+            str(src),
+            "--to",
+            "bedrock",
+            "--base",
+            "Qwen/Qwen3-8B",
+            "-o",
+            str(tmp_path / "q.jsonl"),
+            "--json",
+        ).output
+    )
+    assert (
+        other["to"] == "bedrock-conversation"
+        and "schemaVersion" in (tmp_path / "q.jsonl").read_text()
+    )
