@@ -207,15 +207,6 @@ def convert_cmd(
     run()
 
 
-def _write_records(path: Path, source: Path, keep: set[int]) -> int:
-    from gateway.data.convert import write_jsonl
-    from gateway.data.formats import read_records
-
-    return write_jsonl(
-        path, (r.data for r in read_records(source) if r.error is None and r.line in keep)
-    )
-
-
 @data_group.command("dedup")
 @click.argument("path", type=IN_FILE)
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -246,54 +237,22 @@ def dedup_cmd(
 
     @handle_errors
     def run() -> None:
-        from gateway.data.convert import write_jsonl
-        from gateway.data.formats import load
-        from gateway.data.hygiene import exact_duplicates, near_duplicates
-        from gateway.data.tokens import token_stats
+        from gateway.data.dedup import dedup_file
 
-        loaded = load(path)
-        dropped: dict[int, dict[str, Any]] = {}
-        for group in exact_duplicates(loaded.examples):
-            for line in group[1:]:
-                dropped[line] = {
-                    "line": line,
-                    "reason": "exact duplicate",
-                    "duplicate_of": group[0],
-                }
-        if not no_near:
-            for group in near_duplicates(loaded.examples, threshold=threshold):
-                kept = next((g for g in group if g not in dropped), group[0])
-                for line in group:
-                    if line != kept and line not in dropped:
-                        dropped[line] = {
-                            "line": line,
-                            "reason": f"near duplicate (>= {threshold})",
-                            "duplicate_of": kept,
-                        }
-        if min_tokens or max_tokens:
-            lengths = token_stats(loaded.examples).lengths
-            for ex, n in zip(loaded.examples, lengths, strict=True):
-                if ex.line in dropped:
-                    continue
-                if min_tokens and n < min_tokens:
-                    dropped[ex.line] = {
-                        "line": ex.line,
-                        "reason": f"{n} tokens, under --min-tokens {min_tokens}",
-                    }
-                elif max_tokens and n > max_tokens:
-                    dropped[ex.line] = {
-                        "line": ex.line,
-                        "reason": f"{n} tokens, over --max-tokens {max_tokens}",
-                    }
-        keep = {ex.line for ex in loaded.examples if ex.line not in dropped}
-        kept = _write_records(out, path, keep)
-        manifest = out.with_name(out.name + ".manifest.jsonl")
-        write_jsonl(manifest, [dropped[k] for k in sorted(dropped)])
-        result = {"kept": kept, "dropped": len(dropped), "out": str(out), "manifest": str(manifest)}
+        res = dedup_file(
+            path,
+            out,
+            near=not no_near,
+            threshold=threshold,
+            min_tokens=min_tokens,
+            max_tokens=max_tokens,
+        )
         if as_json:
-            emit_json(result)
+            emit_json(res.to_json())
         else:
-            click.echo(f"kept {kept}, dropped {len(dropped)} -> {out} (manifest: {manifest})")
+            click.echo(
+                f"kept {res.kept}, dropped {res.dropped} -> {res.out} (manifest: {res.manifest})"
+            )
 
     run()
 
@@ -322,19 +281,13 @@ def split_cmd(path: Path, val: float, seed: int, out: Path | None, as_json: bool
 
     @handle_errors
     def run() -> None:
-        from gateway.data.formats import load
-        from gateway.data.split import split
+        from gateway.data.dedup import split_file
 
-        loaded = load(path)
-        train, valid = split(loaded.examples, val, seed)
-        folder = out or path.parent / f"{path.stem}-split"
-        n_train = _write_records(folder / "train.jsonl", path, {e.line for e in train})
-        n_valid = _write_records(folder / "valid.jsonl", path, {e.line for e in valid})
-        result = {"train": n_train, "valid": n_valid, "folder": str(folder)}
+        result = split_file(path, out or path.parent / f"{path.stem}-split", val, seed)
         if as_json:
             emit_json(result)
         else:
-            click.echo(f"train {n_train}, valid {n_valid} -> {folder}")
+            click.echo(f"train {result['train']}, valid {result['valid']} -> {result['folder']}")
 
     run()
 
