@@ -381,3 +381,12 @@ def test_too_long_for_the_context_plot_and_hf_dataset(tmp_path):
     pytest.importorskip("datasets")
     ds = to_hf_dataset(load(write(tmp_path, [CHAT], "one.jsonl")).examples)
     assert ds[0]["messages"][2]["content"] == "Hello."
+
+
+def test_sdk_surface(tmp_path):
+    from gateway import data
+
+    report = data.check(write(tmp_path, [CHAT]))
+    assert report.ok and isinstance(report.loaded.examples[0], data.Example)
+    with pytest.raises(AttributeError):
+        data.not_a_function  # noqa: B018

@@ -1,5 +1,50 @@
-"""The dataset toolkit. For now: the token statistics the planner needs (`DatasetReport`)."""
+"""The dataset toolkit: read any supported format, check it by line, deduplicate, convert, split,
+render, and count tokens. Names load on first use so planning only pays for what it reads.
 
-from gateway.data.report import DatasetReport, quick_report
+    from gateway import data
+    report = data.check("train.jsonl", base="Qwen/Qwen3-8B")
+    data.convert(data.load("train.jsonl").examples, "together", Path("together.jsonl"))
+"""
 
-__all__ = ["DatasetReport", "quick_report"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "DatasetReport": "gateway.data.report",
+    "quick_report": "gateway.data.report",
+    "check": "gateway.data.check",
+    "CheckReport": "gateway.data.check",
+    "load": "gateway.data.formats",
+    "Example": "gateway.data.formats",
+    "convert": "gateway.data.convert",
+    "to_hf_dataset": "gateway.data.convert",
+    "dedup_file": "gateway.data.dedup",
+    "split_file": "gateway.data.dedup",
+    "token_stats": "gateway.data.tokens",
+    "render_samples": "gateway.data.render",
+}
+__all__ = [
+    "CheckReport",
+    "DatasetReport",
+    "Example",
+    "check",
+    "convert",
+    "dedup_file",
+    "load",
+    "quick_report",
+    "render_samples",
+    "split_file",
+    "to_hf_dataset",
+    "token_stats",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway.data' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
