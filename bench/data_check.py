@@ -77,7 +77,7 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
 
 
 def run_check(path: Path) -> None:
-    from gateway.data.check import check
+    from gateway.data.checker import check
 
     report = check(path)
     print(

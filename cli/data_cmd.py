@@ -71,7 +71,7 @@ def check_cmd(
 
     @handle_errors
     def run() -> None:
-        from gateway.data.check import check
+        from gateway.data.checker import check
 
         report = check(
             path,

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import main
-from gateway.data.check import check
+from gateway.data.checker import check
 
 CHAT = {
     "messages": [

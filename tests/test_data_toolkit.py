@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from gateway.data.check import check
+from gateway.data.checker import check
 from gateway.data.convert import ConversionError, convert
 from gateway.data.formats import detect_format, load
 from gateway.data.hygiene import contamination, exact_duplicates, near_duplicates

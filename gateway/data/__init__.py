@@ -14,8 +14,8 @@ from typing import Any
 _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
-    "check": "gateway.data.check",
-    "CheckReport": "gateway.data.check",
+    "check": "gateway.data.checker",
+    "CheckReport": "gateway.data.checker",
     "load": "gateway.data.formats",
     "Example": "gateway.data.formats",
     "convert": "gateway.data.convert",
