@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.estimate import flops_per_token, processed_tokens
+from gateway.estimate import flops_per_token
 from gateway.offer import Offer, PlanContext
 from gateway.serving import ServeRoute, dedicated_route
 from gateway.units import Range
@@ -58,10 +58,6 @@ def hosted_hours(ctx: PlanContext, tokens: Range | float) -> Range:
         )
         rate = Range.of(ht["mfu"]) * (gpu.peak_tflops * 1e12 * gpus / fpt)
     return tokens * rate.inverse() / 3600 + Range.of(ht["queue_hours"])
-
-
-def trained_tokens(ctx: PlanContext) -> Range:
-    return processed_tokens(ctx.spec, ctx.report, ctx.catalog.calibration)
 
 
 def no_serving(ctx: PlanContext, offer: Offer) -> bool:
