@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from cli.common import emit_json, handle_errors
+
 FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text", "preference")
 PROVIDERS = ("openai", "together", "fireworks", "bedrock")
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -54,6 +56,7 @@ def data_group() -> None:
     help="Also write the token histogram as a PNG.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
 def check_cmd(
     path: Path,
     base: str | None,
@@ -67,32 +70,26 @@ def check_cmd(
     as_json: bool,
 ) -> None:
     """Format, errors by line, duplicates, contamination and token statistics. Exit 1 on errors."""
-    from cli.main import emit_json, handle_errors
+    from gateway.data.checker import check
 
-    @handle_errors
-    def run() -> None:
-        from gateway.data.checker import check
+    report = check(
+        path,
+        base=base,
+        eval_path=eval_path,
+        provider=provider,
+        fmt=fmt,
+        near_threshold=near_threshold,
+        ngram=ngram,
+    )
+    if plot is not None:
+        from gateway.data.plot import histogram_png
 
-        report = check(
-            path,
-            base=base,
-            eval_path=eval_path,
-            provider=provider,
-            fmt=fmt,
-            near_threshold=near_threshold,
-            ngram=ngram,
-        )
-        if plot is not None:
-            from gateway.data.plot import histogram_png
-
-            histogram_png(report.tokens.histogram(20), plot, (report.tokens.percentile(0.95),))
-        if as_json:
-            emit_json(report.to_json())
-        else:
-            _print_check(report, limit)
-        sys.exit(0 if report.ok else 1)
-
-    run()
+        histogram_png(report.tokens.histogram(20), plot, (report.tokens.percentile(0.95),))
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_check(report, limit)
+    sys.exit(0 if report.ok else 1)
 
 
 def _print_check(report: Any, limit: int) -> None:
@@ -171,6 +168,7 @@ def _load_clean(path: Path, fmt: str | None):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Force the input format.")
 @click.option("--base", help="Base model; with --to bedrock picks the record schema of its family.")
 @click.option("--json", "as_json", is_flag=True)
+@handle_errors
 def convert_cmd(
     path: Path,
     target: str,
@@ -181,30 +179,24 @@ def convert_cmd(
     as_json: bool,
 ) -> None:
     """Convert a dataset into what a backend takes; refuses files with errors."""
-    from cli.main import emit_json, handle_errors
+    from gateway.data.convert import bedrock_target, convert
 
-    @handle_errors
-    def run() -> None:
-        from gateway.data.convert import bedrock_target, convert
-
-        target_name = bedrock_target(base) if target == "bedrock" and base else target
-        loaded = _load_clean(path, fmt)
-        valid_examples = _load_clean(valid, fmt).examples if valid else None
-        written = convert(loaded.examples, target_name, out, valid_examples)
-        result = {
-            "from": loaded.format,
-            "to": target_name,
-            "examples": len(loaded.examples),
-            "written": [str(p) for p in written],
-        }
-        if as_json:
-            emit_json(result)
-        else:
-            click.echo(
-                f"{len(loaded.examples)} {loaded.format} examples -> {target_name}: {', '.join(result['written'])}"
-            )
-
-    run()
+    target_name = bedrock_target(base) if target == "bedrock" and base else target
+    loaded = _load_clean(path, fmt)
+    valid_examples = _load_clean(valid, fmt).examples if valid else None
+    written = convert(loaded.examples, target_name, out, valid_examples)
+    result = {
+        "from": loaded.format,
+        "to": target_name,
+        "examples": len(loaded.examples),
+        "written": [str(p) for p in written],
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"{len(loaded.examples)} {loaded.format} examples -> {target_name}: {', '.join(result['written'])}"
+        )
 
 
 @data_group.command("dedup")
@@ -223,6 +215,7 @@ def convert_cmd(
 )
 @click.option("--max-tokens", type=int, help="Drop examples longer than this (approximate tokens).")
 @click.option("--json", "as_json", is_flag=True)
+@handle_errors
 def dedup_cmd(
     path: Path,
     out: Path,
@@ -233,28 +226,22 @@ def dedup_cmd(
     as_json: bool,
 ) -> None:
     """Write a cleaned copy (first of each duplicate group kept) and OUT.manifest.jsonl of every drop."""
-    from cli.main import emit_json, handle_errors
+    from gateway.data.dedup import dedup_file
 
-    @handle_errors
-    def run() -> None:
-        from gateway.data.dedup import dedup_file
-
-        res = dedup_file(
-            path,
-            out,
-            near=not no_near,
-            threshold=threshold,
-            min_tokens=min_tokens,
-            max_tokens=max_tokens,
+    res = dedup_file(
+        path,
+        out,
+        near=not no_near,
+        threshold=threshold,
+        min_tokens=min_tokens,
+        max_tokens=max_tokens,
+    )
+    if as_json:
+        emit_json(res.to_json())
+    else:
+        click.echo(
+            f"kept {res.kept}, dropped {res.dropped} -> {res.out} (manifest: {res.manifest})"
         )
-        if as_json:
-            emit_json(res.to_json())
-        else:
-            click.echo(
-                f"kept {res.kept}, dropped {res.dropped} -> {res.out} (manifest: {res.manifest})"
-            )
-
-    run()
 
 
 @data_group.command("split")
@@ -275,21 +262,16 @@ def dedup_cmd(
     help="Folder for train.jsonl and valid.jsonl (default: beside the input).",
 )
 @click.option("--json", "as_json", is_flag=True)
+@handle_errors
 def split_cmd(path: Path, val: float, seed: int, out: Path | None, as_json: bool) -> None:
     """Split into train.jsonl and valid.jsonl, never splitting a group of near duplicates."""
-    from cli.main import emit_json, handle_errors
+    from gateway.data.dedup import split_file
 
-    @handle_errors
-    def run() -> None:
-        from gateway.data.dedup import split_file
-
-        result = split_file(path, out or path.parent / f"{path.stem}-split", val, seed)
-        if as_json:
-            emit_json(result)
-        else:
-            click.echo(f"train {result['train']}, valid {result['valid']} -> {result['folder']}")
-
-    run()
+    result = split_file(path, out or path.parent / f"{path.stem}-split", val, seed)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"train {result['train']}, valid {result['valid']} -> {result['folder']}")
 
 
 @data_group.command("render")
@@ -309,45 +291,40 @@ def split_cmd(path: Path, val: float, seed: int, out: Path | None, as_json: bool
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@handle_errors
 def render_cmd(path: Path, base: str, count: int, seed: int, as_json: bool) -> None:
     """Show samples as the model sees them: trained tokens highlighted, masked ones dim; exit 1
     when a check fails (BOS count, end-of-turn token trained, pad distinct from eos)."""
-    from cli.main import emit_json, handle_errors
+    from gateway.data.formats import load
+    from gateway.data.render import render_samples, tokenizer_problems
+    from gateway.data.tokens import load_tokenizer
+    from gateway.errors import TunegateError
 
-    @handle_errors
-    def run() -> None:
-        from gateway.data.formats import load
-        from gateway.data.render import render_samples, tokenizer_problems
-        from gateway.data.tokens import load_tokenizer
-        from gateway.errors import TunegateError
+    tok = load_tokenizer(base)
+    if tok is None:
+        raise TunegateError(
+            f"no tokenizer for '{base}' on disk",
+            fix="pass a local model folder, or download the "
+            f"tokenizer files: huggingface-cli download {base} tokenizer.json tokenizer_config.json",
+        )
+    general = tokenizer_problems(tok)
+    samples = render_samples(load(path).examples, tok, count, seed) if tok.chat_template else []
+    failed = bool(general) or any(s.problems for s in samples)
+    if as_json:
+        emit_json({"problems": general, "samples": [s.to_json() for s in samples]})
+    else:
+        from rich.console import Console
+        from rich.text import Text
 
-        tok = load_tokenizer(base)
-        if tok is None:
-            raise TunegateError(
-                f"no tokenizer for '{base}' on disk",
-                fix="pass a local model folder, or download the "
-                f"tokenizer files: huggingface-cli download {base} tokenizer.json tokenizer_config.json",
-            )
-        general = tokenizer_problems(tok)
-        samples = render_samples(load(path).examples, tok, count, seed) if tok.chat_template else []
-        failed = bool(general) or any(s.problems for s in samples)
-        if as_json:
-            emit_json({"problems": general, "samples": [s.to_json() for s in samples]})
-        else:
-            from rich.console import Console
-            from rich.text import Text
-
-            console = Console(highlight=False)
-            for sample in samples:
-                console.print(f"[bold]{path}:{sample.line}[/] ([green]trained[/], [dim]masked[/])")
-                text = Text()
-                for piece, trained in sample.pieces:
-                    text.append(piece, style="green" if trained else "dim")
-                console.print(text)
-                for problem in sample.problems:
-                    console.print(f"[red]{path}:{sample.line}: {problem}[/]")
-            for problem in general:
-                console.print(f"[red]{base}: {problem}[/]")
-        sys.exit(1 if failed else 0)
-
-    run()
+        console = Console(highlight=False)
+        for sample in samples:
+            console.print(f"[bold]{path}:{sample.line}[/] ([green]trained[/], [dim]masked[/])")
+            text = Text()
+            for piece, trained in sample.pieces:
+                text.append(piece, style="green" if trained else "dim")
+            console.print(text)
+            for problem in sample.problems:
+                console.print(f"[red]{path}:{sample.line}: {problem}[/]")
+        for problem in general:
+            console.print(f"[red]{base}: {problem}[/]")
+    sys.exit(1 if failed else 0)

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from cli.common import emit_json, handle_errors
+
 PROVIDERS = ("local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock")
 
 
@@ -129,6 +131,7 @@ def build_spec(job: Path | None, opts: dict[str, Any]):
     "--show-spec", is_flag=True, help="Print the resolved job spec with where each value came from."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
 def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, **opts: Any) -> None:
     """Estimate cost, time and memory on every backend and pick the cheapest that fits.
 
@@ -137,25 +140,19 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
     tunegate plan --base meta-llama/Llama-3.1-8B-Instruct --examples 5000 --avg-tokens 600 \\
                   --epochs 2 --method qlora --json
     """
-    from cli.main import emit_json, handle_errors
+    from cli import render
+    from gateway.router import plan
 
-    @handle_errors
-    def run() -> None:
-        from cli import render
-        from gateway.router import plan
-
-        spec = build_spec(job, opts)
-        result = plan(
-            spec,
-            examples=opts.get("examples"),
-            avg_tokens=opts.get("avg_tokens"),
-            hardware=opts.get("hardware"),
-        )
-        if as_json:
-            emit_json(result.to_json())
-            return
-        if show_spec:
-            render.spec(result)
-        render.plan(result, show_all=show_all)
-
-    run()
+    spec = build_spec(job, opts)
+    result = plan(
+        spec,
+        examples=opts.get("examples"),
+        avg_tokens=opts.get("avg_tokens"),
+        hardware=opts.get("hardware"),
+    )
+    if as_json:
+        emit_json(result.to_json())
+        return
+    if show_spec:
+        render.spec(result)
+    render.plan(result, show_all=show_all)

@@ -1,0 +1,34 @@
+"""What every command shares: tunegate errors as one message (no traceback) and JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print tunegate's own errors as one readable message and exit with their code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from gateway.errors import TunegateError
+
+        try:
+            return fn(*args, **kwargs)
+        except TunegateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
