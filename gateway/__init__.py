@@ -11,8 +11,9 @@ imports an ML framework or a provider SDK.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gateway._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -58,11 +59,4 @@ if TYPE_CHECKING:
     from gateway.spec import JobSpec
     from gateway.units import Range
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateway' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

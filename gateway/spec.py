@@ -131,6 +131,22 @@ class JobSpec(_Section):
         }
         return spec.model_copy(update=updates)
 
+    def with_overrides(self, patch: dict[str, Any]) -> JobSpec:
+        """A copy with `patch` applied section by section (e.g. command-line options on a job file)."""
+        data = self.model_dump(exclude_unset=True)
+        for key, value in patch.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        return JobSpec.from_dict(data, where="options")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "options") -> JobSpec:
+        """Validate a mapping; errors name the key path, like the YAML loader's."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = [f"{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors()]
+            raise SpecError(f"invalid {where}: " + "; ".join(lines)) from None
+
     def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
 

@@ -95,3 +95,12 @@ def test_full_and_dpo_learning_rates_and_epoch_rule():
         and dpo.training.dpo_beta == 0.1
         and dpo.training.epochs == 2
     )
+
+
+def test_overrides_merge_section_by_section_and_validate():
+    spec = JobSpec(base_model="x", lora={"rank": 8, "alpha": 16}, training={"epochs": 2})
+    merged = spec.with_overrides({"lora": {"rank": 32}, "method": "dora"})
+    assert merged.lora.rank == 32 and merged.lora.alpha == 16 and merged.training.epochs == 2
+    assert merged.method == "dora" and spec.method == "lora"
+    with pytest.raises(SpecError, match="invalid options: method: 'qlra' is not allowed"):
+        spec.with_overrides({"method": "qlra"})

@@ -8,8 +8,7 @@ render, and count tokens. Names load on first use so planning only pays for what
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from gateway._lazy import lazy_getattr
 
 _EXPORTS = {
     "DatasetReport": "gateway.data.report",
@@ -40,11 +39,4 @@ __all__ = [
     "token_stats",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateway.data' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
