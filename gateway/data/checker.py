@@ -9,7 +9,7 @@ from typing import Any
 from gateway.catalog import load_catalog
 from gateway.catalog.schema import ModelInfo
 from gateway.data.formats import LoadedFile, load
-from gateway.data.hygiene import Contamination, contamination, exact_duplicates, near_duplicates
+from gateway.data.hygiene import Contamination, contamination, fingerprints
 from gateway.data.tokens import TokenStats, load_tokenizer, token_stats
 from gateway.data.validate import Finding, check_file
 from gateway.errors import TunegateError
@@ -84,14 +84,14 @@ def check(
         provider=provider,
         file_bytes=path.stat().st_size,
     )
-    exact = exact_duplicates(loaded.examples)
     notes: list[str] = []
     try:
-        near_all = near_duplicates(loaded.examples, threshold=near_threshold)
+        prints = fingerprints(loaded.examples)
+        exact = prints.exact_groups()
         exact_sets = [set(g) for g in exact]
-        near = [g for g in near_all if set(g) not in exact_sets]
+        near = [g for g in prints.near_groups(near_threshold) if set(g) not in exact_sets]
     except ImportError:
-        near = []
+        exact, near = fingerprints(loaded.examples, near=False).exact_groups(), []
         notes.append(
             "near-duplicate detection skipped: install the data extra (pip install 'tunegate[data]')"
         )

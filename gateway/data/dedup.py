@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.data.convert import write_jsonl
 from gateway.data.formats import Example, load, read_records
-from gateway.data.hygiene import exact_duplicates, near_duplicates
+from gateway.data.hygiene import fingerprints
 from gateway.data.split import split
 from gateway.data.tokens import token_stats
 
@@ -32,11 +32,12 @@ def drops(
 ) -> dict[int, dict[str, Any]]:
     """Line -> why it is dropped; the first line of each duplicate group is kept."""
     dropped: dict[int, dict[str, Any]] = {}
-    for group in exact_duplicates(examples):
+    prints = fingerprints(examples, near=near)
+    for group in prints.exact_groups():
         for line in group[1:]:
             dropped[line] = {"line": line, "reason": "exact duplicate", "duplicate_of": group[0]}
     if near:
-        for group in near_duplicates(examples, threshold=threshold):
+        for group in prints.near_groups(threshold):
             kept = next((g for g in group if g not in dropped), group[0])
             for line in group:
                 if line != kept and line not in dropped:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import string
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.data.formats import Example
 
@@ -25,19 +26,9 @@ def normalize(text: str) -> str:
     return " ".join(words(text))
 
 
-def _key(ex: Example) -> str:
+def _exact_key(ex: Example, normalized: str) -> bytes:
     roles = "|".join(str(m.get("role")) for m in ex.messages if isinstance(m, dict))
-    return hashlib.blake2b(
-        f"{ex.kind}|{roles}|{normalize(ex.all_text())}".encode(), digest_size=16
-    ).hexdigest()
-
-
-def exact_duplicates(examples: Iterable[Example]) -> list[list[int]]:
-    """Groups of lines whose normalized text (case, punctuation, spacing ignored) is identical."""
-    groups: dict[str, list[int]] = {}
-    for ex in examples:
-        groups.setdefault(_key(ex), []).append(ex.line)
-    return sorted(g for g in groups.values() if len(g) > 1)
+    return hashlib.blake2b(f"{ex.kind}|{roles}|{normalized}".encode(), digest_size=16).digest()
 
 
 class _WordHashes(dict):
@@ -53,69 +44,78 @@ class _WordHashes(dict):
 _WORD_HASHES = _WordHashes()
 
 
-def _shingle_hashes(text: str, n: int = 3):  # -> numpy array of uint64
-    """32-bit hashes of the word n-grams of `text`, deterministic across runs (crc32 per word,
-    combined per n-gram with numpy), so manifests and splits are reproducible."""
-    import numpy as np
+@dataclass
+class Fingerprints:
+    """What duplicate search needs of each example, computed in one pass over the text.
 
-    ws = words(text)
-    if not ws:
-        return np.empty(0, dtype=np.uint64)
-    wh = np.fromiter(map(_WORD_HASHES.__getitem__, ws), dtype=np.uint64, count=len(ws))
-    if len(wh) < n:
-        return np.unique(wh)
-    combined = wh[: len(wh) - n + 1].copy()
-    for k in range(1, n):
-        combined = (combined * np.uint64(1_000_003) + wh[k : len(wh) - n + 1 + k]) & np.uint64(
-            0xFFFFFFFF
-        )
-    return np.unique(combined)
+    `signatures` is None when near-duplicate search was not asked for."""
+
+    lines: list[int]
+    exact_keys: list[bytes]
+    signatures: Any = None  # numpy (n, bins) uint64 array
+
+    def exact_groups(self) -> list[list[int]]:
+        groups: dict[bytes, list[int]] = {}
+        for line, key in zip(self.lines, self.exact_keys, strict=True):
+            groups.setdefault(key, []).append(line)
+        return sorted(g for g in groups.values() if len(g) > 1)
+
+    def near_groups(self, threshold: float) -> list[list[int]]:
+        from gateway.data.minhash import near_groups
+
+        return near_groups(self.signatures, self.lines, threshold)
 
 
-def _minhashes(examples: list[Example], num_perm: int) -> Iterator[tuple[int, object]]:
-    """(line, MinHash) per example with text; one permutation set reused for all (datasketch)."""
-    from datasketch import MinHash
+def fingerprints(
+    examples: Iterable[Example], *, near: bool = True, bins: int = 64, batch: int = 1024
+) -> Fingerprints:
+    """Exact keys (normalized text) and, with `near`, MinHash signatures of word trigrams.
 
-    template = MinHash(num_perm=num_perm, seed=1, hashfunc=int)
+    Works in batches so memory stays bounded by the batch's words, not the file's.
+    Raises ImportError for `near` without numpy (the `data` extra).
+    """
+    if near:
+        import numpy as np
+
+        from gateway.data.minhash import shingle_hashes, signatures
+    out = Fingerprints([], [], None)
+    blocks = []
+    chunk: list[list[str]] = []
+
+    def flush() -> None:
+        flat = [w for ws in chunk for w in ws]
+        wh = np.fromiter(map(_WORD_HASHES.__getitem__, flat), dtype=np.uint64, count=len(flat))
+        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
+        blocks.append(signatures(shingle_hashes(wh, lengths), len(chunk), bins))
+        chunk.clear()
+
     for ex in examples:
-        hashes = _shingle_hashes(ex.all_text())
-        if len(hashes):
-            mh = template.copy()
-            mh.update_batch(hashes.tolist())
-            yield ex.line, mh
+        ws = words(ex.all_text())
+        out.lines.append(ex.line)
+        out.exact_keys.append(_exact_key(ex, " ".join(ws)))
+        if near:
+            chunk.append(ws)
+            if len(chunk) >= batch:
+                flush()
+    if near:
+        if chunk or not blocks:
+            flush()
+        out.signatures = np.concatenate(blocks)
+    return out
 
 
-def near_duplicates(
-    examples: list[Example], threshold: float = 0.8, num_perm: int = 64
-) -> list[list[int]]:
+def exact_duplicates(examples: Iterable[Example]) -> list[list[int]]:
+    """Groups of lines whose normalized text (case, punctuation, spacing ignored) is identical."""
+    return fingerprints(examples, near=False).exact_groups()
+
+
+def near_duplicates(examples: Iterable[Example], threshold: float = 0.8) -> list[list[int]]:
     """Groups of lines whose word-trigram Jaccard similarity is about `threshold` or more.
 
-    MinHash LSH (datasketch) proposes candidates; each pair is confirmed on the MinHash
-    estimate. Exact duplicates are found too; callers that report both subtract the exact groups.
+    One-permutation MinHash with banded LSH (`gateway.data.minhash`); exact duplicates are
+    found too, so callers that report both subtract the exact groups.
     """
-    from datasketch import MinHashLSH  # the `data` extra
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    parent: dict[int, int] = {}
-    sketches: dict[int, object] = {}
-
-    def find(x: int) -> int:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for line, mh in _minhashes(examples, num_perm):
-        for other in lsh.query(mh):
-            if mh.jaccard(sketches[other]) >= threshold:
-                parent[find(line)] = find(other)
-        lsh.insert(line, mh)
-        sketches[line] = mh
-        find(line)
-    groups: dict[int, list[int]] = {}
-    for line in parent:
-        groups.setdefault(find(line), []).append(line)
-    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+    return fingerprints(examples).near_groups(threshold)
 
 
 @dataclass(frozen=True)

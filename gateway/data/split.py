@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from gateway.data.formats import Example
-from gateway.data.hygiene import exact_duplicates, near_duplicates
+from gateway.data.hygiene import fingerprints
 
 
 def split(
@@ -23,10 +23,11 @@ def split(
         return x
 
     try:
-        dup_groups = near_duplicates(examples, threshold=threshold)
-    except ImportError:
-        dup_groups = []
-    for group in [*exact_duplicates(examples), *dup_groups]:
+        prints = fingerprints(examples)
+        dup_groups = [*prints.exact_groups(), *prints.near_groups(threshold)]
+    except ImportError:  # no numpy: exact duplicates only
+        dup_groups = fingerprints(examples, near=False).exact_groups()
+    for group in dup_groups:
         for line in group[1:]:
             parent[find(line)] = find(group[0])
     clusters: dict[int, list[Example]] = {}

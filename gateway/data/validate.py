@@ -166,11 +166,11 @@ def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
                 _err(line, f"{where} has no role (expected one of assistant, system, tool, user)")
             )
             continue
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             out.append(
                 _err(
                     line,
-                    f"{where} has unknown role '{role}' (expected one of assistant, system, tool, user)",
+                    f"{where} has unknown role {role!r} (expected one of assistant, system, tool, user)",
                 )
             )
             continue
@@ -363,7 +363,7 @@ def _provider_rules(loaded: LoadedFile, provider: str, file_bytes: int) -> list[
             continue
         for i, msg in enumerate(ex.messages):
             role = msg.get("role") if isinstance(msg, dict) else None
-            if role in ROLES and role not in rules["roles"]:
+            if isinstance(role, str) and role in ROLES and role not in rules["roles"]:
                 out.append(
                     _err(
                         ex.line,
