@@ -14,6 +14,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
+from cli.jobs_cmds import cancel_cmd, fetch_cmd, jobs_cmd, logs_cmd, status_cmd, train_cmd
 from cli.plan_cmd import plan_cmd
 
 
@@ -28,7 +29,19 @@ def main() -> None:
     """
 
 
-for command in (plan_cmd, data_group, models_cmd, hardware_cmd, prices_cmd):
+for command in (
+    plan_cmd,
+    data_group,
+    train_cmd,
+    jobs_cmd,
+    status_cmd,
+    logs_cmd,
+    cancel_cmd,
+    fetch_cmd,
+    models_cmd,
+    hardware_cmd,
+    prices_cmd,
+):
     main.add_command(command)
 
 

@@ -47,3 +47,15 @@ class JournalError(TunegateError):
 
 class PlanError(TunegateError):
     """No plan could be made (e.g. no provider is allowed by the constraints)."""
+
+
+class ProviderError(TunegateError):
+    """A provider refused or failed a request (after retries, where retrying is safe)."""
+
+
+class JobError(TunegateError):
+    """A job cannot do what was asked (not finished yet, no artifact, not launchable here)."""
+
+
+class ArchiveError(TunegateError):
+    """A downloaded archive is unsafe (path traversal, escaping link, oversize) or corrupt."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.catalog import tunegate_home
 from gateway.errors import JournalError
+from gateway.retry import redact
 
 STATES = ("pending", "uploading", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -85,6 +86,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE jobs ADD COLUMN remote_json TEXT;
+        ALTER TABLE events ADD COLUMN remote_id TEXT;
+        CREATE UNIQUE INDEX events_remote ON events(job_id, remote_id) WHERE remote_id IS NOT NULL;
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -107,6 +116,7 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    remote: dict[str, Any] | None = None  # provider-side ids: uploaded files, output model names
 
     @property
     def terminal(self) -> bool:
@@ -134,7 +144,9 @@ def scrub(value: Any) -> Any:
 
 
 def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(scrub(value), default=str, sort_keys=True)
+    if value is None:
+        return None
+    return redact(json.dumps(scrub(value), default=str, sort_keys=True))
 
 
 def _load(text: str | None) -> Any:
@@ -243,7 +255,7 @@ class Journal:
 
     def update(self, job_id: str, **fields: Any) -> JobRecord:
         """Update state, remote_id, error or actual; terminal states stamp finished_at."""
-        allowed = {"state", "remote_id", "error", "actual", "name", "estimate"}
+        allowed = {"state", "remote_id", "error", "actual", "name", "estimate", "remote"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
@@ -253,9 +265,13 @@ class Journal:
             )
         sets, values = ["updated_at = ?"], [time.time()]
         for key, value in fields.items():
-            column = f"{key}_json" if key in ("actual", "estimate") else key
+            as_json = key in ("actual", "estimate", "remote")
+            column = f"{key}_json" if as_json else key
             sets.append(f"{column} = ?")
-            values.append(_dump(value) if key in ("actual", "estimate") else value)
+            if as_json:
+                values.append(_dump(value))
+            else:
+                values.append(redact(value) if isinstance(value, str) else value)
         if fields.get("state") in TERMINAL:
             sets.append("finished_at = COALESCE(finished_at, ?)")
             values.append(time.time())
@@ -321,13 +337,18 @@ class Journal:
         *,
         step: int | None = None,
         data: dict[str, Any] | None = None,
+        remote_id: str | None = None,
+        ts: float | None = None,
     ) -> int:
+        """Append an event; one with a `remote_id` already recorded for the job is skipped
+        (returns 0), so polling a provider's event list twice stores each event once."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO events (job_id, ts, kind, message, step, data_json) VALUES (?,?,?,?,?,?)",
-                (job_id, time.time(), kind, message, step, _dump(data)),
+                "INSERT OR IGNORE INTO events (job_id, ts, kind, message, step, data_json, remote_id)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (job_id, ts or time.time(), kind, redact(message), step, _dump(data), remote_id),
             )
-        return int(cur.lastrowid or 0)
+        return int(cur.lastrowid or 0) if cur.rowcount else 0
 
     def events(self, job_id: str, after: int = 0) -> list[EventRecord]:
         rows = self._db.execute(
@@ -428,4 +449,5 @@ def _job(row: sqlite3.Row) -> JobRecord:
         row["created_at"],
         row["updated_at"],
         row["finished_at"],
+        _load(row["remote_json"]),
     )

@@ -53,6 +53,9 @@ class TrainingConfig(_Section):
     early_stopping_patience: int | None = Field(None, ge=1)
     n_evals: int | None = Field(None, ge=0, le=100)
     dpo_beta: float | None = Field(None, gt=0, le=10)
+    learning_rate_multiplier: float | None = Field(
+        None, gt=0, le=100, description="OpenAI only: scales OpenAI's own learning rate"
+    )
 
 
 class ServingConfig(_Section):

@@ -1,10 +1,29 @@
-"""Together AI: LoRA or full fine-tuning, serverless multi-LoRA for a few bases, else dedicated."""
+"""Together AI: LoRA or full fine-tuning, serverless multi-LoRA for a few bases, else dedicated.
+
+Jobs run through the official `together` SDK with `max_retries=0` (see `gateway.retry`); the
+model-name `suffix` carries the idempotency key, which is how `find` recognises a job whose
+create was never answered. Results are downloaded with resume and unpacked by
+`gateway.archive.safe_extract`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gateway.archive import safe_extract
+from gateway.jobs import Artifact, JobUpdate, RemoteEvent, normalize_state
+from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
+from gateway.retry import http_timeout_s, idempotent
+from gateway.secrets import require
 from gateway.serving import per_token_route
+from gateway.spec import JobSpec
 from gateway.units import Range
+from providers._download import download
 from providers._hosted import (
     apply_route,
     band,
@@ -14,6 +33,29 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
+from providers._hosted_jobs import files, model_id, prepare_data, setting, suffix_for, user_set
+
+STATES = {
+    "pending": "queued",
+    "queued": "queued",
+    "running": "running",
+    "compressing": "running",
+    "uploading": "running",
+    "cancel_requested": "running",
+    "cancelled": "cancelled",
+    "error": "failed",
+    "user_error": "failed",
+    "completed": "succeeded",
+}
+NANODOLLARS = 1_000_000_000  # Together reports total_price in nanodollars (together.lib.utils)
+SUFFIX_LIMIT = 40
+
+
+def _ts(value: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 class Together:
@@ -67,3 +109,243 @@ class Together:
         else:
             route = dedicated_serving(ctx, "Together dedicated endpoint", serving["dedicated"])
         return [apply_route(offer, route, "no Together serving price")]
+
+    # jobs ---------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        from together import Together as Client
+
+        # base URL: the SDK reads TOGETHER_BASE_URL itself
+        return Client(
+            api_key=require("TOGETHER_API_KEY", "Together"), max_retries=0, timeout=http_timeout_s()
+        )
+
+    def check_ready(self) -> None:
+        require("TOGETHER_API_KEY", "Together")
+
+    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+        train, valid = prepare_data(spec, self.name, "together", jobdir)
+        client = self._client()
+        out = {"training_file": self._upload_one(client, train)}
+        if valid is not None:
+            out["validation_file"] = self._upload_one(client, valid)
+        return out
+
+    def _upload_one(self, client: Any, path: Path) -> str:
+        # a repeated upload of the same bytes answers 409 with the existing file: safe to retry
+        return str(
+            idempotent(
+                lambda: client.files.upload(file=path, purpose="fine-tune"), what="upload"
+            ).id
+        )
+
+    def _training(self, rec: JobRecord, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(training_type, training_method) as Together's API spells them."""
+        if spec.method == "full":
+            ttype: dict[str, Any] = {"type": "Full"}
+        else:
+            lora = rec.spec.get("lora") or {}
+            modules = lora.get("target_modules") or "all-linear"
+            ttype = {
+                "type": "Lora",
+                "lora_r": int(lora.get("rank") or 16),
+                "lora_alpha": int(lora.get("alpha") or 16),
+                "lora_dropout": float(lora.get("dropout") or 0.0),
+                "lora_trainable_modules": modules
+                if isinstance(modules, str)
+                else ",".join(modules),
+            }
+        if spec.objective == "dpo":
+            method: dict[str, Any] = {"method": "dpo", "dpo_beta": spec.training.dpo_beta or 0.1}
+        else:
+            method = {"method": "sft", "train_on_inputs": "auto"}
+        return ttype, method
+
+    def quote(self, rec: JobRecord, spec: JobSpec) -> dict[str, Any] | None:
+        """Together's own price estimate for the uploaded files (shown before anything is billed)."""
+        ttype, method = self._training(rec, spec)
+        ids = files(rec)
+        client = self._client()
+        est = idempotent(
+            lambda: client.fine_tuning.estimate_price(
+                training_file=ids["training_file"],
+                **({"validation_file": ids["validation_file"]} if "validation_file" in ids else {}),
+                model=model_id(rec),
+                n_epochs=max(1, round(spec.training.epochs or 1)),
+                n_evals=spec.training.n_evals or 0,
+                training_method=method,
+                training_type=ttype,
+            ),
+            what="estimate-price",
+        )
+        if est.estimation_available is False:
+            return {"available": False, "reason": getattr(est, "unavailable_reason", None)}
+        return {
+            "available": True,
+            "usd": float(est.estimated_total_price or 0),
+            "allowed_to_proceed": est.allowed_to_proceed,
+            "train_tokens": est.estimated_train_token_count,
+            "eval_tokens": est.estimated_eval_token_count,
+        }
+
+    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+        """One create request; the caller decides what a failure means."""
+        client = self._client()
+        ttype, method = self._training(rec, spec)
+        limits = idempotent(
+            lambda: client.fine_tuning.model_limits(model_name=model_id(rec)), what="limits"
+        )
+        ids = files(rec)
+        lora = ttype["type"] == "Lora"
+        job = client.fine_tuning.create(
+            training_file=ids["training_file"],
+            validation_file=ids.get("validation_file", ""),
+            model=model_id(rec),
+            model_limits=limits,
+            n_epochs=max(1, round(spec.training.epochs or 1)),
+            n_evals=spec.training.n_evals or 0,
+            batch_size=setting(rec, "training", "batch_size")
+            if user_set(rec, "training.batch_size")
+            else "max",
+            learning_rate=spec.training.learning_rate or 1e-5,
+            warmup_ratio=spec.training.warmup_ratio or 0.0,
+            packing=bool(spec.training.packing) if spec.training.packing is not None else True,
+            lora=lora,
+            **(
+                {
+                    "lora_r": ttype["lora_r"],
+                    "lora_alpha": ttype["lora_alpha"],
+                    "lora_dropout": ttype["lora_dropout"],
+                    "lora_trainable_modules": ttype["lora_trainable_modules"],
+                }
+                if lora
+                else {}
+            ),
+            suffix=suffix_for(rec, SUFFIX_LIMIT),
+            random_seed=spec.training.seed,
+            training_method=method["method"],
+            **(
+                {"dpo_beta": method["dpo_beta"]}
+                if method["method"] == "dpo"
+                else {"train_on_inputs": "auto"}
+            ),
+        )
+        return str(job.id)
+
+    def find(self, rec: JobRecord) -> str | None:
+        """The remote job whose suffix carries this job's idempotency key, if any."""
+        suffix = suffix_for(rec, SUFFIX_LIMIT)
+        for job in self._client().fine_tuning.list().data or []:
+            name = str(getattr(job, "x_model_output_name", None) or "")
+            if getattr(job, "suffix", None) == suffix or name.endswith(suffix):
+                return str(job.id)
+        return None
+
+    def poll(self, rec: JobRecord) -> JobUpdate:
+        client = self._client()
+        job = idempotent(lambda: client.fine_tuning.retrieve(rec.remote_id), what="retrieve")
+        raw = str(getattr(job.status, "value", job.status))
+        state, warning = normalize_state(raw, STATES)
+        update = JobUpdate(raw, state, warnings=[warning] if warning else [])
+        update.step, update.total_steps = job.steps_completed, job.total_steps
+        events = idempotent(
+            lambda: client.fine_tuning.list_events(rec.remote_id).data, what="events"
+        )
+        for i, ev in enumerate(events or []):
+            kind = str(getattr(ev.type, "value", ev.type) or "")
+            data = {"type": kind}
+            step = getattr(ev, "step", None)
+            if getattr(ev, "total_steps", None):
+                data["total_steps"] = ev.total_steps
+            level = str(getattr(ev.level, "value", ev.level) or "info")
+            ident = f"{ev.created_at}|{kind}|{i}"
+            update.events.append(
+                RemoteEvent(ident, ev.message or kind, _ts(ev.created_at), level, step, data)
+            )
+        try:
+            metrics = idempotent(
+                lambda: client.fine_tuning.list_metrics(rec.remote_id), what="metrics"
+            )
+            for row in metrics.metrics or []:
+                step = row.get("global_step", row.get("step"))
+                loss = row.get("train_loss", row.get("loss"))
+                if step is None or loss is None:
+                    continue
+                update.events.append(
+                    RemoteEvent(
+                        f"metric|{int(step)}",
+                        f"step {int(step)} loss {loss:.4f}",
+                        None,
+                        "info",
+                        int(step),
+                        {"loss": loss, "total_steps": job.total_steps},
+                    )
+                )
+                update.loss = loss
+        except Exception:  # the loss curve is a nicety; its absence never fails a poll
+            pass
+        update.remote = {
+            "raw_state": raw,
+            "model_output_name": getattr(job, "x_model_output_name", None),
+            "adapter_output_name": getattr(job, "adapter_output_name", None),
+            "training_type": ttype_name(job),
+        }
+        if job.total_price:
+            update.actual = {
+                "usd": job.total_price / NANODOLLARS,
+                "billed_tokens": job.token_count,
+                "source": "Together total_price",
+            }
+        if state == "failed":
+            update.error = next(
+                (e.message for e in reversed(update.events) if e.level == "error"), raw
+            )
+        return update
+
+    def cancel(self, rec: JobRecord) -> None:
+        self._client().fine_tuning.cancel(rec.remote_id)
+
+    def fetch(self, rec: JobRecord, dest: Path, *, progress: bool = False) -> Artifact:
+        """Download the adapter (LoRA jobs) or the full model, resumably, and unpack it safely."""
+        client = self._client()
+        import httpx
+
+        full = (rec.remote or {}).get("training_type") == "Full"
+        checkpoint = "model_output_path" if full else "adapter"
+        url = f"/v1/finetune/download?ft_id={rec.remote_id}&checkpoint={checkpoint}"
+        archive = Path(dest).with_name(Path(dest).name + ".tar")
+        bar = _progress_bar(f"downloading {rec.remote_id}") if progress else None
+
+        def open_stream(headers: dict[str, str]) -> Any:
+            return client.get(
+                url, cast_to=httpx.Response, stream=True, options={"headers": headers}
+            )
+
+        with bar or contextlib.nullcontext():
+            path, sha, size = download(open_stream, archive, progress=bar.update if bar else None)
+        if Path(dest).exists():
+            shutil.rmtree(dest)
+        members = safe_extract(path, Path(dest))
+        return Artifact(
+            "",
+            rec.id,
+            "full" if full else "adapter",
+            str(Path(dest).resolve()),
+            sha,
+            size,
+            meta={
+                "archive": str(path),
+                "members": len(members),
+                "model_output_name": (rec.remote or {}).get("model_output_name"),
+            },
+        )
+
+
+def ttype_name(job: Any) -> str | None:
+    ttype = getattr(job, "training_type", None)
+    return getattr(ttype, "type", None) if ttype is not None else None
+
+
+def _progress_bar(label: str) -> Any:
+    from gateway.progress import ByteProgress
+
+    return ByteProgress(label)

@@ -1,0 +1,214 @@
+"""`tunegate train | jobs | status | logs | cancel | fetch`: launch and follow jobs.
+
+Every command reads the journal (after start-up reconciliation), so a job launched from one
+terminal can be followed, cancelled or fetched from any other.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import emit_json, handle_errors
+
+BACKENDS = ("auto", "together", "openai", "fireworks", "bedrock", "local", "unsloth", "mlx")
+
+
+def _journal() -> Any:
+    from gateway.jobs import open_journal
+
+    journal, notes = open_journal()
+    for note in notes:
+        click.echo(f"reconcile: {note}", err=True)
+    return journal
+
+
+def _usd(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("likely")
+    return f"${value:,.2f}" if isinstance(value, (int, float)) else "-"
+
+
+@click.command("train")
+@click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--max-usd", type=click.FloatRange(min=0.01), help="Refuse to spend more than this.")
+@click.option("--yes", "-y", is_flag=True, help="Launch without asking (scripts, CI).")
+@click.option("--wait/--no-wait", default=False, help="Follow the job until it ends.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def train_cmd(
+    job: Path, backend: str, max_usd: float | None, yes: bool, wait: bool, as_json: bool
+) -> None:
+    """Plan, show the cost, ask, then launch JOB on the cheapest backend that fits.
+
+    \b
+    tunegate train job.yaml                     # asks before anything is billed
+    tunegate train job.yaml --backend together --yes --json
+    """
+    from gateway.errors import TunegateError
+    from gateway.jobs import job_json, launch
+    from gateway.router import plan
+    from gateway.spec import JobSpec
+
+    spec = JobSpec.from_yaml(job)
+    if max_usd is not None:
+        spec = spec.with_overrides({"constraints": {"max_usd": max_usd}})
+    if not yes and not sys.stdin.isatty():
+        raise TunegateError("no terminal to ask on", fix="add --yes to launch without a prompt")
+    the_plan = plan(spec)
+
+    def confirm(rec: Any, quote: dict[str, Any] | None) -> bool:
+        est = (rec.estimate or {}).get("train_usd") or {}
+        line = (
+            f"{rec.provider}: tunegate estimates {_usd(est.get('likely'))} "
+            f"({_usd(est.get('low'))}-{_usd(est.get('high'))}) to train {rec.base_model}"
+        )
+        if quote and quote.get("available"):
+            line += f"; {rec.provider} quotes {_usd(quote.get('usd'))}"
+        elif quote:
+            line += f"; {rec.provider} gives no quote ({quote.get('reason')})"
+        click.echo(line, err=True)
+        return yes or click.confirm("launch it?", default=False, err=True)
+
+    journal = _journal()
+    handle = launch(the_plan, backend=backend, journal=journal, confirm=confirm)
+    rec = handle.record
+    if not as_json:
+        click.echo(f"launched {rec.id} on {rec.provider} (remote {rec.remote_id})", err=True)
+        click.echo(f"  follow: tunegate logs {rec.id} --follow", err=True)
+    if wait:
+        rec = handle.wait(progress=not as_json, interval=float(_poll_interval()))
+    if as_json:
+        emit_json(job_json(rec, journal))
+
+
+def _poll_interval() -> float:
+    import os
+
+    return float(os.environ.get("TUNEGATE_POLL_S", "10"))
+
+
+@click.command("jobs")
+@click.option("--state", help="Only jobs in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def jobs_cmd(state: str | None, as_json: bool) -> None:
+    """List jobs from the journal, newest first."""
+    from gateway.jobs import job_json
+
+    journal = _journal()
+    records = journal.jobs(state=state)
+    if as_json:
+        emit_json([job_json(r) for r in records])
+        return
+    from cli.render_jobs import jobs_table
+
+    jobs_table(records)
+
+
+@click.command("status")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def status_cmd(job_id: str, as_json: bool) -> None:
+    """Poll a job once and show its state, progress, estimate and actual cost."""
+    from gateway.jobs import Job, job_json
+
+    journal = _journal()
+    job = Job(job_id, journal)
+    data = job_json(job.status(), journal)
+    if as_json:
+        emit_json(data)
+        return
+    from cli.render_jobs import job_status
+
+    job_status(data)
+
+
+@click.command("logs")
+@click.argument("job_id")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep polling until the job ends (Ctrl-C stops)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@handle_errors
+def logs_cmd(job_id: str, follow: bool, as_json: bool) -> None:
+    """Show a job's events (state changes, provider messages, loss) with a loss sparkline."""
+    import json
+
+    from cli.render_jobs import event_line, sparkline
+    from gateway.jobs import Job
+
+    journal = _journal()
+    job = Job(job_id, journal)
+    last, losses = 0, []
+    try:
+        while True:
+            rec = job.status() if follow else job.record
+            for ev in job.events(after=last):
+                last = ev.id
+                loss = (ev.data or {}).get("loss")
+                if loss is not None:
+                    losses.append(float(loss))
+                if as_json:
+                    click.echo(
+                        json.dumps(
+                            {
+                                "id": ev.id,
+                                "ts": ev.ts,
+                                "kind": ev.kind,
+                                "message": ev.message,
+                                "step": ev.step,
+                                "data": ev.data,
+                            }
+                        )
+                    )
+                else:
+                    click.echo(event_line(ev))
+            if not follow or rec.terminal:
+                break
+            time.sleep(_poll_interval())
+    except KeyboardInterrupt:
+        click.echo(f"stopped following; {job.id} keeps running", err=True)
+    if losses and not as_json:
+        click.echo(f"loss {sparkline(losses)}  {losses[0]:.4f} -> {losses[-1]:.4f}")
+
+
+@click.command("cancel")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def cancel_cmd(job_id: str, as_json: bool) -> None:
+    """Cancel a job (hosted providers bill the tokens already processed)."""
+    from gateway.jobs import Job, job_json
+
+    journal = _journal()
+    rec = Job(job_id, journal).cancel()
+    if as_json:
+        emit_json(job_json(rec, journal))
+    else:
+        click.echo(f"{rec.id}: {rec.state}")
+
+
+@click.command("fetch")
+@click.argument("job_id")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Directory to unpack into.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def fetch_cmd(job_id: str, output: Path | None, as_json: bool) -> None:
+    """Download and unpack a finished job's result (or show its hosted model id)."""
+    from gateway.jobs import Job
+
+    journal = _journal()
+    art = Job(job_id, journal).artifact(output, progress=not as_json)
+    if as_json:
+        emit_json(art.to_json())
+        return
+    click.echo(f"{art.kind}: {art.uri}")
+    if art.sha256:
+        click.echo(f"sha256 {art.sha256}  ({art.bytes:,} bytes downloaded)")

@@ -1,0 +1,94 @@
+"""Rendering jobs for people: the jobs table, one job's status, event lines, a loss sparkline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+console = Console(highlight=False)
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _usd(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("likely", value.get("usd"))
+    return f"${value:,.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """The values as a row of block characters (the last `width` of them)."""
+    values = values[-width:]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(_BLOCKS[int((v - low) / span * (len(_BLOCKS) - 1))] for v in values)
+
+
+def event_line(ev: Any) -> str:
+    step = f" step {ev.step}" if ev.step is not None else ""
+    return f"{dt.datetime.fromtimestamp(ev.ts):%H:%M:%S} {ev.kind:<8}{step} {ev.message}"
+
+
+def jobs_table(records: list[Any]) -> None:
+    if not records:
+        console.print("no jobs yet: `tunegate train job.yaml` launches one")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in (
+        "id",
+        "provider",
+        "state",
+        "base model",
+        "created",
+        "estimate",
+        "actual",
+        "remote id",
+    ):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r.id,
+            r.provider,
+            r.state,
+            escape(r.base_model),
+            _when(r.created_at),
+            _usd((r.estimate or {}).get("train_usd")),
+            _usd((r.actual or {}).get("usd")),
+            escape(r.remote_id or "-"),
+        )
+    console.print(table)
+
+
+def job_status(data: dict[str, Any]) -> None:
+    p = data.get("progress") or {}
+    console.print(f"[bold]{data['id']}[/] on {data['provider']}: [bold]{data['state']}[/]")
+    console.print(f"  base model   {escape(data['base_model'])}")
+    console.print(f"  remote id    {escape(str(data['remote_id'] or '-'))}")
+    if p.get("step") is not None:
+        total = f"/{p['total_steps']}" if p.get("total_steps") else ""
+        loss = f", loss {p['loss']:.4f}" if p.get("loss") is not None else ""
+        console.print(f"  progress     step {p['step']}{total}{loss}")
+    est = data.get("estimate") or {}
+    quote = est.get("provider_quote") or {}
+    line = f"  cost         estimate {_usd(est.get('train_usd'))}"
+    if quote.get("available"):
+        line += f", provider quote {_usd(quote.get('usd'))}"
+    actual = data.get("actual") or {}
+    if actual.get("usd") is not None:
+        line += f", billed {_usd(actual['usd'])}"
+        if actual.get("billed_tokens"):
+            line += f" for {actual['billed_tokens']:,} tokens"
+    console.print(line)
+    if data.get("error"):
+        console.print(f"  error        {escape(data['error'])}")
+    for art in data.get("artifacts") or []:
+        console.print(f"  artifact     {art['kind']}: {escape(art['uri'])}")
+    if data["state"] not in ("succeeded", "failed", "cancelled"):
+        console.print(f"  follow       tunegate logs {data['id']} --follow")

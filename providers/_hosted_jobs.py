@@ -1,0 +1,68 @@
+"""What the hosted backends share when they run jobs: checking and converting the data into the
+provider's format, reading the job's settings back from the journal, naming the remote job."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import SpecError
+from gateway.journal import JobRecord
+from gateway.spec import JobSpec
+
+
+def prepare_data(
+    spec: JobSpec, provider: str, target: str, jobdir: Path
+) -> tuple[Path, Path | None]:
+    """Check the job's files against the provider's rules and write them in its format.
+
+    The user's files are only read; the converted copies live in the job directory.
+    """
+    from gateway.data.checker import check
+    from gateway.data.convert import convert
+
+    out: list[Path | None] = []
+    for role, path in (("train", spec.train), ("valid", spec.validation)):
+        if path is None:
+            out.append(None)
+            continue
+        report = check(Path(path), provider=provider)
+        if report.errors:
+            shown = "\n  ".join(f.format(str(path)) for f in report.errors[:10])
+            more = len(report.errors) - 10
+            raise SpecError(
+                f"{len(report.errors)} problem(s) in {path} for {provider}:\n  {shown}"
+                + (f"\n  ... and {more} more" if more > 0 else ""),
+                fix=f"tunegate data check {path} --provider {provider}",
+            )
+        dest = jobdir / f"{role}.{provider}.jsonl"
+        convert(report.loaded.examples, target, dest)
+        out.append(dest)
+    return out[0], out[1]  # type: ignore[return-value]
+
+
+def user_set(rec: JobRecord, key: str) -> bool:
+    """Whether `key` (e.g. "training.batch_size") came from the user, not a preset."""
+    return (rec.spec.get("_origin") or {}).get(key) in ("job", "cli")
+
+
+def setting(rec: JobRecord, section: str, key: str) -> Any:
+    return (rec.spec.get(section) or {}).get(key)
+
+
+def suffix_for(rec: JobRecord, limit: int) -> str:
+    """A remote model-name suffix that carries the idempotency key (how a job is found again)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", (rec.name or "").lower()).strip("-")
+    key = "tg" + rec.idempotency_key.removeprefix("tgk-")[:20]
+    room = limit - len(key) - 1
+    return f"{name[:room]}-{key}" if name and room > 2 else key
+
+
+def model_id(rec: JobRecord) -> str:
+    offer = rec.offer or {}
+    return str(offer.get("model_id") or rec.base_model)
+
+
+def files(rec: JobRecord) -> dict[str, str]:
+    return dict((rec.remote or {}).get("files") or {})
