@@ -6,7 +6,6 @@ terminal can be followed, cancelled or fetched from any other.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ def _usd(value: Any) -> str:
 @click.command("train")
 @click.argument("job", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--max-usd", type=click.FloatRange(min=0.01), help="Refuse to spend more than this.")
+@click.option(
+    "--max-usd", type=click.FloatRange(min=0, min_open=True), help="Refuse to spend more than this."
+)
 @click.option("--yes", "-y", is_flag=True, help="Launch without asking (scripts, CI).")
 @click.option("--wait/--no-wait", default=False, help="Follow the job until it ends.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -50,7 +51,6 @@ def train_cmd(
     tunegate train job.yaml                     # asks before anything is billed
     tunegate train job.yaml --backend together --yes --json
     """
-    from gateway.errors import TunegateError
     from gateway.jobs import job_json, launch
     from gateway.router import plan
     from gateway.spec import JobSpec
@@ -58,8 +58,6 @@ def train_cmd(
     spec = JobSpec.from_yaml(job)
     if max_usd is not None:
         spec = spec.with_overrides({"constraints": {"max_usd": max_usd}})
-    if not yes and not sys.stdin.isatty():
-        raise TunegateError("no terminal to ask on", fix="add --yes to launch without a prompt")
     the_plan = plan(spec)
 
     def confirm(rec: Any, quote: dict[str, Any] | None) -> bool:
@@ -198,14 +196,20 @@ def cancel_cmd(job_id: str, as_json: bool) -> None:
 @click.command("fetch")
 @click.argument("job_id")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Directory to unpack into.")
+@click.option(
+    "--merged", is_flag=True, help="Merged weights instead of the LoRA adapter (Together)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def fetch_cmd(job_id: str, output: Path | None, as_json: bool) -> None:
-    """Download and unpack a finished job's result (or show its hosted model id)."""
+def fetch_cmd(job_id: str, output: Path | None, merged: bool, as_json: bool) -> None:
+    """Download and unpack a finished job's result (or show its hosted model id).
+
+    Downloads resume where they stopped; archives are checked member by member before anything
+    is written, and the SHA-256 is recorded in the journal."""
     from gateway.jobs import Job
 
     journal = _journal()
-    art = Job(job_id, journal).artifact(output, progress=not as_json)
+    art = Job(job_id, journal).artifact(output, progress=not as_json, merged=merged)
     if as_json:
         emit_json(art.to_json())
         return

@@ -26,6 +26,10 @@ _EXPORTS = {
     "Machine": "gateway.hardware",
     "detect": "gateway.hardware",
     "Journal": "gateway.journal",
+    "Artifact": "gateway.jobs",
+    "Job": "gateway.jobs",
+    "jobs": "gateway.jobs",
+    "launch": "gateway.jobs",
     "Offer": "gateway.offer",
     "Plan": "gateway.router",
     "plan": "gateway.router",
@@ -33,8 +37,10 @@ _EXPORTS = {
     "Range": "gateway.units",
 }
 __all__ = [
+    "Artifact",
     "Catalog",
     "DatasetReport",
+    "Job",
     "JobSpec",
     "Journal",
     "Machine",
@@ -43,6 +49,8 @@ __all__ = [
     "Range",
     "TunegateError",
     "detect",
+    "jobs",
+    "launch",
     "load_catalog",
     "plan",
     "quick_report",
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
     from gateway.data.report import DatasetReport, quick_report
     from gateway.errors import TunegateError
     from gateway.hardware import Machine, detect
+    from gateway.jobs import Artifact, Job, jobs, launch
     from gateway.journal import Journal
     from gateway.offer import Offer
     from gateway.router import Plan, plan

@@ -213,16 +213,22 @@ class Job:
             return self.status()
         return self.journal.update(rec.id, state="cancelled", error="cancelled before launch")
 
-    def artifact(self, dest: Path | None = None, *, progress: bool = False) -> Artifact:
-        """The job's result: fetched (downloaded and unpacked) on first call, then from the journal."""
+    def artifact(
+        self, dest: Path | None = None, *, progress: bool = False, merged: bool = False
+    ) -> Artifact:
+        """The job's result: fetched (downloaded and unpacked) on first call, then from the
+        journal. `merged` asks a provider that offers both for merged weights, not the adapter."""
         rec = self.status()
         if rec.state != "succeeded":
             raise JobError(
                 f"job {rec.id} is {rec.state}; only a succeeded job has an artifact",
                 fix=f"tunegate status {rec.id}",
             )
+        wanted = "merged" if merged else None
         for row in self.journal.artifacts(rec.id):
-            if dest is None or Path(row["uri"]) == Path(dest):
+            if wanted and row["kind"] != wanted:
+                continue
+            if dest is None or Path(row["uri"]) == Path(dest).resolve():
                 return Artifact(
                     row["id"],
                     rec.id,
@@ -233,7 +239,8 @@ class Job:
                     row["meta"] or {},
                 )
         provider = get_provider(rec.provider)
-        got = provider.fetch(rec, dest or job_dir(rec.id) / "artifact", progress=progress)
+        default = job_dir(rec.id) / ("merged" if merged else "artifact")
+        got = provider.fetch(rec, dest or default, progress=progress, merged=merged)
         art_id = self.journal.add_artifact(
             rec.id, got.kind, got.uri, sha256=got.sha256, size=got.bytes, meta=got.meta
         )
@@ -319,9 +326,15 @@ def launch(
             f"{offer.provider} quotes ${quoted:,.2f}, over max_usd ${limit:,.2f}; nothing was created",
             fix="raise constraints.max_usd or shrink the job",
         )
-    if confirm is not None and not confirm(rec, quote):
-        journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
-        raise JobError("launch not confirmed; nothing was created")
+    if confirm is not None:
+        try:
+            confirmed = confirm(rec, quote)
+        except BaseException:  # Ctrl-C or a closed terminal at the prompt
+            journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
+            raise
+        if not confirmed:
+            journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
+            raise JobError("launch not confirmed; nothing was created")
     _create_once(journal, provider, journal.get(rec.id), spec)
     return Job(rec.id, journal)
 

@@ -211,7 +211,9 @@ class OpenAI:
     def cancel(self, rec: JobRecord) -> None:
         self._client().fine_tuning.jobs.cancel(rec.remote_id)
 
-    def fetch(self, rec: JobRecord, dest: Path, *, progress: bool = False) -> Any:
+    def fetch(
+        self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
+    ) -> Any:
         """OpenAI keeps the weights: the artifact is the fine-tuned model id."""
         from gateway.jobs import Artifact
 

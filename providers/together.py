@@ -304,13 +304,16 @@ class Together:
     def cancel(self, rec: JobRecord) -> None:
         self._client().fine_tuning.cancel(rec.remote_id)
 
-    def fetch(self, rec: JobRecord, dest: Path, *, progress: bool = False) -> Artifact:
-        """Download the adapter (LoRA jobs) or the full model, resumably, and unpack it safely."""
+    def fetch(
+        self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
+    ) -> Artifact:
+        """Download the adapter (LoRA jobs; merged weights with `merged`) or the full model,
+        resumably, and unpack it safely."""
         client = self._client()
         import httpx
 
         full = (rec.remote or {}).get("training_type") == "Full"
-        checkpoint = "model_output_path" if full else "adapter"
+        checkpoint = "model_output_path" if full else ("merged" if merged else "adapter")
         url = f"/v1/finetune/download?ft_id={rec.remote_id}&checkpoint={checkpoint}"
         archive = Path(dest).with_name(Path(dest).name + ".tar")
         bar = _progress_bar(f"downloading {rec.remote_id}") if progress else None
@@ -328,7 +331,7 @@ class Together:
         return Artifact(
             "",
             rec.id,
-            "full" if full else "adapter",
+            "full" if full else checkpoint,
             str(Path(dest).resolve()),
             sha,
             size,

@@ -50,6 +50,9 @@ def test_launch_wait_fetch_adapter(fake, tmp_path, objective):
     assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "LORA"
     assert art.sha256 == hashlib.sha256(fake.archive).hexdigest()
     assert job.artifact().id == art.id  # second call comes from the journal
+    assert set(fake.downloads) == {"adapter"}
+    merged = job.artifact(merged=True)
+    assert merged.kind == "merged" and fake.downloads[-1] == "merged"
 
 
 def test_download_resumes_after_a_cut_and_after_a_restart(fake, tmp_path):

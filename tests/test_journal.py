@@ -108,3 +108,28 @@ def test_artifacts_and_deployments(journal):
     assert journal.artifacts(job.id)[0]["meta"] == {"rank": 8}
     assert journal.deployments()[0]["state"] == "ready"
     assert json.dumps(journal.deployments())  # serialisable for --json
+
+
+def test_a_version_1_journal_is_migrated_with_its_jobs(tmp_path):
+    from gateway.journal import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for statement in filter(str.strip, MIGRATIONS[0][1].split(";")):
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO jobs (id, provider, kind, state, idempotency_key, base_model, spec_json,"
+        " created_at, updated_at) VALUES ('tg-old', 'openai', 'sft', 'running', 'tgk-1', 'm', '{}', 1, 1)"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.version == SCHEMA_VERSION
+        old = j.get("tg-old")
+        assert old.state == "running" and old.remote is None
+        j.update("tg-old", remote={"files": {"training_file": "file-1"}})
+        assert j.get("tg-old").remote == {"files": {"training_file": "file-1"}}
+        assert j.add_event("tg-old", "remote", "step 1", remote_id="ev-1")
+        assert j.add_event("tg-old", "remote", "step 1 again", remote_id="ev-1") == 0
+        assert [e.message for e in j.events("tg-old")] == ["step 1"]

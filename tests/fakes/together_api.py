@@ -53,6 +53,7 @@ class TogetherFake:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.archive = adapter_archive()
         self.truncate_next_download = False
+        self.downloads: list[str | None] = []  # checkpoint kind asked for, per download request
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         routes = [
@@ -308,6 +309,7 @@ class TogetherFake:
         job = self.jobs.get(req.query.get("ft_id", ""))
         if job is None or job["status"] != "completed":
             return Reply(400, {"error": {"message": "job is not downloadable"}})
+        self.downloads.append(req.query.get("checkpoint"))
         data, total = self.archive, len(self.archive)
         headers = {"content-type": "application/octet-stream"}
         start = 0
