@@ -18,7 +18,7 @@ BACKENDS = ("auto", "together", "openai", "fireworks", "bedrock", "local", "unsl
 
 
 def _journal() -> Any:
-    from gateway.jobs import open_journal
+    from gateway.launch import open_journal
 
     journal, notes = open_journal()
     for note in notes:
@@ -51,7 +51,8 @@ def train_cmd(
     tunegate train job.yaml                     # asks before anything is billed
     tunegate train job.yaml --backend together --yes --json
     """
-    from gateway.jobs import job_json, launch
+    from gateway.jobs import job_json
+    from gateway.launch import launch
     from gateway.router import plan
     from gateway.spec import JobSpec
 

@@ -29,7 +29,7 @@ _EXPORTS = {
     "Artifact": "gateway.jobs",
     "Job": "gateway.jobs",
     "jobs": "gateway.jobs",
-    "launch": "gateway.jobs",
+    "launch": "gateway.launch",
     "Offer": "gateway.offer",
     "Plan": "gateway.router",
     "plan": "gateway.router",
@@ -61,8 +61,9 @@ if TYPE_CHECKING:
     from gateway.data.report import DatasetReport, quick_report
     from gateway.errors import TunegateError
     from gateway.hardware import Machine, detect
-    from gateway.jobs import Artifact, Job, jobs, launch
+    from gateway.jobs import Artifact, Job, jobs
     from gateway.journal import Journal
+    from gateway.launch import launch
     from gateway.offer import Offer
     from gateway.router import Plan, plan
     from gateway.spec import JobSpec

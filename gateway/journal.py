@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.catalog import tunegate_home
 from gateway.errors import JournalError
+from gateway.journal_schema import MIGRATIONS
 from gateway.retry import redact
 
 STATES = ("pending", "uploading", "queued", "running", "succeeded", "failed", "cancelled")
@@ -29,72 +30,6 @@ _SECRET_KEY = re.compile(
     re.I,
 )
 
-MIGRATIONS: list[tuple[int, str]] = [
-    (
-        1,
-        """
-        CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            provider TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            state TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL UNIQUE,
-            remote_id TEXT,
-            name TEXT,
-            base_model TEXT NOT NULL,
-            spec_json TEXT NOT NULL,
-            offer_json TEXT,
-            estimate_json TEXT,
-            actual_json TEXT,
-            error TEXT,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            finished_at REAL
-        );
-        CREATE INDEX jobs_state ON jobs(state);
-        CREATE INDEX jobs_provider_remote ON jobs(provider, remote_id);
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-            ts REAL NOT NULL,
-            kind TEXT NOT NULL,
-            message TEXT NOT NULL,
-            step INTEGER,
-            data_json TEXT
-        );
-        CREATE INDEX events_job ON events(job_id, id);
-        CREATE TABLE artifacts (
-            id TEXT PRIMARY KEY,
-            job_id TEXT REFERENCES jobs(id) ON DELETE SET NULL,
-            kind TEXT NOT NULL,
-            uri TEXT NOT NULL,
-            sha256 TEXT,
-            bytes INTEGER,
-            created_at REAL NOT NULL,
-            meta_json TEXT
-        );
-        CREATE TABLE deployments (
-            id TEXT PRIMARY KEY,
-            artifact_id TEXT REFERENCES artifacts(id) ON DELETE SET NULL,
-            target TEXT NOT NULL,
-            name TEXT NOT NULL,
-            endpoint TEXT,
-            state TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            meta_json TEXT
-        );
-        """,
-    ),
-    (
-        2,
-        """
-        ALTER TABLE jobs ADD COLUMN remote_json TEXT;
-        ALTER TABLE events ADD COLUMN remote_id TEXT;
-        CREATE UNIQUE INDEX events_remote ON events(job_id, remote_id) WHERE remote_id IS NOT NULL;
-        """,
-    ),
-]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.jobs import launch
+from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
 from tests.hosted_helpers import SECRET, job_file

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.jobs import launch
+from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.together_api import TogetherFake
 from tests.hosted_helpers import SECRET, job_file

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from gateway.errors import JobError, PlanError
-from gateway.jobs import Job, launch, normalize_state
+from gateway.jobs import Job, normalize_state
 from gateway.journal import Journal
+from gateway.launch import launch
 from gateway.retry import backoff_s, describe, retry_after_s, retryable
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
