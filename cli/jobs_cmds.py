@@ -217,3 +217,24 @@ def fetch_cmd(job_id: str, output: Path | None, merged: bool, as_json: bool) -> 
     click.echo(f"{art.kind}: {art.uri}")
     if art.sha256:
         click.echo(f"sha256 {art.sha256}  ({art.bytes:,} bytes downloaded)")
+
+
+@click.command("resume")
+@click.argument("job_id")
+@click.option("--wait/--no-wait", default=False, help="Follow the job until it ends.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
+    """Continue a failed or cancelled local job from its last checkpoint (step counter,
+    optimizer, scheduler and RNG state carry on)."""
+    from gateway.jobs import Job, job_json
+
+    journal = _journal()
+    job = Job(job_id, journal)
+    rec = job.resume()
+    if not as_json:
+        click.echo(f"resumed {rec.id} ({rec.remote_id}); follow: tunegate logs {rec.id} --follow", err=True)
+    if wait:
+        rec = job.wait(progress=not as_json, interval=_poll_interval())
+    if as_json:
+        emit_json(job_json(rec, journal))

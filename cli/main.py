@@ -14,7 +14,15 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
-from cli.jobs_cmds import cancel_cmd, fetch_cmd, jobs_cmd, logs_cmd, status_cmd, train_cmd
+from cli.jobs_cmds import (
+    cancel_cmd,
+    fetch_cmd,
+    jobs_cmd,
+    logs_cmd,
+    resume_cmd,
+    status_cmd,
+    train_cmd,
+)
 from cli.plan_cmd import plan_cmd
 
 
@@ -37,6 +45,7 @@ for command in (
     status_cmd,
     logs_cmd,
     cancel_cmd,
+    resume_cmd,
     fetch_cmd,
     models_cmd,
     hardware_cmd,

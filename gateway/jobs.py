@@ -191,6 +191,22 @@ class Job:
 
         return wait_for(self, progress=progress, interval=interval)
 
+    def resume(self) -> JobRecord:
+        """Start a failed or cancelled local job again from its last checkpoint."""
+        rec = self.status()
+        provider = get_provider(rec.provider)
+        if not hasattr(provider, "resume"):
+            raise JobError(
+                f"{rec.provider} jobs cannot be resumed", fix="launch it again: tunegate train JOB"
+            )
+        if rec.state == "succeeded":
+            raise JobError(f"job {rec.id} already succeeded")
+        if rec.state not in ("failed", "cancelled"):
+            raise JobError(f"job {rec.id} is {rec.state}", fix=f"tunegate cancel {rec.id} first")
+        remote = provider.resume(rec)
+        self.journal.add_event(rec.id, "resume", f"resumed from the last checkpoint ({remote})")
+        return self.journal.update(rec.id, state="queued", remote_id=remote, error=None)
+
     def cancel(self) -> JobRecord:
         rec = self.record
         if rec.terminal:

@@ -29,20 +29,24 @@ ADOPT_GRACE_S = 600.0  # how long a create that may have reached the provider is
 
 
 def _offer_for(plan: Plan, backend: str | None) -> Offer:
+    """The offer to launch: a hosted one or this machine (a rented GPU offer is advice for
+    where to run tunegate, not something it can start from here)."""
+    launchable = [o for o in plan.offers if o.kind != "rented"]
     if backend in (None, "auto"):
-        if plan.choice is None:
+        choice = next((o for o in launchable if o.feasible), None)
+        if choice is None:
+            reasons = "; ".join(f"{o.label}: {o.reason}" for o in launchable[:4])
             raise PlanError(
-                "no backend can run this job: "
-                + "; ".join(f"{o.label}: {o.reason}" for o in plan.offers[:4]),
-                fix="relax the constraints or pick a backend with --backend",
+                f"no backend can run this job from here: {reasons}",
+                fix="relax the constraints, or run tunegate on a machine with a suitable GPU",
             )
-        return plan.choice
-    offers = [o for o in plan.offers if o.provider == backend]
+        return choice
+    offers = [o for o in launchable if o.provider == backend]
     if not offers:
         raise PlanError(f"unknown backend '{backend}'")
     feasible = [o for o in offers if o.feasible]
     if not feasible:
-        raise PlanError(f"{backend} cannot run this job: {offers[0].reason}")
+        raise PlanError(f"{backend} cannot run this job here: {offers[0].reason}")
     return feasible[0]
 
 

@@ -64,6 +64,8 @@ def _offer(
     offer.vram_gb = est.memory_gb
     offer.tokens_per_second = est.tokens_per_second
     offer.assumptions += est.assumptions
+    if kind == "local":
+        _use_measured(ctx, offer, provider, hw)
     gpus = max(1, ctx.machine.gpus) if kind == "local" and hw.vendor == "nvidia" else 1
     available = hw.usable_gb * (gpus if stack == "hf" else 1)
     offer.memory_available_gb = available
@@ -97,6 +99,23 @@ def _offer(
         offer.serve = route.label
         offer.assumptions += route.assumptions
     return offer
+
+
+def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -> None:
+    """Replace the modelled throughput with what a finished job measured here, if any."""
+    from gateway.measured import lookup
+
+    row = lookup(provider, hw.id, ctx.spec.base_model, ctx.spec.method)
+    if row is None:
+        return
+    rate = Range(0.85 * row["tokens_per_s"], row["tokens_per_s"], 1.15 * row["tokens_per_s"])
+    tokens = ctx.report.total_tokens * (ctx.spec.training.epochs or 1)
+    offer.tokens_per_second = rate
+    offer.train_hours = Range.of(tokens) * rate.inverse() / 3600
+    offer.assumptions.append(
+        f"throughput measured on this machine by job {row['job_id']} ({row['at']}): "
+        f"{row['tokens_per_s']:,.0f} tokens/s"
+    )
 
 
 def local_offers(

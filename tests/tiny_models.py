@@ -54,3 +54,25 @@ def tiny_chatml_tokenizer(folder: Path) -> Path:
         )
     )
     return folder
+
+
+def tiny_llama(folder: Path, seed: int = 0) -> Path:
+    """The tokenizer above plus random Llama weights (~100k parameters, fp32): trains in seconds."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tiny_chatml_tokenizer(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    cfg = LlamaConfig(
+        **{
+            k: v
+            for k, v in json.loads((folder / "config.json").read_text()).items()
+            if k not in ("architectures", "model_type")
+        },
+        bos_token_id=None,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return folder

@@ -1,10 +1,14 @@
-"""Local training with TRL + PEFT: any machine (NVIDIA, Apple MPS, CPU); QLoRA needs CUDA."""
+"""Local training with TRL + PEFT: any machine (NVIDIA, Apple MPS, CPU); QLoRA needs CUDA.
+
+The training itself runs in `providers.local_hf.worker`, a detached process (see
+`providers._worker` for the contract)."""
 
 from __future__ import annotations
 
 from gateway.catalog.schema import Hardware
 from gateway.offer import Offer, PlanContext
 from providers._local import local_offers
+from providers._local_jobs import LocalJobs
 
 
 def _support(hw: Hardware, ctx: PlanContext) -> str | None:
@@ -13,9 +17,11 @@ def _support(hw: Hardware, ctx: PlanContext) -> str | None:
     return None
 
 
-class LocalHF:
+class LocalHF(LocalJobs):
     name = "local"
     kind = "local"
+    worker = "providers.local_hf.worker"
+    requires = ("torch", "transformers", "peft", "trl", "datasets")
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         return local_offers(ctx, self.name, "hf", _support)

@@ -1,0 +1,217 @@
+"""The TRL + PEFT worker: `python -m providers.local_hf.worker JOBDIR [--resume]`.
+
+SFT trains on assistant turns only (each conversation becomes one prompt -> completion example per
+assistant turn, and TRL masks the prompt); DPO uses TRL's DPOTrainer. LoRA, rsLoRA, DoRA, full
+fine-tuning, and QLoRA (bitsandbytes, CUDA only). Checkpoints carry optimizer, scheduler and RNG
+state, so `--resume` continues exactly; early stopping watches the validation loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from providers._worker import JobDir, run_worker
+
+_OPTIMIZERS_CPU = {"adamw_8bit": "adamw_torch", "paged_adamw_8bit": "adamw_torch", "adamw": "adamw_torch"}
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def sft_examples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conversations -> one prompt/completion example per assistant turn (assistant-only loss)."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        msgs = row.get("messages")
+        if not msgs:
+            out.append(row)  # text or prompt/completion rows pass through
+            continue
+        for i, msg in enumerate(msgs):
+            if msg.get("role") == "assistant" and msg.get("weight", 1) != 0 and i > 0:
+                clean = [{k: v for k, v in m.items() if k != "weight"} for m in msgs[: i + 1]]
+                example = {"prompt": clean[:i], "completion": [clean[i]]}
+                if row.get("tools"):
+                    example["tools"] = row["tools"]
+                out.append(example)
+    return out
+
+
+def _metrics_callback(job: JobDir, total_steps: int, tokens_per_step: float, start_step: int):
+    from transformers import TrainerCallback
+
+    class _Metrics(TrainerCallback):
+        def __init__(self) -> None:
+            self.t0 = time.time()
+            self.step0 = start_step
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any):
+            logs = logs or {}
+            elapsed = time.time() - self.t0
+            done = max(1, state.global_step - self.step0)
+            row = {
+                "step": state.global_step,
+                "total_steps": state.max_steps or total_steps,
+                "epoch": round(state.epoch or 0, 4),
+                "loss": logs.get("loss"),
+                "eval_loss": logs.get("eval_loss"),
+                "lr": logs.get("learning_rate"),
+                "tokens_per_s": round(done * tokens_per_step / elapsed, 1) if elapsed else None,
+                "elapsed": round(elapsed, 2),
+                "time": time.time(),
+            }
+            if row["loss"] is None and row["eval_loss"] is None:
+                return
+            job.append_metric(row)
+            job.write_status(step=state.global_step, total_steps=row["total_steps"])
+
+    return _Metrics()
+
+
+def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+
+    spec = cfg["spec"]
+    tr, lora = spec["training"], spec.get("lora") or {}
+    method, objective = spec["method"], spec["objective"]
+    torch.set_num_threads(int(cfg.get("threads") or os.cpu_count() or 1))
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else (torch.float16 if cuda else torch.float32)
+    quant = None
+    if method == "qlora":
+        if not cuda:
+            raise RuntimeError("QLoRA needs bitsandbytes on an NVIDIA GPU; use method: lora here")
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+    base = cfg["base_path"]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, quantization_config=quant)
+    peft_config = None
+    if method != "full":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=int(lora.get("rank") or 16),
+            lora_alpha=float(lora.get("alpha") or 16),
+            lora_dropout=float(lora.get("dropout") or 0.0),
+            target_modules=lora.get("target_modules") or "all-linear",
+            use_rslora=bool(lora.get("rslora")),
+            use_dora=method == "dora",
+            task_type="CAUSAL_LM",
+        )
+    files = cfg["files"]
+    train_rows = _rows(job.path / files["train"])
+    valid_rows = _rows(job.path / files["valid"]) if "valid" in files else []
+    if objective == "sft":
+        train_rows, valid_rows = sft_examples(train_rows), sft_examples(valid_rows)
+    train_ds = Dataset.from_list(train_rows)
+    eval_ds = Dataset.from_list(valid_rows) if valid_rows else None
+
+    batch = int(tr.get("batch_size") or 2)
+    accum = int(tr.get("grad_accum") or 1)
+    epochs = float(tr.get("epochs") or 1)
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / (batch * accum)))
+    total = max(1, math.ceil(steps_per_epoch * epochs))
+    every = max(1, total // 20)
+    patience = tr.get("early_stopping_patience")
+    optim = tr.get("optimizer") or "adamw_torch"
+    if not cuda:
+        optim = _OPTIMIZERS_CPU.get(optim, optim)
+    common: dict[str, Any] = {
+        "output_dir": str(job.checkpoints),
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": batch,
+        "per_device_eval_batch_size": batch,
+        "gradient_accumulation_steps": accum,
+        "learning_rate": float(tr.get("learning_rate") or 2e-4),
+        "lr_scheduler_type": tr.get("scheduler") or "cosine",
+        "warmup_steps": int(round(float(tr.get("warmup_ratio") or 0) * total)),
+        "optim": optim,
+        "logging_steps": every,
+        "save_strategy": "steps",
+        "save_steps": every,
+        "save_total_limit": 3,
+        "eval_strategy": "steps" if eval_ds is not None else "no",
+        "eval_steps": every,
+        "bf16": bf16,
+        "fp16": cuda and not bf16,
+        "use_cpu": not cuda,
+        "gradient_checkpointing": bool(tr.get("gradient_checkpointing")) and cuda,
+        "seed": int(tr.get("seed") or 42),
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "max_length": int(tr.get("max_seq_len") or 1024),
+    }
+    callbacks = []
+    if patience and eval_ds is not None:
+        common.update(
+            load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
+        )
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=int(patience)))
+    if objective == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(beta=float(tr.get("dpo_beta") or 0.1), **common)
+        trainer_cls: Any = DPOTrainer
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(packing=bool(tr.get("packing")), completion_only_loss=True, **common)
+        trainer_cls = SFTTrainer
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    tokens = sum(len(r.get("input_ids", [])) for r in trainer.train_dataset) or len(train_rows) * 256
+    per_step = tokens / steps_per_epoch
+    last = job.last_checkpoint() if resume else None
+    start_step = int(last.name.rsplit("-", 1)[1]) if last else 0
+    trainer.add_callback(_metrics_callback(job, total, per_step, start_step))
+    job.write_status(state="running", total_steps=total, resumed_from=start_step or None)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    seconds = time.time() - started
+    trainer.save_model(str(job.adapter))
+    tokenizer.save_pretrained(str(job.adapter))  # the tokenizer and chat template used
+    if eval_ds is not None:
+        final = trainer.evaluate()
+        job.append_metric(
+            {"step": trainer.state.global_step, "total_steps": total, "eval_loss": final["eval_loss"],
+             "final": True, "time": time.time()}
+        )
+    done = trainer.state.global_step - start_step
+    return {
+        "steps": trainer.state.global_step,
+        "stopped_early": trainer.state.global_step < total,
+        "train_loss": result.training_loss,
+        "train_seconds": round(seconds, 2),
+        "trained_tokens": round(done * per_step),
+        "tokens_per_s": round(done * per_step / seconds, 1) if seconds else None,
+        "device": "cuda" if cuda else "cpu",
+    }
+
+
+if __name__ == "__main__":
+    run_worker(train)

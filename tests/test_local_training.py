@@ -1,0 +1,186 @@
+"""Local training for real on CPU: a tiny Llama built offline, trained by the TRL worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+from gateway.jobs import Job, job_dir  # noqa: E402
+from gateway.launch import launch  # noqa: E402
+from gateway.spec import JobSpec  # noqa: E402
+from providers._worker import JobDir  # noqa: E402
+from tests.hosted_helpers import chats, preferences, write_jsonl  # noqa: E402
+from tests.tiny_models import tiny_llama  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _job(tmp_path: Path, model: Path, objective="sft", method="lora", n=48, valid=8, **training):
+    rows = preferences(n) if objective == "dpo" else chats(n)
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    spec = {
+        "name": "tiny",
+        "base_model": str(model),
+        "train": "train.jsonl",
+        "method": method,
+        "objective": objective,
+        "lora": {"rank": 8, "alpha": 16},
+        "training": {"epochs": 2, "batch_size": 4, "grad_accum": 1, "learning_rate": 5e-3,
+                     "max_seq_len": 128, **training},
+    }
+    if valid:
+        write_jsonl(tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000))
+        spec["validation"] = "valid.jsonl"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return JobSpec.from_yaml(path)
+
+
+def _logits(model_dir: Path, adapter: Path | None):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, adapter)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        return model(ids).logits
+
+
+@pytest.mark.parametrize(("objective", "method"), [("sft", "lora"), ("sft", "dora"), ("dpo", "lora")])
+def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objective, method):
+    spec = _job(tmp_path, tiny, objective, method)
+    job = launch(spec, backend="local")
+    rec = job.wait(interval=0.5)
+    assert rec.state == "succeeded", rec.error
+    metrics = JobDir(Path(rec.remote["jobdir"])).metrics()
+    losses = [m["loss"] for m in metrics if m.get("loss") is not None]
+    assert len(losses) >= 3 and losses[-1] < losses[0]
+    art = job.artifact()
+    adapter = Path(art.uri)
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    assert cfg["r"] == 8 and cfg["use_dora"] == (method == "dora")
+    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "tokenizer_config.json").exists()
+    assert "im_start" in ((adapter / "chat_template.jinja").read_text()
+                          if (adapter / "chat_template.jinja").exists()
+                          else (adapter / "tokenizer_config.json").read_text())
+    delta = (_logits(tiny, adapter) - _logits(tiny, None)).abs().max().item()
+    assert delta > 1e-3
+    assert rec.actual["tokens_per_s"] > 0 and rec.actual["peak_memory_gb"] > 0
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_kill_9_then_resume_continues_from_the_checkpoint(tmp_path, tiny):
+    spec = _job(tmp_path, tiny, n=32, valid=0, epochs=6)
+    job = launch(spec, backend="local")
+    jobdir = JobDir(job_dir(job.id))
+    assert _wait_for(lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6)
+    pid = int(jobdir.pid_file.read_text())
+    os.killpg(pid, signal.SIGKILL)
+    assert _wait_for(lambda: job.status().state == "failed", 30)
+    rec = job.record
+    assert "died" in rec.error
+    ckpt = jobdir.last_checkpoint()
+    resumed_at = int(ckpt.name.split("-")[1])
+    assert {"optimizer.pt", "scheduler.pt"} <= {p.name for p in ckpt.iterdir()}
+    assert any(p.name.startswith("rng_state") for p in ckpt.iterdir())
+    before = len(jobdir.metrics())
+    rec = job.resume()
+    assert rec.state == "queued"
+    rec = job.wait(interval=0.5)
+    assert rec.state == "succeeded", rec.error
+    after = jobdir.metrics()[before:]
+    steps = [m["step"] for m in after if m.get("loss") is not None]
+    assert steps and min(steps) > resumed_at  # carried on, did not start over
+    status = jobdir.status()
+    assert status["steps"] == status["total_steps"] == 48 and status["resumed_from"] == resumed_at
+
+
+def test_early_stopping_on_a_plateauing_validation_set(tmp_path, tiny):
+    spec = _job(tmp_path, tiny, n=32, valid=0, epochs=8, early_stopping_patience=1)
+    # validation conversations unlike anything in training: its loss stops improving early
+    noise = [
+        {"messages": [{"role": "user", "content": "zq xv " * 8},
+                      {"role": "assistant", "content": f"{i} kk jj ww " * 10}]}
+        for i in range(8)
+    ]
+    write_jsonl(tmp_path / "valid.jsonl", noise)
+    spec = spec.with_overrides({"validation": str(tmp_path / "valid.jsonl")})
+    job = launch(spec, backend="local")
+    rec = job.wait(interval=0.5)
+    assert rec.state == "succeeded", rec.error
+    status = JobDir(Path(rec.remote["jobdir"])).status()
+    assert status["stopped_early"] and status["steps"] < status["total_steps"]
+
+
+def test_cli_follows_and_cancels_a_running_local_job(tmp_path, tiny, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    monkeypatch.setenv("TUNEGATE_POLL_S", "0.3")
+    runner = CliRunner()
+    _job(tmp_path, tiny, n=32, valid=4, epochs=2)
+    res = runner.invoke(main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"])
+    assert res.exit_code == 0, res.output
+    job_id = json.loads(res.stdout)["id"]
+    listed = json.loads(runner.invoke(main, ["jobs", "--json"]).stdout)
+    assert listed[0]["id"] == job_id and listed[0]["provider"] == "local"
+    res = runner.invoke(main, ["logs", job_id, "--follow"])
+    assert res.exit_code == 0 and "loss" in res.output and "->" in res.output
+    status = json.loads(runner.invoke(main, ["status", job_id, "--json"]).stdout)
+    assert status["state"] == "succeeded" and status["actual"]["tokens_per_s"] > 0
+    assert status["progress"]["step"] == status["progress"]["total_steps"]
+    # a second, longer job: cancel it while it runs
+    _job(tmp_path, tiny, n=32, valid=0, epochs=50)
+    res = runner.invoke(main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"])
+    second = json.loads(res.stdout)["id"]
+    jobdir = JobDir(job_dir(second))
+    assert _wait_for(lambda: jobdir.metrics())
+    res = runner.invoke(main, ["cancel", second, "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["state"] == "cancelled"
+    pid = int(jobdir.pid_file.read_text())
+    assert _wait_for(lambda: not Path(f"/proc/{pid}").exists() or ") Z" in Path(f"/proc/{pid}/stat").read_text(), 10)
+
+
+def test_qlora_is_refused_without_an_nvidia_gpu(tmp_path, tiny):
+    from gateway.errors import PlanError
+
+    spec = _job(tmp_path, tiny, method="qlora")
+    with pytest.raises(PlanError, match="QLoRA needs bitsandbytes on an NVIDIA GPU"):
+        launch(spec, backend="local")
+
+
+def test_plans_use_the_throughput_measured_here(tmp_path, tiny):
+    from gateway.router import plan
+
+    spec = _job(tmp_path, tiny, n=16, valid=0, epochs=1)
+    before = next(o for o in plan(spec).offers if o.provider == "local" and o.kind == "local")
+    rec = launch(spec, backend="local").wait(interval=0.5)
+    assert rec.state == "succeeded", rec.error
+    after = next(o for o in plan(spec).offers if o.provider == "local" and o.kind == "local")
+    assert any("measured on this machine" in a for a in after.assumptions)
+    assert after.tokens_per_second.likely == pytest.approx(rec.actual["tokens_per_s"])
+    assert not any("measured on this machine" in a for a in before.assumptions)
