@@ -233,7 +233,9 @@ def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
     job = Job(job_id, journal)
     rec = job.resume()
     if not as_json:
-        click.echo(f"resumed {rec.id} ({rec.remote_id}); follow: tunegate logs {rec.id} --follow", err=True)
+        click.echo(
+            f"resumed {rec.id} ({rec.remote_id}); follow: tunegate logs {rec.id} --follow", err=True
+        )
     if wait:
         rec = job.wait(progress=not as_json, interval=_poll_interval())
     if as_json:

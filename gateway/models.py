@@ -80,7 +80,9 @@ def _download(repo: str) -> Path:
         else f"download it where the hub is reachable: huggingface-cli download {repo}"
     )
     if offline:
-        raise ModelNotFoundError(f"{repo} is not in the local HF cache (HF_HUB_OFFLINE is set)", fix=hint)
+        raise ModelNotFoundError(
+            f"{repo} is not in the local HF cache (HF_HUB_OFFLINE is set)", fix=hint
+        )
     try:
         return Path(snapshot_download(repo, allow_patterns=_PATTERNS))  # shows its own progress
     except GatedRepoError:
@@ -89,7 +91,9 @@ def _download(repo: str) -> Path:
             fix=f"accept its license at https://huggingface.co/{repo} and set HF_TOKEN",
         ) from None
     except RepositoryNotFoundError:
-        raise ModelNotFoundError(f"no model {repo} on the Hugging Face hub (or it is private)") from None
+        raise ModelNotFoundError(
+            f"no model {repo} on the Hugging Face hub (or it is private)"
+        ) from None
     except Exception as exc:
         raise ModelNotFoundError(
             f"{repo} is not in the local HF cache and the hub cannot be reached ({type(exc).__name__})",
@@ -114,8 +118,12 @@ def smollm2_from_package() -> Path | None:
 
     src = ggufs[0]
     tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-    loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
-    cfg = LlamaConfig(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
+    loaded = AutoModelForCausalLM.from_pretrained(
+        src.parent, gguf_file=src.name, dtype=torch.float32
+    )
+    cfg = LlamaConfig(
+        **{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
+    )
     fresh = LlamaForCausalLM(cfg)
     fresh.load_state_dict(loaded.state_dict())
     tmp = out.with_name(out.name + ".tmp")

@@ -111,11 +111,20 @@ class LocalJobs:
     def _start(self, rec: JobRecord, resume: bool) -> str:
         job = JobDir(job_dir(rec.id))
         job.cancel_file.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         with job.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", self.worker, str(job.path), *(["--resume"] if resume else [])],
+                [
+                    sys.executable,
+                    "-m",
+                    self.worker,
+                    str(job.path),
+                    *(["--resume"] if resume else []),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -160,14 +169,19 @@ class LocalJobs:
                 status["error"] = f"the worker (pid {pid}) died; log tail:\n{job.log_tail()}"
         update = JobUpdate(raw, state)
         for i, row in enumerate(job.metrics()):
-            parts = [f"step {row.get('step')}" + (f"/{row['total_steps']}" if row.get("total_steps") else "")]
+            parts = [
+                f"step {row.get('step')}"
+                + (f"/{row['total_steps']}" if row.get("total_steps") else "")
+            ]
             for key in ("loss", "eval_loss"):
                 if row.get(key) is not None:
                     parts.append(f"{key} {row[key]:.4f}")
             if row.get("tokens_per_s"):
                 parts.append(f"{row['tokens_per_s']:,.0f} tok/s")
             update.events.append(
-                RemoteEvent(f"metric:{i}", "  ".join(parts), row.get("time"), "info", row.get("step"), row)
+                RemoteEvent(
+                    f"metric:{i}", "  ".join(parts), row.get("time"), "info", row.get("step"), row
+                )
             )
             update.step, update.total_steps = row.get("step"), row.get("total_steps")
             if row.get("loss") is not None:
@@ -219,7 +233,9 @@ class LocalJobs:
         import shutil
 
         if merged:
-            raise JobError("a local job produces an adapter", fix=f"tunegate export {rec.id} --to merged")
+            raise JobError(
+                "a local job produces an adapter", fix=f"tunegate export {rec.id} --to merged"
+            )
         job = JobDir(job_dir(rec.id))
         src = job.adapter
         weights = src / "adapter_model.safetensors"
@@ -235,5 +251,12 @@ class LocalJobs:
             shutil.copytree(src, target)
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()
         kind = "full" if (rec.spec.get("method") == "full") else "adapter"
-        return Artifact("", rec.id, kind, str(target.resolve()), digest, weights.stat().st_size,
-                        meta={"format": "peft" if kind == "adapter" else "hf"})
+        return Artifact(
+            "",
+            rec.id,
+            kind,
+            str(target.resolve()),
+            digest,
+            weights.stat().st_size,
+            meta={"format": "peft" if kind == "adapter" else "hf"},
+        )

@@ -27,7 +27,9 @@ def preferences(n: int, seed: int = 0) -> list[dict]:
     return [
         {
             "prompt": [{"role": "user", "content": f"How long can I keep saw {i + seed}?"}],
-            "chosen": [{"role": "assistant", "content": f"Saw {i + seed} is yours for seven days."}],
+            "chosen": [
+                {"role": "assistant", "content": f"Saw {i + seed} is yours for seven days."}
+            ],
             "rejected": [{"role": "assistant", "content": "Whatever."}],
         }
         for i in range(n)

@@ -14,12 +14,12 @@ import yaml
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from gateway.jobs import Job, job_dir  # noqa: E402
-from gateway.launch import launch  # noqa: E402
-from gateway.spec import JobSpec  # noqa: E402
-from providers._worker import JobDir  # noqa: E402
-from tests.hosted_helpers import chats, preferences, write_jsonl  # noqa: E402
-from tests.tiny_models import tiny_llama  # noqa: E402
+from gateway.jobs import job_dir
+from gateway.launch import launch
+from gateway.spec import JobSpec
+from providers._worker import JobDir
+from tests.hosted_helpers import chats, preferences, write_jsonl
+from tests.tiny_models import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +37,19 @@ def _job(tmp_path: Path, model: Path, objective="sft", method="lora", n=48, vali
         "method": method,
         "objective": objective,
         "lora": {"rank": 8, "alpha": 16},
-        "training": {"epochs": 2, "batch_size": 4, "grad_accum": 1, "learning_rate": 5e-3,
-                     "max_seq_len": 128, **training},
+        "training": {
+            "epochs": 2,
+            "batch_size": 4,
+            "grad_accum": 1,
+            "learning_rate": 5e-3,
+            "max_seq_len": 128,
+            **training,
+        },
     }
     if valid:
-        write_jsonl(tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000))
+        write_jsonl(
+            tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000)
+        )
         spec["validation"] = "valid.jsonl"
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -61,7 +69,9 @@ def _logits(model_dir: Path, adapter: Path | None):
         return model(ids).logits
 
 
-@pytest.mark.parametrize(("objective", "method"), [("sft", "lora"), ("sft", "dora"), ("dpo", "lora")])
+@pytest.mark.parametrize(
+    ("objective", "method"), [("sft", "lora"), ("sft", "dora"), ("dpo", "lora")]
+)
 def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objective, method):
     spec = _job(tmp_path, tiny, objective, method)
     job = launch(spec, backend="local")
@@ -74,10 +84,14 @@ def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objec
     adapter = Path(art.uri)
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     assert cfg["r"] == 8 and cfg["use_dora"] == (method == "dora")
-    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "tokenizer_config.json").exists()
-    assert "im_start" in ((adapter / "chat_template.jinja").read_text()
-                          if (adapter / "chat_template.jinja").exists()
-                          else (adapter / "tokenizer_config.json").read_text())
+    assert (adapter / "adapter_model.safetensors").exists() and (
+        adapter / "tokenizer_config.json"
+    ).exists()
+    assert "im_start" in (
+        (adapter / "chat_template.jinja").read_text()
+        if (adapter / "chat_template.jinja").exists()
+        else (adapter / "tokenizer_config.json").read_text()
+    )
     delta = (_logits(tiny, adapter) - _logits(tiny, None)).abs().max().item()
     assert delta > 1e-3
     assert rec.actual["tokens_per_s"] > 0 and rec.actual["peak_memory_gb"] > 0
@@ -96,7 +110,9 @@ def test_kill_9_then_resume_continues_from_the_checkpoint(tmp_path, tiny):
     spec = _job(tmp_path, tiny, n=32, valid=0, epochs=6)
     job = launch(spec, backend="local")
     jobdir = JobDir(job_dir(job.id))
-    assert _wait_for(lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6)
+    assert _wait_for(
+        lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6
+    )
     pid = int(jobdir.pid_file.read_text())
     os.killpg(pid, signal.SIGKILL)
     assert _wait_for(lambda: job.status().state == "failed", 30)
@@ -122,8 +138,12 @@ def test_early_stopping_on_a_plateauing_validation_set(tmp_path, tiny):
     spec = _job(tmp_path, tiny, n=32, valid=0, epochs=8, early_stopping_patience=1)
     # validation conversations unlike anything in training: its loss stops improving early
     noise = [
-        {"messages": [{"role": "user", "content": "zq xv " * 8},
-                      {"role": "assistant", "content": f"{i} kk jj ww " * 10}]}
+        {
+            "messages": [
+                {"role": "user", "content": "zq xv " * 8},
+                {"role": "assistant", "content": f"{i} kk jj ww " * 10},
+            ]
+        }
         for i in range(8)
     ]
     write_jsonl(tmp_path / "valid.jsonl", noise)
@@ -143,7 +163,9 @@ def test_cli_follows_and_cancels_a_running_local_job(tmp_path, tiny, monkeypatch
     monkeypatch.setenv("TUNEGATE_POLL_S", "0.3")
     runner = CliRunner()
     _job(tmp_path, tiny, n=32, valid=4, epochs=2)
-    res = runner.invoke(main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"])
+    res = runner.invoke(
+        main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"]
+    )
     assert res.exit_code == 0, res.output
     job_id = json.loads(res.stdout)["id"]
     listed = json.loads(runner.invoke(main, ["jobs", "--json"]).stdout)
@@ -155,14 +177,19 @@ def test_cli_follows_and_cancels_a_running_local_job(tmp_path, tiny, monkeypatch
     assert status["progress"]["step"] == status["progress"]["total_steps"]
     # a second, longer job: cancel it while it runs
     _job(tmp_path, tiny, n=32, valid=0, epochs=50)
-    res = runner.invoke(main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"])
+    res = runner.invoke(
+        main, ["train", str(tmp_path / "job.yaml"), "--backend", "local", "--yes", "--json"]
+    )
     second = json.loads(res.stdout)["id"]
     jobdir = JobDir(job_dir(second))
     assert _wait_for(lambda: jobdir.metrics())
     res = runner.invoke(main, ["cancel", second, "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["state"] == "cancelled"
     pid = int(jobdir.pid_file.read_text())
-    assert _wait_for(lambda: not Path(f"/proc/{pid}").exists() or ") Z" in Path(f"/proc/{pid}/stat").read_text(), 10)
+    assert _wait_for(
+        lambda: not Path(f"/proc/{pid}").exists() or ") Z" in Path(f"/proc/{pid}/stat").read_text(),
+        10,
+    )
 
 
 def test_qlora_is_refused_without_an_nvidia_gpu(tmp_path, tiny):

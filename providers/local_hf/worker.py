@@ -17,7 +17,11 @@ from typing import Any
 
 from providers._worker import JobDir, run_worker
 
-_OPTIMIZERS_CPU = {"adamw_8bit": "adamw_torch", "paged_adamw_8bit": "adamw_torch", "adamw": "adamw_torch"}
+_OPTIMIZERS_CPU = {
+    "adamw_8bit": "adamw_torch",
+    "paged_adamw_8bit": "adamw_torch",
+    "adamw": "adamw_torch",
+}
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -73,14 +77,13 @@ def _metrics_callback(job: JobDir, total_steps: int, tokens_per_step: float, sta
     return _Metrics()
 
 
-def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
+def load_hf(cfg: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, peft_config) with transformers + PEFT; QLoRA loads the base in 4 bit."""
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = cfg["spec"]
-    tr, lora = spec["training"], spec.get("lora") or {}
-    method, objective = spec["method"], spec["objective"]
+    lora, method = spec.get("lora") or {}, spec["method"]
     torch.set_num_threads(int(cfg.get("threads") or os.cpu_count() or 1))
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -115,6 +118,26 @@ def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
             use_dora=method == "dora",
             task_type="CAUSAL_LM",
         )
+    return model, tokenizer, peft_config
+
+
+def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
+    model, tokenizer, peft_config = load_hf(cfg)
+    return fit(job, cfg, resume, model, tokenizer, peft_config)
+
+
+def fit(
+    job: JobDir, cfg: dict[str, Any], resume: bool, model: Any, tokenizer: Any, peft_config: Any
+) -> dict[str, Any]:
+    """Train with TRL (SFT or DPO) and write metrics, checkpoints and the adapter to JOBDIR."""
+    import torch
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+
+    spec = cfg["spec"]
+    tr, objective = spec["training"], spec["objective"]
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
     files = cfg["files"]
     train_rows = _rows(job.path / files["train"])
     valid_rows = _rows(job.path / files["valid"]) if "valid" in files else []
@@ -141,7 +164,7 @@ def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
         "gradient_accumulation_steps": accum,
         "learning_rate": float(tr.get("learning_rate") or 2e-4),
         "lr_scheduler_type": tr.get("scheduler") or "cosine",
-        "warmup_steps": int(round(float(tr.get("warmup_ratio") or 0) * total)),
+        "warmup_steps": round(float(tr.get("warmup_ratio") or 0) * total),
         "optim": optim,
         "logging_steps": every,
         "save_strategy": "steps",
@@ -184,7 +207,9 @@ def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    tokens = sum(len(r.get("input_ids", [])) for r in trainer.train_dataset) or len(train_rows) * 256
+    tokens = (
+        sum(len(r.get("input_ids", [])) for r in trainer.train_dataset) or len(train_rows) * 256
+    )
     per_step = tokens / steps_per_epoch
     last = job.last_checkpoint() if resume else None
     start_step = int(last.name.rsplit("-", 1)[1]) if last else 0
@@ -198,8 +223,13 @@ def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
     if eval_ds is not None:
         final = trainer.evaluate()
         job.append_metric(
-            {"step": trainer.state.global_step, "total_steps": total, "eval_loss": final["eval_loss"],
-             "final": True, "time": time.time()}
+            {
+                "step": trainer.state.global_step,
+                "total_steps": total,
+                "eval_loss": final["eval_loss"],
+                "final": True,
+                "time": time.time(),
+            }
         )
     done = trainer.state.global_step - start_step
     return {

@@ -1,10 +1,14 @@
-"""Local training with Unsloth: one NVIDIA GPU, LoRA/QLoRA/DoRA, its own memory savings."""
+"""Local training with Unsloth: one NVIDIA GPU, LoRA/QLoRA/DoRA, its own memory savings.
+
+Training runs in `providers.unsloth.worker` (same contract and TRL loop as `local`, with the model
+loaded and wrapped by Unsloth's FastLanguageModel)."""
 
 from __future__ import annotations
 
 from gateway.catalog.schema import Hardware
 from gateway.offer import Offer, PlanContext
 from providers._local import local_offers
+from providers._local_jobs import LocalJobs
 
 
 def _support(hw: Hardware, ctx: PlanContext) -> str | None:
@@ -15,9 +19,12 @@ def _support(hw: Hardware, ctx: PlanContext) -> str | None:
     return None
 
 
-class Unsloth:
+class Unsloth(LocalJobs):
     name = "unsloth"
     kind = "local"
+    worker = "providers.unsloth.worker"
+    requires = ("unsloth", "trl", "peft")
+    extra = "unsloth"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         return local_offers(ctx, self.name, "unsloth", _support)
