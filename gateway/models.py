@@ -23,6 +23,9 @@ class ModelNotFoundError(TunegateError):
 
 
 def _hub_id(name: str) -> str:
+    """An HF id as given (instruct and base variants differ on the hub); an alias via the catalog."""
+    if "/" in name:
+        return name
     from gateway.catalog import load_catalog
     from gateway.errors import CatalogError
 
@@ -50,6 +53,19 @@ def resolve_model(name: str) -> Path:
         if converted:
             return converted
     return _download(repo)
+
+
+def local_model(name: str) -> Path | None:
+    """`name` on this machine without downloading or converting anything; None if not here."""
+    path = Path(name).expanduser()
+    if (path / "config.json").exists():
+        return path
+    repo = _hub_id(name)
+    if repo == SMOLLM2:
+        converted = tunegate_home() / "models" / "SmolLM2-135M-Instruct"
+        if (converted / "config.json").exists():
+            return converted
+    return _from_cache(repo)
 
 
 def _from_cache(repo: str) -> Path | None:

@@ -67,8 +67,11 @@ def load_tokenizer(base: str | None) -> Any | None:
         from transformers import AutoTokenizer  # only when a real count is asked for
     except ImportError:
         return None
+    from gateway.models import local_model
+
+    where = local_model(base) or base
     try:
-        return AutoTokenizer.from_pretrained(base, local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(where), local_files_only=True)
     except Exception:  # any missing file, gated repo or parse error means: approximate
         return None
 

@@ -151,7 +151,8 @@ def fit(
     epochs = float(tr.get("epochs") or 1)
     steps_per_epoch = max(1, math.ceil(len(train_rows) / (batch * accum)))
     total = max(1, math.ceil(steps_per_epoch * epochs))
-    every = max(1, total // 20)
+    every = max(1, total // 20)  # log and checkpoint often: a crash loses little
+    eval_every = max(every, total // 8)  # evaluation costs a pass over the validation set
     patience = tr.get("early_stopping_patience")
     optim = tr.get("optimizer") or "adamw_torch"
     if not cuda:
@@ -168,10 +169,10 @@ def fit(
         "optim": optim,
         "logging_steps": every,
         "save_strategy": "steps",
-        "save_steps": every,
+        "save_steps": eval_every if patience else every,
         "save_total_limit": 3,
         "eval_strategy": "steps" if eval_ds is not None else "no",
-        "eval_steps": every,
+        "eval_steps": eval_every,
         "bf16": bf16,
         "fp16": cuda and not bf16,
         "use_cpu": not cuda,
