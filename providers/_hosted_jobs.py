@@ -42,6 +42,17 @@ def prepare_data(
     return out[0], out[1]  # type: ignore[return-value]
 
 
+def upload_files(
+    spec: JobSpec, provider: str, target: str, jobdir: Path, upload_one: Any
+) -> dict[str, str]:
+    """Check and convert the job's files, then upload each with `upload_one(path) -> file id`."""
+    train, valid = prepare_data(spec, provider, target, jobdir)
+    out = {"training_file": upload_one(train)}
+    if valid is not None:
+        out["validation_file"] = upload_one(valid)
+    return out
+
+
 def user_set(rec: JobRecord, key: str) -> bool:
     """Whether `key` (e.g. "training.batch_size") came from the user, not a preset."""
     return (rec.spec.get("_origin") or {}).get(key) in ("job", "cli")

@@ -19,7 +19,7 @@ from gateway.serving import blended_per_1m, per_token_route
 from gateway.spec import JobSpec
 from gateway.units import Range
 from providers._hosted import base_offer, epoch_tokens, hosted_hours, no_serving
-from providers._hosted_jobs import files, model_id, prepare_data, setting, suffix_for, user_set
+from providers._hosted_jobs import files, model_id, setting, suffix_for, upload_files, user_set
 
 STATES = {
     "validating_files": "queued",
@@ -98,12 +98,10 @@ class OpenAI:
         require("OPENAI_API_KEY", "OpenAI")
 
     def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
-        train, valid = prepare_data(spec, self.name, "openai", jobdir)
         client = self._client()
-        out = {"training_file": self._upload_one(client, train)}
-        if valid is not None:
-            out["validation_file"] = self._upload_one(client, valid)
-        return out
+        return upload_files(
+            spec, self.name, "openai", jobdir, lambda path: self._upload_one(client, path)
+        )
 
     def _upload_one(self, client: Any, path: Path) -> str:
         if path.stat().st_size > self.single_upload_limit:

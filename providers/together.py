@@ -33,7 +33,7 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import files, model_id, prepare_data, setting, suffix_for, user_set
+from providers._hosted_jobs import files, model_id, setting, suffix_for, upload_files, user_set
 
 STATES = {
     "pending": "queued",
@@ -123,12 +123,10 @@ class Together:
         require("TOGETHER_API_KEY", "Together")
 
     def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
-        train, valid = prepare_data(spec, self.name, "together", jobdir)
         client = self._client()
-        out = {"training_file": self._upload_one(client, train)}
-        if valid is not None:
-            out["validation_file"] = self._upload_one(client, valid)
-        return out
+        return upload_files(
+            spec, self.name, "together", jobdir, lambda path: self._upload_one(client, path)
+        )
 
     def _upload_one(self, client: Any, path: Path) -> str:
         # a repeated upload of the same bytes answers 409 with the existing file: safe to retry

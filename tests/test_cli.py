@@ -62,7 +62,8 @@ def test_plan_human_table_and_explanation():
     assert result.exit_code == 0, result.output
     assert "wins: lowest total over 30 days" in result.output
     assert "together" in result.output and "status" in result.output
-    assert ("mlx" in result.output and "(x86_64)" in result.output) or "(arm64)" in result.output
+    out = result.output
+    assert "mlx" in out and ("(x86_64)" in out or "(arm64)" in out)
 
 
 def test_plan_from_the_bundled_job_file_with_show_spec():
