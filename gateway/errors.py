@@ -59,3 +59,7 @@ class JobError(TunegateError):
 
 class ArchiveError(TunegateError):
     """A downloaded archive is unsafe (path traversal, escaping link, oversize) or corrupt."""
+
+
+class ExportError(TunegateError):
+    """An export cannot be made or failed its verification (the reason and the route that works)."""

@@ -35,3 +35,19 @@ def catalog() -> Catalog:
 @pytest.fixture
 def cpu_machine() -> Machine:
     return Machine("cpu", "cpu", "test CPU", gpus=0, cores=2, ram_gb=24.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sp(tmp_path_factory):
+    """A tiny SentencePiece Llama (hidden 256, briefly pretrained), built once per session."""
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("transformers")
+    from tests.tiny_models import tiny_sp_llama
+
+    return tiny_sp_llama(tmp_path_factory.mktemp("tiny-sp") / "model")
+
+
+@pytest.fixture(scope="session")
+def converter_cache(tmp_path_factory):
+    """One llama.cpp converter cache per session (fetched from the package index once)."""
+    return tmp_path_factory.mktemp("converter-cache")

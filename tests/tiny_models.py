@@ -76,3 +76,110 @@ def tiny_llama(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder
+
+
+def tiny_sp_llama(folder: Path, *, steps: int = 60, seed: int = 0) -> Path:
+    """A Llama that llama.cpp converts without workarounds: SentencePiece tokenizer (kept as
+    tokenizer.model), ChatML control tokens, hidden size 256 so K-quants really apply, and a
+    short pretraining on CPython's own docs so logits are not flat (quantization then shows)."""
+    from pydoc_data.topics import topics
+
+    import sentencepiece as spm
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(topics.values())
+    corpus = folder / "_corpus.txt"
+    corpus.write_text(text)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=1024,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        control_symbols=["<|im_start|>", "<|im_end|>"],
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        split_digits=True,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        num_threads=1,
+        minloglevel=2,
+    )
+    corpus.unlink()
+    (folder / "tokenizer.vocab").unlink()
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": "<|im_end|>",
+        "unk_token": "<unk>",
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "legacy": False,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = CHATML_TEMPLATE
+    tok.save_pretrained(folder)
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    saved["add_prefix_space"] = False
+    (folder / "tokenizer_config.json").write_text(json.dumps(saved))
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    cfg = LlamaConfig(
+        vocab_size=1024,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=eos,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    if steps:
+        ids = torch.tensor(tok(text[:200_000])["input_ids"])
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            starts = torch.randint(0, len(ids) - 129, (8,), generator=gen)
+            batch = torch.stack([ids[s : s + 128] for s in starts])
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    model.save_pretrained(folder)
+    return folder
+
+
+def lora_adapter(
+    base: Path, out: Path, *, seed: int = 1, scale: float = 1.0, **lora: object
+) -> Path:
+    """A PEFT adapter for `base` with random non-zero A and B (and a perturbed DoRA magnitude),
+    so a wrong scale or a missed module shows up as a real difference in the logits."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    options = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear", **lora}
+    peft = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **options))
+    with torch.no_grad():
+        for name, param in peft.named_parameters():
+            if "lora_B" in name or "lora_A" in name:
+                param.copy_(torch.randn_like(param) * 0.05 * scale)
+            elif "lora_magnitude_vector" in name:
+                param.mul_(1 + 0.1 * torch.rand_like(param))
+            elif "modules_to_save" in name:
+                param.add_(torch.randn_like(param) * 0.01)
+    peft.save_pretrained(out)
+    return out
