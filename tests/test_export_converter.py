@@ -27,7 +27,8 @@ def _sdist(extra: dict[str, bytes] | None = None) -> bytes:
         TOP + "convert_lora_to_gguf.py": b"print('lora')\n",
         TOP + "LICENSE": b"MIT\n",
         TOP + "conversion/__init__.py": b"",
-        TOP + "conversion/llama.py": b'@ModelBase.register("LlamaForCausalLM", "MistralForCausalLM")\n',
+        TOP
+        + "conversion/llama.py": b'@ModelBase.register("LlamaForCausalLM", "MistralForCausalLM")\n',
         TOP + "gguf-py/gguf/__init__.py": b"",
         TOP + "src/llama.cpp": b"// not wanted\n",
         f"llama_cpp_python-{VERSION}/README.md": b"not wanted\n",
@@ -62,8 +63,15 @@ class _Index:
                         ctype = "text/html"
                     else:
                         body = json.dumps(
-                            {"files": [{"filename": name, "url": f"/files/{name}",
-                                        "hashes": {"sha256": digest}}]}
+                            {
+                                "files": [
+                                    {
+                                        "filename": name,
+                                        "url": f"/files/{name}",
+                                        "hashes": {"sha256": digest},
+                                    }
+                                ]
+                            }
                         )
                         ctype = "application/vnd.pypi.simple.v1+json"
                     data = body.encode()
