@@ -14,6 +14,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
+from cli.export_cmd import export_cmd
 from cli.jobs_cmds import (
     cancel_cmd,
     fetch_cmd,
@@ -47,6 +48,7 @@ for command in (
     cancel_cmd,
     resume_cmd,
     fetch_cmd,
+    export_cmd,
     models_cmd,
     hardware_cmd,
     prices_cmd,

@@ -139,9 +139,19 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
         avg_tokens=opts.get("avg_tokens"),
         hardware=opts.get("hardware"),
     )
+    export = None
+    if spec.export is not None:  # the job says where it goes: check that path now (no ML imports)
+        from exporters.check import check_export
+
+        export = check_export(spec, deep=False)
     if as_json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), **({"export_check": export.to_json()} if export else {})})
         return
     if show_spec:
         render.spec(result)
     render.plan(result, show_all=show_all)
+    if export is not None:
+        click.echo(f"\nexport {export.to} {export.quant or ''} (tunegate export --check for more):")
+        for f in export.findings:
+            mark = {True: "ok  ", False: "FAIL", None: "?   "}[f.ok]
+            click.echo(f"  {mark} {f.check}: {f.detail}")

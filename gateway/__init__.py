@@ -23,6 +23,7 @@ _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
+    "export": "exporters.api",
     "Machine": "gateway.hardware",
     "detect": "gateway.hardware",
     "Journal": "gateway.journal",
@@ -49,6 +50,7 @@ __all__ = [
     "Range",
     "TunegateError",
     "detect",
+    "export",
     "jobs",
     "launch",
     "load_catalog",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from exporters.api import export
     from gateway.catalog import Catalog, load_catalog
     from gateway.data.report import DatasetReport, quick_report
     from gateway.errors import TunegateError

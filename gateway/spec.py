@@ -79,6 +79,17 @@ class Constraints(_Section):
     providers: list[ProviderName] | None = None
 
 
+GgufType = Literal["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
+
+
+class ExportConfig(_Section):
+    """Where the result is going; `tunegate export --check` and the plan check it up front."""
+
+    to: Literal["gguf", "merged"] = "gguf"
+    quant: GgufType | None = None
+    adapter_only: bool = False
+
+
 class JobSpec(_Section):
     """A fine-tuning job: base model, data, method, hyperparameters, serving, constraints."""
 
@@ -93,6 +104,7 @@ class JobSpec(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     constraints: Constraints = Field(default_factory=Constraints)
+    export: ExportConfig | None = None
     name: str | None = None
 
     @property

@@ -1,0 +1,125 @@
+"""`tunegate export`: a job's adapter (or any adapter/model folder) → verified merged model or
+GGUF; `--check JOB.yaml` says before training whether that export will work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.common import emit_json, handle_errors
+
+GGUF_TYPES = ["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
+
+
+@click.command("export")
+@click.argument("source", required=False)
+@click.option(
+    "--to", "to", type=click.Choice(["gguf", "merged"]), default="gguf", show_default=True
+)
+@click.option("--quant", type=click.Choice(GGUF_TYPES), help="GGUF type (default f16).")
+@click.option("--adapter-only", is_flag=True, help="A GGUF LoRA adapter instead of a whole model.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory (must not exist).")
+@click.option("--base", help="Base model (path or id); default: the one the adapter names.")
+@click.option("--no-verify", is_flag=True, help="Skip the llama.cpp-vs-source check (not advised).")
+@click.option("--split-max-size", help="Split GGUF output, e.g. 2G (f16/bf16/q8_0).")
+@click.option(
+    "--check",
+    "check",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Check a job file's export path before training; exports nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def export_cmd(
+    source: str | None,
+    to: str,
+    quant: str | None,
+    adapter_only: bool,
+    out: Path | None,
+    base: str | None,
+    no_verify: bool,
+    split_max_size: str | None,
+    check: Path | None,
+    as_json: bool,
+) -> None:
+    """Export SOURCE (a job id, an adapter folder or a model folder) to a merged model or GGUF.
+
+    The adapter is merged shard by shard into the 16-bit base, converted by llama.cpp's own
+    converter (matched to the installed llama-cpp-python), quantized by llama.cpp, then loaded
+    in llama.cpp and compared with the source on chat prompts. The output appears under its
+    name only when complete and verified; export.json beside it holds the report.
+
+    \b
+    tunegate export tg-1a2b --to gguf --quant q4_k_m
+    tunegate export ./adapter --to gguf --adapter-only
+    tunegate export --check job.yaml
+    """
+    if check:
+        _check(check, to, quant, adapter_only, as_json)
+        return
+    if not source:
+        raise click.UsageError("give a SOURCE (job id or folder), or --check JOB.yaml")
+    from exporters.api import export
+
+    journal = None
+    if not Path(source).expanduser().exists():
+        from cli.jobs_cmds import _journal
+
+        journal = _journal()
+    result = export(
+        source,
+        to,
+        quant=quant,
+        adapter_only=adapter_only,
+        out=out,
+        base=base,
+        verify=not no_verify,
+        split_max_size=split_max_size,
+        progress=not as_json,
+        journal=journal,
+    )
+    if as_json:
+        emit_json(result.to_json())
+        return
+    for f in result.files:
+        click.echo(f"{result.kind}: {f}")
+    v = result.verification
+    if v is None:
+        click.echo("not verified (--no-verify)")
+        return
+    line = f"verified: top-1 agreement {v.top1_agreement:.3f}, max |Δlogit| {v.max_abs_logit_delta:.4f}"
+    if v.greedy_exact is not None:
+        line += f", greedy continuations identical {v.greedy_exact:.0%}"
+    click.echo(line)
+    click.echo(f"report: {result.path / 'export.json'}")
+
+
+def _check(path: Path, to: str, quant: str | None, adapter_only: bool, as_json: bool) -> None:
+    from exporters.check import check_export
+    from gateway.spec import JobSpec
+
+    spec = JobSpec.from_yaml(path)
+    ctx = click.get_current_context()
+    explicit = ctx.get_parameter_source("to") != click.core.ParameterSource.DEFAULT
+    result = check_export(
+        spec,
+        to=to if explicit else None,
+        quant=quant,
+        adapter_only=adapter_only or None,
+        deep=True,
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        label = f"{result.to}" + (f" {result.quant}" if result.quant else "")
+        label += " adapter" if result.adapter_only else ""
+        click.echo(f"export {label} of {result.base}:")
+        marks = {True: "ok  ", False: "FAIL", None: "?   "}
+        for f in result.findings:
+            click.echo(f"  {marks[f.ok]} {f.check}: {f.detail}")
+            if f.fix and f.ok is not True:
+                click.echo(f"       fix: {f.fix}")
+        click.echo("this export will work" if result.ok else "this export will NOT work as planned")
+    if not result.ok:
+        raise SystemExit(1)
