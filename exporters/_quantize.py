@@ -18,6 +18,7 @@ def main(argv: list[str]) -> int:
     params.ftype = getattr(llama_cpp, ftype)
     params.nthread = 0  # all cores
     params.keep_split = False
+    params.max_buf_size = 256 * 1024**2  # rows held at once; llama.cpp's default is 8 GiB
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         print(f"llama_model_quantize returned {rc}", file=sys.stderr)
