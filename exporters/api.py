@@ -7,7 +7,6 @@ leaves the files at `NAME.unverified` with the report, never at the name users l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.adapter import read_adapter
+from exporters.converter import sha256_file
 from exporters.gguf import CONVERTER_TYPES, adapter_to_gguf, check_type, convert, quantize
 from exporters.verify import VerifyReport
 from gateway.errors import ExportError
@@ -295,14 +295,6 @@ def _gguf_adapter(
     return [out], report
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _record(src: Source, result: ExportResult, files: list[Path]) -> dict[str, Any]:
     return {
         **result.to_json(),
@@ -311,7 +303,7 @@ def _record(src: Source, result: ExportResult, files: list[Path]) -> dict[str, A
             "adapter": str(src.adapter) if src.adapter else None,
             "job_id": src.job_id,
         },
-        "sha256": {f.name: _sha256(f) for f in files if f.is_file()},
+        "sha256": {f.name: sha256_file(f) for f in files if f.is_file()},
     }
 
 
@@ -330,7 +322,7 @@ def _journal(src: Source, result: ExportResult, journal: Any) -> str:
         src.job_id,
         result.kind,
         str(main),
-        sha256=_sha256(main) if main.is_file() else None,
+        sha256=sha256_file(main) if main.is_file() else None,
         size=size,
         meta=meta,
     )

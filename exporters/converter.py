@@ -134,7 +134,7 @@ def get_converter(version: str | None = None, *, progress: bool = False) -> Conv
         else:
             sdist, digest = _download_sdist(version, Path(tmp), progress=progress)
         staged = Path(tmp) / "tree"
-        _extract(sdist, staged, digest or _sha256(sdist))
+        _extract(sdist, staged, digest or sha256_file(sdist))
         try:
             staged.rename(root)
         except OSError:  # another process finished first; use its copy if it is whole
@@ -147,7 +147,8 @@ def get_converter(version: str | None = None, *, progress: bool = False) -> Conv
     return Converter(root, version)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -163,7 +164,7 @@ def _intact(root: Path) -> bool:
         return False
     if not files or "convert_hf_to_gguf.py" not in files:
         return False
-    return all((root / rel).is_file() and _sha256(root / rel) == h for rel, h in files.items())
+    return all((root / rel).is_file() and sha256_file(root / rel) == h for rel, h in files.items())
 
 
 def _wanted(rel: str) -> bool:
