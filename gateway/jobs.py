@@ -112,7 +112,7 @@ def get_provider(name: str) -> Any:
     if not hasattr(provider, "create"):
         raise JobError(
             f"the {name} backend cannot launch jobs in this version of tunegate",
-            fix="choose a hosted backend with --backend openai or --backend together",
+            fix="choose a hosted backend: --backend openai, together, fireworks or bedrock",
         )
     return provider
 
