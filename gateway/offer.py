@@ -27,6 +27,11 @@ class PlanContext:
     report: DatasetReport
     machine: Machine
     env: Mapping[str, str]
+    origin: Mapping[str, str] = field(default_factory=dict)  # spec key -> "job" | "cli" | rule
+
+    def user_set(self, key: str) -> bool:
+        """Whether `key` (e.g. "training.epochs") came from the user, not a preset or rule."""
+        return self.origin.get(key) in ("job", "cli")
 
     @property
     def context_tokens(self) -> int:

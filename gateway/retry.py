@@ -33,7 +33,10 @@ def status_of(exc: BaseException) -> int | None:
     code = getattr(exc, "status_code", None)
     if code is None:
         response = getattr(exc, "response", None)
-        code = getattr(response, "status_code", None)
+        if isinstance(response, dict):  # botocore's ClientError
+            code = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        else:
+            code = getattr(response, "status_code", None)
     return code if isinstance(code, int) else None
 
 
@@ -51,6 +54,7 @@ def _is_transport(exc: BaseException) -> bool:
         "EndpointConnectionError",
         "ReadTimeoutError",
         "ConnectTimeoutError",
+        "HTTPClientError",  # botocore: ConnectionClosedError and friends
     }
     return bool(names & transport) or isinstance(exc, (TimeoutError, ConnectionError))
 
@@ -66,7 +70,10 @@ def retryable(exc: BaseException) -> bool:
 def retry_after_s(exc: BaseException) -> float | None:
     """The server's `retry-after-ms` / `retry-after` (seconds or HTTP date), if any."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    if isinstance(response, dict):  # botocore: lower-cased headers in the metadata
+        headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders")
+    else:
+        headers = getattr(response, "headers", None)
     if not headers:
         return None
     if (ms := headers.get("retry-after-ms")) is not None:

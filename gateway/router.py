@@ -173,7 +173,7 @@ def plan(
     if machine is None:
         machine = what_if(catalog, hardware) if hardware else detect(catalog)
     ctx = PlanContext(
-        catalog, resolved, model, report, machine, dict(os.environ) if env is None else env
+        catalog, resolved, model, report, machine, dict(os.environ) if env is None else env, origin
     )
     offers: list[Offer] = []
     for planner in all_planners():

@@ -90,6 +90,13 @@ class ExportConfig(_Section):
     adapter_only: bool = False
 
 
+class BedrockJobConfig(_Section):
+    """Per-job Bedrock settings; the IAM role comes from the user config (gateway.config)."""
+
+    s3_uri: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+    region: str | None = None
+
+
 class JobSpec(_Section):
     """A fine-tuning job: base model, data, method, hyperparameters, serving, constraints."""
 
@@ -105,6 +112,7 @@ class JobSpec(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     constraints: Constraints = Field(default_factory=Constraints)
     export: ExportConfig | None = None
+    bedrock: BedrockJobConfig | None = None
     name: str | None = None
 
     @property

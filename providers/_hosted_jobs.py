@@ -70,6 +70,12 @@ def suffix_for(rec: JobRecord, limit: int) -> str:
     return f"{name[:room]}-{key}" if name and room > 2 else key
 
 
+def key_name(rec: JobRecord) -> str:
+    """A remote resource id for providers that let the client choose it: `tg-<key>`, valid for
+    Fireworks and Bedrock (lowercase, <= 63 chars), so a repeated create names the same job."""
+    return "tg-" + rec.idempotency_key.removeprefix("tgk-").lower()
+
+
 def model_id(rec: JobRecord) -> str:
     offer = rec.offer or {}
     return str(offer.get("model_id") or rec.base_model)

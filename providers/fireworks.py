@@ -31,7 +31,7 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import files, model_id, prepare_data, setting, user_set
+from providers._hosted_jobs import files, key_name, model_id, prepare_data, setting, user_set
 
 MIN_RANK, MAX_RANK = 4, 64  # PEFT r accepted by Fireworks (provider-contracts.md section 3)
 MAX_DPO_BETA = 0.5  # DpoConfig.beta "must be > 0 and < 0.5" (fireworks SDK docstring)
@@ -143,7 +143,7 @@ class Fireworks:
         Every step is safe to repeat: the id is fixed, and an upload replaces the file."""
         import fireworks
 
-        dataset_id = f"{remote_id(rec)}-{role}"
+        dataset_id = f"{key_name(rec)}-{role}"
         with path.open("rb") as fh:
             rows = sum(1 for line in fh if line.strip())
 
@@ -185,7 +185,7 @@ class Fireworks:
         request of this very launch got through, so that job is the answer."""
         import fireworks
 
-        client, ids, job_id = self._client(), files(rec), remote_id(rec)
+        client, ids, job_id = self._client(), files(rec), key_name(rec)
         training = self._training(rec, spec)
         try:
             if spec.objective == "dpo":
@@ -224,14 +224,14 @@ class Fireworks:
 
         client = self._client()
         try:
-            job = self._jobs(client, rec).get(remote_id(rec))
+            job = self._jobs(client, rec).get(key_name(rec))
         except fireworks.NotFoundError:
             return None
         if getattr(job, "dataset", None) not in (None, files(rec).get("training_file")):
             raise ProviderError(
-                f"Fireworks job {remote_id(rec)} exists with another dataset ({job.dataset})"
+                f"Fireworks job {key_name(rec)} exists with another dataset ({job.dataset})"
             )
-        return remote_id(rec)
+        return key_name(rec)
 
     def poll(self, rec: JobRecord) -> JobUpdate:
         client = self._client()
@@ -307,11 +307,6 @@ class Fireworks:
             sum(size for _, size in got.values()),
             meta={"hosted_model": model, "files": {k: v[0] for k, v in got.items()}},
         )
-
-
-def remote_id(rec: JobRecord) -> str:
-    """The job id (and dataset prefix) for this launch: a valid Fireworks id, unique per key."""
-    return "tg-" + rec.idempotency_key.removeprefix("tgk-").lower()
 
 
 def output_model(rec: JobRecord) -> str:

@@ -16,6 +16,16 @@ KEY_VARS = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_PROFILE",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_BEDROCK",
+    "AWS_ENDPOINT_URL_S3",
+    "TUNEGATE_CONFIG",
+    "TUNEGATE_BEDROCK_ROLE_ARN",
+    "TUNEGATE_BEDROCK_S3_URI",
+    "TUNEGATE_BEDROCK_REGION",
 )
 
 
@@ -25,6 +35,10 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     for var in KEY_VARS:
         monkeypatch.delenv(var, raising=False)
+    # no AWS profile or credentials of the machine leak into a test
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture

@@ -41,8 +41,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def job_file(tmp_path: Path, base: str, objective: str = "sft", **extra) -> Path:
-    rows = preferences(12) if objective == "dpo" else chats(12)
+def job_file(tmp_path: Path, base: str, objective: str = "sft", n: int = 12, **extra) -> Path:
+    rows = preferences(n) if objective == "dpo" else chats(n)
     write_jsonl(tmp_path / "train.jsonl", rows)
     spec = {
         "name": "brand-voice",

@@ -1,0 +1,87 @@
+"""User settings that are not part of a job: where Bedrock may write and which role it assumes.
+
+Read from `$TUNEGATE_HOME/config.yaml` (or `TUNEGATE_CONFIG`), each value overridable by an
+environment variable, so CI can set them without a file. Secrets never live here: credentials
+come from each provider's usual chain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from gateway.errors import SpecError
+
+ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/.+$")
+ENV = {  # (section, key) -> environment variable that overrides it
+    ("bedrock", "role_arn"): "TUNEGATE_BEDROCK_ROLE_ARN",
+    ("bedrock", "s3_uri"): "TUNEGATE_BEDROCK_S3_URI",
+    ("bedrock", "region"): "TUNEGATE_BEDROCK_REGION",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BedrockSettings(_Section):
+    role_arn: str | None = None  # the IAM role Bedrock assumes to read and write S3
+    s3_uri: str | None = None  # s3://bucket/prefix for training data and outputs
+    region: str | None = None
+
+    @field_validator("role_arn")
+    @classmethod
+    def _arn(cls, v: str | None) -> str | None:
+        if v is not None and not ROLE_ARN.match(v):
+            raise ValueError("expected an IAM role ARN like arn:aws:iam::123456789012:role/name")
+        return v
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", v):
+            raise ValueError("expected s3://bucket or s3://bucket/prefix")
+        return v
+
+
+class Config(_Section):
+    bedrock: BedrockSettings = BedrockSettings()
+
+
+def config_path() -> Path:
+    from gateway.catalog import tunegate_home
+
+    env = os.environ.get("TUNEGATE_CONFIG")
+    return Path(env).expanduser() if env else tunegate_home() / "config.yaml"
+
+
+def load_config() -> Config:
+    """The config file (if any) with environment overrides; errors name the file and line."""
+    from gateway.spec import spec_error
+
+    path = config_path()
+    text, data = "", {}
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise SpecError(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where
+            ) from None
+        if not isinstance(data, dict):
+            raise SpecError("expected a mapping (bedrock: ...)", where=f"{path}:1")
+    for (section, key), var in ENV.items():
+        if os.environ.get(var):
+            data.setdefault(section, {})
+            data[section][key] = os.environ[var]
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(exc, path, text) from None

@@ -1,0 +1,220 @@
+"""Bedrock jobs end to end: boto3 against moto in server mode (S3, customization jobs) behind a
+front that injects faults and serves what moto lacks."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from gateway.errors import ProviderError, SpecError
+from gateway.journal import Journal
+from gateway.launch import launch
+from gateway.spec import JobSpec
+from tests.fakes._server import Faults
+from tests.hosted_helpers import SECRET, job_file
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
+pytest.importorskip("flask")
+
+from tests.fakes.bedrock_api import REGION, BedrockFake
+
+BASE = "meta-llama/Llama-3.1-8B-Instruct"
+ROLE = "arn:aws:iam::123456789012:role/tunegate-bedrock"
+BUCKET = "tg-train-data"
+
+
+def _env(monkeypatch, fake: BedrockFake) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", fake.moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", fake.bedrock_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTUNEGATETEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("TUNEGATE_BEDROCK_ROLE_ARN", ROLE)
+    monkeypatch.setenv("TUNEGATE_BEDROCK_S3_URI", f"s3://{BUCKET}/tunegate")
+    monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "2")
+    monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "30")
+    monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", "0.3")
+    import boto3
+
+    boto3.client("s3", endpoint_url=fake.moto_url, region_name=REGION).create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    with BedrockFake() as server:
+        _env(monkeypatch, server)
+        yield server
+
+
+def _s3(fake):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=fake.moto_url, region_name=REGION)
+
+
+def test_launch_poll_artifact(fake, tmp_path):
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40, training={"epochs": 2}))
+    job = launch(spec, backend="bedrock")
+    rec = job.wait(interval=0)
+    assert rec.state == "succeeded", rec.error
+    (name,) = fake.jobs
+    remote = fake.jobs[name]
+    assert name == rec.remote_id == "tg-" + rec.idempotency_key.removeprefix("tgk-")
+    assert remote.role_arn == ROLE
+    assert remote.client_request_token == rec.idempotency_key
+    assert remote.base_model_identifier == "meta.llama3-1-8b-instruct-v1:0:128k"
+    assert remote.hyper_parameters == {
+        "epochCount": "2",
+        "batchSize": "1",
+        "learningRate": "0.0002",
+    }
+    # the training data is in S3, byte for byte what tunegate converted, in the Llama schema
+    uri = remote.training_data_config["s3Uri"]
+    assert uri == f"s3://{BUCKET}/tunegate/{name}/train.bedrock.jsonl"
+    body = _s3(fake).get_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])["Body"].read()
+    local = (tmp_path / "tg-home" / "jobs" / rec.id / "train.bedrock.jsonl").read_bytes()
+    assert body == local and b'"prompt"' in body and b'"completion"' in body
+    # the loss curve from the metrics CSV under the output prefix
+    assert job.progress()["loss"] == pytest.approx(1.42)
+    art = job.artifact()
+    assert art.kind == "hosted-model" and art.uri == rec.remote["output_model_arn"]
+    assert "Provisioned Throughput" in art.meta["serving"]
+    with pytest.raises(ProviderError, match="does not release the weights"):
+        job.artifact(merged=True)
+
+
+def test_missing_role_is_a_clear_error_before_anything_is_made(fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("TUNEGATE_BEDROCK_ROLE_ARN")
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40))
+    with pytest.raises(SpecError, match="IAM role") as err:
+        launch(spec, backend="bedrock")
+    assert "TUNEGATE_BEDROCK_ROLE_ARN" in str(err.value) and "config.yaml" in str(err.value)
+    assert not fake.jobs and not Journal().jobs()
+
+
+def test_role_and_bucket_from_the_config_file(fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("TUNEGATE_BEDROCK_ROLE_ARN")
+    monkeypatch.delenv("TUNEGATE_BEDROCK_S3_URI")
+    home = tmp_path / "tg-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.yaml").write_text(
+        f"bedrock:\n  role_arn: {ROLE}\n  s3_uri: s3://{BUCKET}/cfg\n"
+    )
+    rec = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock").record
+    (remote,) = fake.jobs.values()
+    assert remote.role_arn == ROLE
+    assert remote.training_data_config["s3Uri"].startswith(f"s3://{BUCKET}/cfg/{rec.remote_id}/")
+    (home / "config.yaml").write_text("bedrock:\n  role_arn: not-an-arn\n")
+    with pytest.raises(SpecError, match=r"config.yaml:2: bedrock.role_arn"):
+        launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock")
+
+
+def test_lost_create_answer_is_adopted_not_repeated(fake, tmp_path):
+    fake.script("POST", r"^/model-customization-jobs$", "lost")
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock")
+    assert [k for _, _, k in fake.server.faults.injected] == ["lost"]
+    assert len(fake.jobs) == 1 and "adopted" in [e.kind for e in job.events()]
+    assert job.wait(interval=0).state == "succeeded"
+
+
+def test_repeated_create_answers_the_same_job(fake, tmp_path):
+    from gateway.jobs import Job
+    from providers.bedrock import Bedrock
+
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock")
+    rec = Job(job.id).record
+    spec = JobSpec.model_validate({k: v for k, v in rec.spec.items() if k != "_origin"})
+    assert Bedrock().create(rec, spec) == rec.remote_id
+    assert len(fake.jobs) == 1 and len(fake.requests("POST", r"^/model-customization-jobs$")) == 2
+
+
+def test_stop_and_failure(fake, tmp_path):
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock")
+    assert job.cancel().state == "cancelled"
+    assert fake.jobs[job.record.remote_id].status == "Stopped"
+    fake.fail_next_job = "ValidationException: row 3 has no completion"
+    (tmp_path / "b").mkdir()
+    job2 = launch(JobSpec.from_yaml(job_file(tmp_path / "b", BASE, n=40)), backend="bedrock")
+    rec = job2.wait(interval=0)
+    assert rec.state == "failed" and "row 3 has no completion" in rec.error
+
+
+def test_too_few_rows_and_out_of_range_settings_are_refused_up_front(fake, tmp_path):
+    with pytest.raises(SpecError, match="at least 32"):
+        launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=12)), backend="bedrock")
+    from gateway.errors import PlanError
+
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40, training={"epochs": 12}))
+    with pytest.raises(PlanError, match="epochCount 1-10"):
+        launch(spec, backend="bedrock")
+    assert not fake.jobs
+
+
+def test_multipart_upload_is_verified_and_not_repeated(fake, tmp_path, monkeypatch):
+    from providers._s3 import upload_verified
+
+    monkeypatch.setenv("TUNEGATE_S3_PART_MB", "5")
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(bytes(range(256)) * (48 * 1024))  # 12 MiB: three parts
+    s3 = _s3(fake)
+    obj = upload_verified(s3, path, f"s3://{BUCKET}/big/train.jsonl")
+    assert obj.parts == 3 and obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    head = s3.head_object(Bucket=BUCKET, Key="big/train.jsonl")
+    assert head["ContentLength"] == path.stat().st_size and head["ETag"].endswith('-3"')
+    before = head["LastModified"]
+    again = upload_verified(s3, path, f"s3://{BUCKET}/big/train.jsonl")
+    assert again == obj
+    assert s3.head_object(Bucket=BUCKET, Key="big/train.jsonl")["LastModified"] == before
+    # a different file under the same key is uploaded and verified afresh
+    path.write_bytes(b"x" * 1000)
+    small = upload_verified(s3, path, f"s3://{BUCKET}/big/train.jsonl")
+    assert small.parts == 1 and small.bytes == 1000
+
+
+def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
+    faults = Faults(
+        rate=0.3, seed=5, slow_s=2.5, kinds=("429", "500", "503", "slow", "drop", "lost")
+    )
+    with BedrockFake(faults) as fake:
+        _env(monkeypatch, fake)
+        for i in range(3):
+            work = tmp_path / f"run{i}"
+            work.mkdir()
+            job = launch(JobSpec.from_yaml(job_file(work, BASE, n=40)), backend="bedrock")
+            assert job.wait(interval=0).state == "succeeded"
+            assert job.artifact().kind == "hosted-model"
+        assert len(fake.jobs) == 3
+        kinds = {k for _, _, k in faults.injected}
+        assert {"429", "500"} <= kinds, faults.injected
+        assert any(m == "POST" for m, _, _ in faults.injected)  # creates were faulted too
+
+
+def test_plan_maps_and_checks_hyperparameters(tmp_path, monkeypatch):
+    from gateway.router import plan
+
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40))
+    (offer,) = [o for o in plan(spec).offers if o.provider == "bedrock"]
+    assert offer.feasible
+    # the preset's batch size 2 is clamped to Bedrock's fixed 1, and said so
+    assert any("training.batch_size 2 sent as batchSize 1" in n for n in offer.notes)
+    assert "needs bedrock.role_arn (an IAM role) in the tunegate config to launch" in offer.needs
+    monkeypatch.setenv("TUNEGATE_BEDROCK_ROLE_ARN", ROLE)
+    monkeypatch.setenv("TUNEGATE_BEDROCK_S3_URI", f"s3://{BUCKET}/x")
+    spec = JobSpec.from_yaml(
+        job_file(tmp_path, BASE, n=40, training={"batch_size": 8, "learning_rate": 2e-5})
+    )
+    (offer,) = [o for o in plan(spec).offers if o.provider == "bedrock"]
+    assert not offer.feasible and "batchSize 1-1" in offer.reason
+    assert not [n for n in offer.needs if "bedrock." in n]
+
+
+def test_fireworks_refuses_a_dpo_beta_it_does_not_accept(tmp_path):
+    from gateway.router import plan
+
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, "dpo", training={"dpo_beta": 0.6}))
+    (offer,) = [o for o in plan(spec).offers if o.provider == "fireworks"]
+    assert not offer.feasible and "beta below 0.5" in offer.reason
