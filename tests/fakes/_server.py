@@ -126,7 +126,7 @@ class FakeServer:
             def _serve(self) -> None:
                 server._handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
@@ -209,6 +209,8 @@ def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
         for k, v in headers.items():
             h.send_header(k, v)
         h.end_headers()
+        if h.command == "HEAD":
+            return
         if reply.truncate_at is not None:
             h.wfile.write(data[: reply.truncate_at])
             h.wfile.flush()

@@ -43,6 +43,7 @@ class OpenAIFake:
             ("POST", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)/cancel", self.cancel_job),
             ("GET", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)/events", self.list_events),
             ("GET", r"/v1/fine_tuning/jobs/(?P<id>[^/]+)/checkpoints", self.list_checkpoints),
+            ("POST", r"/v1/chat/completions", self.chat),
         ]
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine_tuning/jobs",))
 
@@ -284,3 +285,28 @@ class OpenAIFake:
                 }
             )
         return Reply(200, {"object": "list", "data": data, "has_more": False})
+
+    def chat(self, req: Request) -> Reply:
+        """Chat with a fine-tuned model this fake made (others are 404, as for a wrong id)."""
+        body = req.json()
+        model = body.get("model")
+        if model not in {j.get("fine_tuned_model") for j in self.jobs.values()}:
+            return self._error(404, f"The model `{model}` does not exist", "model")
+        question = body["messages"][-1]["content"]
+        return Reply(
+            200,
+            {
+                "id": self._id("chatcmpl"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            },
+        )

@@ -1,0 +1,128 @@
+"""`tunegate deploy | deployments | undeploy | chat`: put a fine-tune where it answers, list and
+remove what was put, and smoke-test any deployment with one request."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from cli.common import emit_json, handle_errors
+
+TARGETS = ["ollama", "llamacpp", "openai"]
+
+
+@click.command("deploy")
+@click.argument("source")
+@click.option("--to", "to", type=click.Choice(TARGETS), required=True, help="Where to deploy.")
+@click.option("--name", help="Model name at the target (default: from the GGUF file name).")
+@click.option("--system", help="System prompt (Ollama: SYSTEM; default: the template's own).")
+@click.option(
+    "--template",
+    "template_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="An Ollama Go template to use instead of the translated chat template.",
+)
+@click.option("--stop", "stops", multiple=True, help="End-of-turn marker (repeatable).")
+@click.option("--host", help="Ollama server (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def deploy_cmd(
+    source: str,
+    to: str,
+    name: str | None,
+    system: str | None,
+    template_file: Path | None,
+    stops: tuple[str, ...],
+    host: str | None,
+    as_json: bool,
+) -> None:
+    """Deploy SOURCE: a job id, an export artifact id, a GGUF file or an export folder.
+
+    `--to ollama` writes a Modelfile next to the GGUF (TEMPLATE translated from the training chat
+    template, a stop for every end-of-turn token) and creates the model through Ollama's API.
+    `--to llamacpp` registers the GGUF for `tunegate chat` in-process. `--to openai` records an
+    OpenAI job's fine-tuned model."""
+    from gateway.deploy import deploy
+
+    dep = deploy(
+        source,
+        to,
+        name=name,
+        system=system,
+        template=template_file.read_text(encoding="utf-8") if template_file else None,
+        stops=list(stops) or None,
+        host=host,
+        progress=not as_json,
+    )
+    if as_json:
+        emit_json(dep.to_json())
+        return
+    click.echo(f"{dep.id}  {dep.target}  {dep.name}  {dep.state}  {dep.endpoint or ''}")
+    if dep.meta.get("modelfile"):
+        click.echo(f"Modelfile: {dep.meta['modelfile']}")
+    click.echo(f'try: tunegate chat {dep.name} "Hello"')
+
+
+@click.command("deployments")
+@click.option("--all", "show_all", is_flag=True, help="Include removed deployments.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def deployments_cmd(show_all: bool, as_json: bool) -> None:
+    """List deployments, newest first."""
+    from gateway.deploy import deployments
+
+    rows = deployments(all=show_all)
+    if as_json:
+        emit_json([d.to_json() for d in rows])
+        return
+    if not rows:
+        click.echo("no deployments (tunegate deploy ID --to ollama)")
+    for d in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.created_at))
+        click.echo(f"{d.id}  {d.target:<8}  {d.name:<24}  {d.state:<7}  {when}  {d.endpoint or ''}")
+
+
+@click.command("undeploy")
+@click.argument("deployment")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def undeploy_cmd(deployment: str, as_json: bool) -> None:
+    """Remove DEPLOYMENT (id, id prefix or name) where it runs and mark it removed."""
+    from gateway.deploy import undeploy
+
+    dep = undeploy(deployment)
+    if as_json:
+        emit_json(dep.to_json())
+    else:
+        click.echo(f"{dep.id}  {dep.name}  {dep.state}")
+
+
+@click.command("chat")
+@click.argument("deployment")
+@click.argument("prompt")
+@click.option("--system", help="A system message before the prompt.")
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1, 32768))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def chat_cmd(
+    deployment: str, prompt: str, system: str | None, max_tokens: int, as_json: bool
+) -> None:
+    """Send PROMPT to DEPLOYMENT (greedy) and print the answer; says when it hit the limit."""
+    from gateway.deploy import chat
+
+    messages = [{"role": "system", "content": system}] if system else []
+    reply = chat(
+        deployment, [*messages, {"role": "user", "content": prompt}], max_tokens=max_tokens
+    )
+    if as_json:
+        emit_json(reply.to_json())
+        return
+    click.echo(reply.text)
+    if reply.finish_reason not in (None, "stop"):
+        click.echo(
+            f"(stopped by {reply.finish_reason}, not by the model: raise --max-tokens, or check "
+            "the end-of-turn token)",
+            err=True,
+        )

@@ -1,0 +1,161 @@
+"""Ollama: a Modelfile for a GGUF, and the model created through Ollama's REST API.
+
+The TEMPLATE is written from the training chat template (`exporters.chat_format`), with a
+`PARAMETER stop` for every end-of-turn marker, so a fine-tune stops where it learned to stop.
+Creation goes through the official `ollama` client (`OLLAMA_HOST`): the GGUF is uploaded as a
+blob addressed by its SHA-256, then `/api/create` names it with the template and parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporters.chat_format import ChatFormat, detect, gguf_chat_info
+from gateway.errors import ExportError
+
+
+@dataclass
+class OllamaPlan:
+    """What will be sent to Ollama for one GGUF (also what the Modelfile says)."""
+
+    gguf: Path
+    template: str
+    stops: list[str]
+    system: str | None
+    family: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def modelfile(self) -> str:
+        for text in (self.template, self.system or ""):
+            if '"""' in text:
+                raise ExportError(
+                    'the template or system prompt contains """, which a Modelfile cannot quote'
+                )
+        lines = [f"FROM ./{self.gguf.name}", f'TEMPLATE """{self.template}"""']
+        lines += [f"PARAMETER stop {_quote(s)}" for s in self.stops]
+        lines += [f"PARAMETER {k} {v}" for k, v in self.parameters.items() if k != "stop"]
+        if self.system:
+            lines.append(f'SYSTEM """{self.system}"""')
+        return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def plan_for(
+    gguf: Path,
+    *,
+    system: str | None = None,
+    template: str | None = None,
+    stops: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> OllamaPlan:
+    """Read the GGUF's chat template and translate it (or take `template`/`stops` as given)."""
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise ExportError(f"no GGUF file at {gguf}", fix="tunegate export ID --to gguf first")
+    if template is not None:
+        if not stops:
+            raise ExportError(
+                "a custom template needs its end-of-turn markers",
+                fix="pass --stop TOKEN for each (e.g. --stop '<|im_end|>')",
+            )
+        return OllamaPlan(gguf, template, list(stops), system, "custom", dict(parameters or {}))
+    jinja, bos, eos = gguf_chat_info(gguf)
+    fmt: ChatFormat = detect(jinja, bos, eos)
+    found = list(dict.fromkeys([*fmt.stops, *(stops or [])]))
+    return OllamaPlan(
+        gguf,
+        fmt.go_template(),
+        found,
+        system if system is not None else fmt.default_system,
+        fmt.family.name,
+        dict(parameters or {}),
+    )
+
+
+def write_modelfile(plan: OllamaPlan) -> Path:
+    """`Modelfile` next to the GGUF, for users who run `ollama create -f` themselves."""
+    path = plan.gguf.with_name("Modelfile")
+    path.write_text(plan.modelfile(), encoding="utf-8")
+    return path
+
+
+def _client(host: str | None) -> Any:
+    import ollama
+
+    return ollama.Client(host=host)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def create(
+    plan: OllamaPlan,
+    name: str,
+    *,
+    host: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Upload the GGUF blob (skipped when Ollama has it) and create `name`; returns /api/show."""
+    import ollama
+
+    client = _client(host)
+    say = progress or (lambda _m: None)
+    try:
+        digest = _sha256(plan.gguf)
+        if _has_blob(client, digest):
+            say(f"blob {digest[:19]} already on the server")
+        else:
+            say(f"uploading {plan.gguf.name} ({plan.gguf.stat().st_size:,} bytes)")
+            if client.create_blob(plan.gguf) != digest:
+                raise ExportError(f"{plan.gguf} changed while it was uploaded")
+        params: dict[str, Any] = {"stop": plan.stops, **plan.parameters}
+        for update in client.create(
+            model=name,
+            files={plan.gguf.name: digest},
+            template=plan.template,
+            system=plan.system,
+            parameters=params,
+            stream=True,
+        ):
+            say(str(update.status))
+        shown = client.show(name)
+    except ollama.ResponseError as exc:
+        raise ExportError(
+            f"Ollama refused: {exc.error} (HTTP {exc.status_code})", fix="check `ollama serve` logs"
+        ) from None
+    except ConnectionError as exc:
+        raise ExportError(
+            f"cannot reach Ollama: {exc}",
+            fix="start it with `ollama serve`, or set OLLAMA_HOST to where it listens",
+        ) from None
+    return shown.model_dump(mode="json", exclude_none=True)
+
+
+def _has_blob(client: Any, digest: str) -> bool:
+    """HEAD /api/blobs/<digest> (the client has no method for it; a failure means "upload")."""
+    try:
+        return client._client.request("HEAD", f"/api/blobs/{digest}").status_code == 200
+    except Exception:
+        return False
+
+
+def delete(name: str, *, host: str | None = None) -> None:
+    import ollama
+
+    try:
+        _client(host).delete(name)
+    except ollama.ResponseError as exc:
+        if exc.status_code != 404:  # already gone is what undeploy wants
+            raise ExportError(f"Ollama refused to delete {name}: {exc.error}") from None

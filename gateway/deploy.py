@@ -1,0 +1,227 @@
+"""Deployments: a fine-tune put where it can answer, recorded in the journal, and one way to
+talk to any of them (`chat`), so a user can smoke-test every target the same way.
+
+Targets: `ollama` (a GGUF created in an Ollama server), `llamacpp` (a local GGUF, loaded
+in-process on each chat), `openai` (the job's fine-tuned model id; nothing to upload).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ExportError, JobError, JournalError
+from gateway.journal import Journal
+
+TARGETS = ("ollama", "llamacpp", "openai")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    target: str
+    name: str
+    endpoint: str | None
+    state: str  # live | removed | failed
+    artifact_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "target": self.target,
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "state": self.state,
+            "artifact_id": self.artifact_id,
+            "created_at": self.created_at,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    finish_reason: str | None  # "stop" when the model ended its turn
+    deployment: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "deployment": self.deployment,
+        }
+
+
+def _row(row: dict[str, Any]) -> Deployment:
+    return Deployment(
+        row["id"],
+        row["target"],
+        row["name"],
+        row["endpoint"],
+        row["state"],
+        row["artifact_id"],
+        row["meta"] or {},
+        row["created_at"],
+    )
+
+
+def deployments(journal: Journal | None = None, *, all: bool = False) -> list[Deployment]:
+    """Every deployment, newest first (removed ones only with `all`)."""
+    rows = [_row(r) for r in (journal or Journal()).deployments()]
+    return [d for d in reversed(rows) if all or d.state != "removed"]
+
+
+def get_deployment(ref: str, journal: Journal | None = None) -> Deployment:
+    """A deployment by id, unique id prefix, or name (the newest live one of that name)."""
+    rows = deployments(journal, all=True)
+    exact = [d for d in rows if d.id == ref] or [
+        d for d in rows if d.name == ref and d.state == "live"
+    ]
+    found = exact or [d for d in rows if d.id.startswith(ref)]
+    if len(found) == 1 or (exact and found):
+        return found[0]
+    if not found:
+        raise JobError(f"no deployment '{ref}'", fix="`tunegate deployments` lists them")
+    raise JobError(f"'{ref}' matches more than one deployment", fix="give more of the id")
+
+
+def _gguf_of(source: str, journal: Journal) -> tuple[Path, str | None]:
+    """(GGUF file, artifact id) for a path, an export folder, an artifact id or a job id."""
+    path = Path(source)
+    if path.is_file() and path.suffix == ".gguf":
+        return path.resolve(), None
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name)
+        if len(files) == 1:
+            return files[0].resolve(), None
+        raise ExportError(
+            f"{path} holds {len(files)} model GGUF files; deploy needs exactly one",
+            fix="name the .gguf file itself",
+        )
+    rows = [a for a in journal.artifacts() if a["id"] == source]
+    if not rows:
+        try:
+            rec = journal.get(source)
+        except JournalError:
+            raise ExportError(
+                f"'{source}' is not a GGUF file, an export folder, an artifact or a job",
+                fix="give a .gguf path, or a job id after `tunegate export ID --to gguf`",
+            ) from None
+        rows = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
+        if not rows:
+            raise ExportError(
+                f"job {rec.id} has no GGUF export yet",
+                fix=f"tunegate export {rec.id} --to gguf --quant q4_k_m",
+            )
+    art = rows[-1]
+    uri = Path(art["uri"])
+    files = [uri] if uri.is_file() else sorted(uri.glob("*.gguf"))
+    if not files:
+        raise ExportError(f"artifact {art['id']} has no GGUF file at {uri}")
+    return files[0], art["id"]
+
+
+def deploy(
+    source: str,
+    to: str,
+    *,
+    name: str | None = None,
+    system: str | None = None,
+    template: str | None = None,
+    stops: list[str] | None = None,
+    host: str | None = None,
+    progress: bool = False,
+    journal: Journal | None = None,
+) -> Deployment:
+    """Deploy `source` (a job id, artifact id, GGUF file or export folder) to `to`."""
+    journal = journal or Journal()
+    if to not in TARGETS:
+        raise ExportError(f"unknown deploy target {to!r}", fix=f"one of: {', '.join(TARGETS)}")
+    if to == "openai":
+        return _deploy_openai(source, name, journal)
+    gguf, artifact_id = _gguf_of(source, journal)
+    name = name or gguf.stem.lower().replace("_", "-")
+    if to == "llamacpp":
+        dep = journal.add_deployment(
+            artifact_id, "llamacpp", name, endpoint=str(gguf), state="live", meta={"system": system}
+        )
+        return get_deployment(dep, journal)
+    from exporters.ollama import create, plan_for, write_modelfile
+
+    plan = plan_for(gguf, system=system, template=template, stops=stops)
+    modelfile = write_modelfile(plan)
+    host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+    dep = journal.add_deployment(
+        artifact_id,
+        "ollama",
+        name,
+        endpoint=host,
+        state="pending",
+        meta={
+            "gguf": str(gguf),
+            "modelfile": str(modelfile),
+            "family": plan.family,
+            "stops": plan.stops,
+        },
+    )
+    say = (lambda m: print(f"ollama: {m}", file=__import__("sys").stderr)) if progress else None
+    try:
+        shown = create(plan, name, host=host, progress=say)
+    except Exception:
+        journal.update_deployment(dep, state="failed")
+        raise
+    meta = {**get_deployment(dep, journal).meta, "details": shown.get("details")}
+    journal.update_deployment(dep, state="live", meta=meta)
+    return get_deployment(dep, journal)
+
+
+def _deploy_openai(source: str, name: str | None, journal: Journal) -> Deployment:
+    """OpenAI serves the fine-tuned model it made: the deployment records its id."""
+    from gateway.jobs import Job
+
+    rec = journal.get(source)
+    if rec.provider != "openai":
+        raise ExportError(f"job {rec.id} ran on {rec.provider}, not OpenAI")
+    art = Job(rec.id, journal).artifact()
+    dep = journal.add_deployment(
+        art.id, "openai", name or art.uri, endpoint=art.uri, state="live", meta={"job": rec.id}
+    )
+    return get_deployment(dep, journal)
+
+
+def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
+    """Remove a deployment where it runs (Ollama: delete the model) and mark it removed."""
+    journal = journal or Journal()
+    dep = get_deployment(ref, journal)
+    if dep.state == "removed":
+        return dep
+    if dep.target == "ollama":
+        from exporters.ollama import delete
+
+        delete(dep.name, host=dep.endpoint)
+    journal.update_deployment(dep.id, state="removed")
+    return get_deployment(dep.id, journal)
+
+
+def chat(
+    deployment: str | Deployment,
+    messages: list[dict[str, str]] | str,
+    *,
+    max_tokens: int = 256,
+    journal: Journal | None = None,
+) -> ChatReply:
+    """One greedy request to a deployment through the client its target speaks."""
+    dep = deployment if isinstance(deployment, Deployment) else get_deployment(deployment, journal)
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    if dep.state != "live":
+        raise JobError(f"deployment {dep.id} is {dep.state}", fix="tunegate deployments")
+    from gateway.chat_clients import CLIENTS
+
+    text, reason, raw = CLIENTS[dep.target](dep, list(messages), max_tokens)
+    return ChatReply(text, reason, dep.id, raw)
