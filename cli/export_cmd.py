@@ -10,15 +10,29 @@ import click
 from cli.common import emit_json, handle_errors
 
 GGUF_TYPES = ["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
+MLX_TYPES = ["float16", "bfloat16", "float32", "q8", "q6", "q4", "q3"]
 
 
 @click.command("export")
 @click.argument("source", required=False)
 @click.option(
-    "--to", "to", type=click.Choice(["gguf", "merged"]), default="gguf", show_default=True
+    "--to", "to", type=click.Choice(["gguf", "merged", "mlx"]), default="gguf", show_default=True
 )
-@click.option("--quant", type=click.Choice(GGUF_TYPES), help="GGUF type (default f16).")
-@click.option("--adapter-only", is_flag=True, help="A GGUF LoRA adapter instead of a whole model.")
+@click.option(
+    "--quant",
+    type=click.Choice(GGUF_TYPES + MLX_TYPES),
+    help="GGUF type (default f16), or MLX type for --to mlx (default float16).",
+)
+@click.option(
+    "--group-size",
+    type=click.Choice(["32", "64", "128"]),
+    default="64",
+    show_default=True,
+    help="MLX quantization group size.",
+)
+@click.option(
+    "--adapter-only", is_flag=True, help="A GGUF LoRA / mlx-lm adapter instead of a whole model."
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (must not exist).")
 @click.option("--base", help="Base model (path or id); default: the one the adapter names.")
 @click.option("--no-verify", is_flag=True, help="Skip the llama.cpp-vs-source check (not advised).")
@@ -40,21 +54,27 @@ def export_cmd(
     base: str | None,
     no_verify: bool,
     split_max_size: str | None,
+    group_size: str,
     check: Path | None,
     as_json: bool,
 ) -> None:
-    """Export SOURCE (a job id, an adapter folder or a model folder) to a merged model or GGUF.
+    """Export SOURCE (a job id, an adapter folder or a model folder) to a merged model, GGUF or
+    MLX.
 
     The adapter is merged shard by shard into the 16-bit base, converted by llama.cpp's own
     converter (matched to the installed llama-cpp-python), quantized by llama.cpp, then loaded
-    in llama.cpp and compared with the source on chat prompts. The output appears under its
+    in llama.cpp and compared with the source on chat prompts. `--to mlx` converts with mlx-lm
+    and checks in mlx-lm the same way. The output appears under its
     name only when complete and verified; export.json beside it holds the report.
 
     \b
     tunegate export tg-1a2b --to gguf --quant q4_k_m
     tunegate export ./adapter --to gguf --adapter-only
+    tunegate export tg-1a2b --to mlx --quant q4 --group-size 64
     tunegate export --check job.yaml
     """
+    if check and to == "mlx":
+        raise click.UsageError("--check covers gguf and merged exports")
     if check:
         _check(check, to, quant, adapter_only, as_json)
         return
@@ -76,6 +96,7 @@ def export_cmd(
         base=base,
         verify=not no_verify,
         split_max_size=split_max_size,
+        group_size=int(group_size),
         progress=not as_json,
         journal=journal,
     )

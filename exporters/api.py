@@ -21,7 +21,7 @@ from exporters.gguf import CONVERTER_TYPES, adapter_to_gguf, check_type, convert
 from exporters.verify import VerifyReport
 from gateway.errors import ExportError
 
-TARGETS = ("merged", "gguf")
+TARGETS = ("merged", "gguf", "mlx")
 
 
 @dataclass
@@ -147,15 +147,25 @@ def export(
     base: str | Path | None = None,
     verify: bool = True,
     split_max_size: str | None = None,
+    group_size: int = 64,
     progress: bool = False,
     journal: Any = None,
 ) -> ExportResult:
-    """Export `source` to a merged HF folder or GGUF; verified unless `verify=False`."""
+    """Export `source` to a merged HF folder, GGUF or MLX; verified unless `verify=False`.
+
+    `quant` is a GGUF type (f16, q4_k_m, ...) for gguf, or an MLX type (float16, bfloat16,
+    float32, q8, q6, q4, q3; default float16) for mlx, quantized in groups of `group_size`."""
+    from exporters.mlx import check_mlx_type
+
     if to not in TARGETS:
         raise ExportError(f"unknown export target {to!r}", fix=f"one of: {', '.join(TARGETS)}")
     if to == "merged" and (quant or adapter_only):
-        raise ExportError("--quant and --adapter-only apply to --to gguf")
+        raise ExportError("--quant and --adapter-only apply to --to gguf and --to mlx")
+    if to == "mlx" and adapter_only and quant:
+        raise ExportError("an mlx-lm adapter is not quantized; drop --quant")
     gguf_type = check_type(quant or "f16") if to == "gguf" else None
+    if to == "mlx" and not adapter_only:
+        gguf_type = check_mlx_type(quant or "float16")
     src = resolve_source(source, base=base, journal=journal)
     if src.adapter is None and (to == "merged" or adapter_only):
         raise ExportError(
@@ -174,6 +184,16 @@ def export(
     try:
         if to == "merged":
             kind, files, report = "merged", [work], _merged(src, work, steps, verify)
+        elif to == "mlx":
+            from exporters.mlx import export_mlx, export_mlx_adapter
+
+            if adapter_only:
+                kind, (files, report) = "mlx-adapter", export_mlx_adapter(src, work, steps, verify)
+            else:
+                kind = "mlx"
+                files, report = export_mlx(
+                    src, work, gguf_type or "float16", group_size, steps, verify
+                )
         elif adapter_only:
             kind = "gguf-adapter"
             files, report = _gguf_adapter(src, work, gguf_type or "f16", steps, verify)
