@@ -79,8 +79,20 @@ def _openai(
     return choice.message.content or "", choice.finish_reason, res.model_dump(mode="json")
 
 
+def _fireworks(
+    dep: Any, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    from providers.fireworks_serving import chat
+
+    try:
+        return chat(str(dep.endpoint), messages, max_tokens)
+    except Exception as exc:
+        raise ProviderError(f"Fireworks chat failed: {describe(exc)}") from None
+
+
 CLIENTS: dict[str, Callable[[Any, list[dict[str, str]], int], tuple[str, str | None, dict]]] = {
     "ollama": _ollama,
     "llamacpp": _llamacpp,
     "openai": _openai,
+    "fireworks": _fireworks,
 }

@@ -2,7 +2,8 @@
 talk to any of them (`chat`), so a user can smoke-test every target the same way.
 
 Targets: `ollama` (a GGUF created in an Ollama server), `llamacpp` (a local GGUF, loaded
-in-process on each chat), `openai` (the job's fine-tuned model id; nothing to upload).
+in-process on each chat), `openai` (the job's fine-tuned model id; nothing to upload),
+`fireworks` (the LoRA on a dedicated deployment of its base).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
-TARGETS = ("ollama", "llamacpp", "openai")
+TARGETS = ("ollama", "llamacpp", "openai", "fireworks")
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ def deploy(
         raise ExportError(f"unknown deploy target {to!r}", fix=f"one of: {', '.join(TARGETS)}")
     if to == "openai":
         return _deploy_openai(source, name, journal)
+    if to == "fireworks":
+        return _deploy_fireworks(source, name, journal)
     gguf, artifact_id = _gguf_of(source, journal)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
@@ -194,6 +197,64 @@ def _deploy_openai(source: str, name: str | None, journal: Journal) -> Deploymen
     return get_deployment(dep, journal)
 
 
+def _adapter_of(source: str, journal: Journal) -> Path:
+    """A PEFT adapter folder from a path, or from a job's fetched artifact."""
+    path = Path(source)
+    if path.is_dir():
+        return path
+    from gateway.jobs import Job
+
+    rec = journal.get(source)
+    art = Job(rec.id, journal).artifact()
+    if art.kind != "adapter":
+        raise ExportError(f"job {rec.id} produced a {art.kind}, not a LoRA adapter")
+    return Path(art.uri)
+
+
+def _hosted_base(adapter: Path, provider: str) -> str:
+    import json
+
+    from gateway.catalog import load_catalog
+
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    base = str(cfg.get("base_model_name_or_path") or "")
+    hosted = load_catalog().model(base).hosted.get(provider)
+    if hosted is None:
+        raise ExportError(
+            f"{provider} does not serve {base}", fix="tunegate models lists what it serves"
+        )
+    return hosted.id
+
+
+def _deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deployment:
+    from providers import fireworks_serving as fw
+    from providers._hosted_jobs import model_id
+
+    rec = None
+    if not Path(source).is_dir():
+        rec = journal.get(source)
+    if rec is not None and rec.provider == "fireworks":
+        if rec.state != "succeeded":
+            raise ExportError(f"job {rec.id} is {rec.state}; only a succeeded job can be deployed")
+        model, base = str((rec.remote or {}).get("output_model")), model_id(rec)
+        name = name or model.rsplit("/", 1)[-1]
+    else:
+        adapter = _adapter_of(source, journal)
+        base = _hosted_base(adapter, "fireworks")
+        name = name or adapter.name
+        from providers.fireworks import Fireworks
+
+        model = fw.upload_adapter(Fireworks()._client(), adapter, fw._slug(name), base)
+    dep = journal.add_deployment(None, "fireworks", name, state="pending", meta={"model": model})
+    try:
+        meta = fw.deploy(model, base, name)
+    except Exception:
+        journal.update_deployment(dep, state="failed")
+        raise
+    journal.update_deployment(dep, state="live", endpoint=meta["endpoint"], meta=meta)
+    return get_deployment(dep, journal)
+
+
 def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
     """Remove a deployment where it runs (Ollama: delete the model) and mark it removed."""
     journal = journal or Journal()
@@ -204,6 +265,10 @@ def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
         from exporters.ollama import delete
 
         delete(dep.name, host=dep.endpoint)
+    elif dep.target == "fireworks":
+        from providers.fireworks_serving import undeploy as fw_undeploy
+
+        fw_undeploy(dep.meta)
     journal.update_deployment(dep.id, state="removed")
     return get_deployment(dep.id, journal)
 

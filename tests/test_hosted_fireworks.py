@@ -167,3 +167,66 @@ def test_a_repeated_create_answers_the_same_job(fake, tmp_path):
     assert len(fake.jobs) == 1
     statuses = [r for r in fake.server.requests if r.path.endswith("/supervisedFineTuningJobs")]
     assert len(statuses) == 2
+
+
+def test_deploy_a_jobs_lora_chat_and_undeploy(fake, tmp_path):
+    from gateway.deploy import chat, deploy, undeploy
+
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE)), backend="fireworks")
+    assert job.wait(interval=0).state == "succeeded"
+    model = job.record.remote["output_model"]
+    dep = deploy(job.id, "fireworks")
+    assert dep.state == "live" and dep.endpoint.startswith(f"{model}#accounts/acme/deployments/tg-")
+    (remote,) = fake.deployments.values()
+    assert remote["enableAddons"] is True and remote["minReplicaCount"] == 0
+    assert remote["baseModel"] == "accounts/fireworks/models/llama-v3p1-8b-instruct"
+    (loaded,) = fake.deployed.values()
+    assert loaded["model"] == model and loaded["state"] == "DEPLOYED"
+    reply = chat(dep.id, "hello")
+    assert reply.text == f"[{model}] olleh" and reply.finish_reason == "stop"
+    assert undeploy(dep.id).state == "removed"
+    assert not fake.deployments and not fake.deployed
+
+
+def test_deploy_uploads_a_local_adapter(fake, tmp_path):
+    from gateway.deploy import chat, deploy
+
+    folder = tmp_path / "my-adapter"
+    folder.mkdir()
+    config = {
+        "peft_type": "LORA",
+        "r": 16,
+        "lora_alpha": 32,
+        "target_modules": ["v_proj", "q_proj"],
+        "base_model_name_or_path": BASE,
+    }
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    weights = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(1000)
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    dep = deploy(str(folder), "fireworks", name="My LoRA")
+    meta = fake.model_meta["tg-my-lora"]
+    assert meta["kind"] == "HF_PEFT_ADDON" and meta["state"] == "READY"
+    assert meta["peftDetails"] == {
+        "baseModel": "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        "r": 16,
+        "targetModules": ["q_proj", "v_proj"],
+    }
+    assert fake.models["tg-my-lora"]["adapter_model.safetensors"] == weights
+    assert chat(dep.id, "abc").text == "[accounts/acme/models/tg-my-lora] cba"
+    # deploying again reuses the uploaded model and the deployment (409s), nothing doubles
+    deploy(str(folder), "fireworks", name="My LoRA")
+    assert len(fake.deployments) == 1 and len(fake.model_meta) == 1
+
+
+def test_deploy_refuses_a_rank_fireworks_cannot_serve(fake, tmp_path):
+    from gateway.deploy import deploy
+    from gateway.errors import ExportError
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    cfg = {"r": 128, "target_modules": ["q_proj"], "base_model_name_or_path": BASE}
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    (folder / "adapter_model.safetensors").write_bytes(b"x")
+    with pytest.raises(ExportError, match="ranks 4-64"):
+        deploy(str(folder), "fireworks")
+    assert not fake.model_meta

@@ -1,0 +1,168 @@
+"""Serving a LoRA on Fireworks: the adapter as a model (kind HF_PEFT_ADDON) — the output of a
+Fireworks job is one already; any other PEFT adapter is uploaded — then a dedicated deployment
+of its base with add-ons enabled, and the LoRA loaded onto it.
+
+Ids are chosen here (`tg-<name>`), so a retried create answers 409 and is reused, never doubled.
+A deployment is billed per GPU-hour while a replica runs; it is created scaling to zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ExportError, ProviderError
+from gateway.retry import http_timeout_s, idempotent
+from providers.fireworks import MAX_RANK, MIN_RANK, Fireworks
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+READY_WAIT_S = 1800.0
+
+
+def _wait(what: str, fetch: Any, done: set[str], failed: set[str]) -> Any:
+    """Poll `fetch()` until its state is in `done`; a state in `failed` is an error."""
+    deadline = time.monotonic() + float(READY_WAIT_S)
+    delay = 0.2
+    while True:
+        obj = idempotent(fetch, what=what)
+        state = str(getattr(obj, "state", "") or "")
+        if state in done:
+            return obj
+        if state in failed:
+            raise ProviderError(f"Fireworks {what} is {state}")
+        if time.monotonic() > deadline:
+            raise ProviderError(f"Fireworks {what} still {state} after {READY_WAIT_S:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return ("tg-" + slug)[:63].rstrip("-")
+
+
+def _conflict_ok(fn: Any) -> None:
+    """Create with a client-chosen id, retrying: "already exists" is the answer we wanted."""
+    import fireworks
+
+    def attempt() -> None:
+        with contextlib.suppress(fireworks.ConflictError):
+            fn()
+
+    idempotent(attempt, what="create")
+
+
+def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
+    """Upload a PEFT adapter folder as model `model_id`; returns the model's resource name."""
+    import httpx
+
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    r = int(cfg.get("r") or 0)
+    if not MIN_RANK <= r <= MAX_RANK:
+        raise ExportError(
+            f"Fireworks serves LoRA ranks {MIN_RANK}-{MAX_RANK}; this adapter has {r}"
+        )
+    modules = cfg.get("target_modules") or []
+    if isinstance(modules, str):
+        raise ExportError(
+            f"the adapter's target_modules is {modules!r}; Fireworks needs the module list",
+            fix="train with explicit target_modules (e.g. [q_proj, k_proj, v_proj, o_proj])",
+        )
+    files = {n: adapter / n for n in ADAPTER_FILES if (adapter / n).is_file()}
+    if len(files) < len(ADAPTER_FILES):
+        raise ExportError(f"{adapter} lacks {', '.join(set(ADAPTER_FILES) - set(files))}")
+    _conflict_ok(
+        lambda: client.models.create(
+            model_id=model_id,
+            model={
+                "kind": "HF_PEFT_ADDON",
+                "peft_details": {"base_model": base, "r": r, "target_modules": sorted(modules)},
+            },
+        )
+    )
+    model = idempotent(lambda: client.models.get(model_id), what="model")
+    if getattr(model, "state", None) != "READY":
+        sizes = {n: str(p.stat().st_size) for n, p in files.items()}
+        urls = idempotent(
+            lambda: client.models.get_upload_endpoint(model_id, filename_to_size=sizes),
+            what="upload endpoint",
+        ).filename_to_signed_urls
+        with httpx.Client(timeout=http_timeout_s()) as http:
+            for name, path in files.items():
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "X-Goog-Content-Length-Range": f"{sizes[name]},{sizes[name]}",
+                }
+
+                def put(url: str = urls[name], path: Path = path, headers: dict = headers) -> None:
+                    http.put(url, content=path.read_bytes(), headers=headers).raise_for_status()
+
+                idempotent(put, what=f"upload {name}")
+        idempotent(lambda: client.models.validate_upload(model_id), what="validate")
+        model = _wait("model", lambda: client.models.get(model_id), {"READY"}, {"FAILED"})
+    return str(model.name or f"accounts/{client.account_id}/models/{model_id}")
+
+
+def deploy(model: str, base: str, name: str) -> dict[str, Any]:
+    """A scale-to-zero deployment of `base` with add-ons, and `model` loaded on it."""
+    client = Fireworks()._client()
+    dep_id = _slug(name)
+    _conflict_ok(
+        lambda: client.deployments.create(
+            deployment_id=dep_id,
+            base_model=base,
+            enable_addons=True,
+            min_replica_count=0,
+            max_replica_count=1,
+            display_name=name,
+        )
+    )
+    deployment = _wait(
+        "deployment", lambda: client.deployments.get(dep_id), {"READY"}, {"FAILED", "DELETED"}
+    )
+    dep_name = str(deployment.name or f"accounts/{client.account_id}/deployments/{dep_id}")
+    loaded = idempotent(
+        lambda: client.lora.load(model=model, deployment=dep_name, display_name=name),
+        what="load LoRA",
+    )
+    loaded_id = str(loaded.name).rsplit("/", 1)[-1]
+    _wait(
+        "LoRA load",
+        lambda: client.lora.get(loaded_id),
+        {"DEPLOYED"},
+        {"FAILED", "UNDEPLOYING"},
+    )
+    return {
+        "model": model,
+        "deployment": dep_name,
+        "deployed_model": str(loaded.name),
+        "endpoint": f"{model}#{dep_name}",
+        "billing": "dedicated deployment, billed per GPU-hour while a replica runs (min 0)",
+    }
+
+
+def undeploy(meta: dict[str, Any]) -> None:
+    import fireworks
+
+    client = Fireworks()._client()
+    for fn in (
+        lambda: client.lora.unload(str(meta["deployed_model"]).rsplit("/", 1)[-1]),
+        lambda: client.deployments.delete(str(meta["deployment"]).rsplit("/", 1)[-1]),
+    ):
+        with contextlib.suppress(fireworks.NotFoundError):  # already gone
+            idempotent(fn, what="undeploy")
+
+
+def chat(
+    endpoint: str, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    client = Fireworks()._client()
+    res = client.chat.completions.create(
+        model=endpoint, messages=messages, max_tokens=max_tokens, temperature=0
+    )
+    choice = res.choices[0]
+    return choice.message.content or "", choice.finish_reason, res.model_dump(mode="json")
