@@ -90,9 +90,21 @@ def _fireworks(
         raise ProviderError(f"Fireworks chat failed: {describe(exc)}") from None
 
 
+def _bedrock(
+    dep: Any, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    from providers.bedrock_import import chat
+
+    try:
+        return chat(dep.meta, messages, max_tokens)
+    except Exception as exc:
+        raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
+
+
 CLIENTS: dict[str, Callable[[Any, list[dict[str, str]], int], tuple[str, str | None, dict]]] = {
     "ollama": _ollama,
     "llamacpp": _llamacpp,
     "openai": _openai,
     "fireworks": _fireworks,
+    "bedrock": _bedrock,
 }

@@ -3,7 +3,8 @@ talk to any of them (`chat`), so a user can smoke-test every target the same way
 
 Targets: `ollama` (a GGUF created in an Ollama server), `llamacpp` (a local GGUF, loaded
 in-process on each chat), `openai` (the job's fine-tuned model id; nothing to upload),
-`fireworks` (the LoRA on a dedicated deployment of its base).
+`fireworks` (the LoRA on a dedicated deployment of its base), `bedrock` (merged weights through
+Custom Model Import).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
-TARGETS = ("ollama", "llamacpp", "openai", "fireworks")
+TARGETS = ("ollama", "llamacpp", "openai", "fireworks", "bedrock")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def deploy(
         return _deploy_openai(source, name, journal)
     if to == "fireworks":
         return _deploy_fireworks(source, name, journal)
+    if to == "bedrock":
+        return _deploy_bedrock(source, name, journal)
     gguf, artifact_id = _gguf_of(source, journal)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
@@ -255,6 +258,23 @@ def _deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deploy
     return get_deployment(dep, journal)
 
 
+def _deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deployment:
+    """Merged weights (an adapter is merged first) imported with Custom Model Import."""
+    from providers import bedrock_import
+
+    model = bedrock_import.merged_model(source, journal)
+    name = name or model.name
+    bedrock_import.check_architecture(model)
+    dep = journal.add_deployment(None, "bedrock", name, state="pending", meta={"model": str(model)})
+    try:
+        meta = bedrock_import.deploy(model, name)
+    except Exception:
+        journal.update_deployment(dep, state="failed")
+        raise
+    journal.update_deployment(dep, state="live", endpoint=meta["model_arn"], meta=meta)
+    return get_deployment(dep, journal)
+
+
 def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
     """Remove a deployment where it runs (Ollama: delete the model) and mark it removed."""
     journal = journal or Journal()
@@ -269,6 +289,10 @@ def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
         from providers.fireworks_serving import undeploy as fw_undeploy
 
         fw_undeploy(dep.meta)
+    elif dep.target == "bedrock":
+        from providers.bedrock_import import undeploy as bedrock_undeploy
+
+        bedrock_undeploy(dep.meta)
     journal.update_deployment(dep.id, state="removed")
     return get_deployment(dep.id, journal)
 

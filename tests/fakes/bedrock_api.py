@@ -4,9 +4,12 @@ for S3 and the model-customization calls, behind a small front server that
 - injects the same faults as the other fakes (boto3 sees real 429/5xx, drops and timeouts),
 - serves the calls moto 5.2.5 lacks (`GetFoundationModel`),
 - advances jobs through moto's backend (moto leaves every job `InProgress`) and, when one
-  completes, writes the step-wise metrics CSV Bedrock puts under the output prefix.
+  completes, writes the step-wise metrics CSV Bedrock puts under the output prefix,
+- serves Custom Model Import (jobs, imported models) and the runtime's Converse, answered by
+  transformers running the imported weights read back from moto's S3.
 
-S3 goes to moto directly (`AWS_ENDPOINT_URL`); Bedrock through the front (`AWS_ENDPOINT_URL_BEDROCK`).
+S3 goes to moto directly (`AWS_ENDPOINT_URL`); Bedrock and the runtime through the front
+(`AWS_ENDPOINT_URL_BEDROCK`, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
 """
 
 from __future__ import annotations
@@ -39,8 +42,16 @@ class BedrockFake:
         self.polls: dict[str, int] = {}
         self.fail_next_job: str | None = None  # failure message for the next job that completes
         self._lock = threading.Lock()
+        self.imports: dict[str, dict[str, Any]] = {}
+        self.imported: dict[str, dict[str, Any]] = {}  # by model ARN
+        self._hf: dict[str, Any] = {}
         routes = [
             ("GET", r"/foundation-models/(?P<id>[^/]+)", self.foundation_model),
+            ("POST", r"/model-import-jobs", self.create_import),
+            ("GET", r"/model-import-jobs/(?P<name>[^/]+)", self.get_import),
+            ("GET", r"/imported-models/(?P<id>[^/]+)", self.get_imported),
+            ("DELETE", r"/imported-models/(?P<id>[^/]+)", self.delete_imported),
+            ("POST", r"/model/(?P<id>[^/]+)/converse", self.converse),
             ("GET", r"/model-customization-jobs/(?P<name>[^/]+)", self.get_job),
             *[(m, r"/.*", self.forward) for m in ("GET", "POST", "PUT", "DELETE", "PATCH")],
         ]
@@ -138,6 +149,129 @@ class BedrockFake:
         key = f"{prefix.rstrip('/')}/model-customization-job-x/training_artifacts/step_wise_training_metrics.csv"
         s3_backends[ACCOUNT]["aws"].put_object(bucket, key, METRICS_CSV.encode())
 
+    # Custom Model Import and Converse (moto has neither) -----------------------------------
+    def _s3_objects(self, uri: str) -> dict[str, bytes]:
+        from moto.s3.models import s3_backends
+
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        backend = s3_backends[ACCOUNT]["aws"]
+        keys, _, _, _ = backend.list_objects(backend.get_bucket(bucket), prefix, None, None, 1000)
+        return {k.name[len(prefix) :].lstrip("/"): k.value for k in keys}
+
+    def create_import(self, req: Request) -> Reply:
+        body = req.json()
+        name = body.get("jobName")
+        uri = ((body.get("modelDataSource") or {}).get("s3DataSource") or {}).get("s3Uri", "")
+        if not (name and body.get("importedModelName") and body.get("roleArn") and uri):
+            return _aws_error(400, "ValidationException", "missing required fields")
+        with self._lock:
+            if name in self.imports:
+                return _aws_error(400, "ConflictException", f"import job {name} already exists")
+            arn = (
+                f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-import-job/{len(self.imports) + 1:012d}"
+            )
+            self.imports[name] = {
+                "jobArn": arn,
+                "jobName": name,
+                "importedModelName": body["importedModelName"],
+                "roleArn": body["roleArn"],
+                "modelDataSource": body["modelDataSource"],
+                "status": "InProgress",
+                "creationTime": "2026-11-28T00:00:00Z",
+                "_token": body.get("clientRequestToken"),
+            }
+        return Reply(201, {"jobArn": arn})
+
+    def get_import(self, req: Request) -> Reply:
+        name = unquote(req.match["name"])
+        job = self.imports.get(name)
+        if job is None:
+            return _aws_error(404, "ResourceNotFoundException", f"no import job {name}")
+        if job["status"] == "InProgress":
+            files = self._s3_objects(job["modelDataSource"]["s3DataSource"]["s3Uri"])
+            if "config.json" not in files or not any(f.endswith(".safetensors") for f in files):
+                job["status"], job["failureMessage"] = "Failed", "config.json or weights missing"
+            else:
+                model_arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:imported-model/{len(self.imported) + 1:012d}"
+                job["status"], job["importedModelArn"] = "Completed", model_arn
+                self.imported[model_arn] = {
+                    "modelArn": model_arn,
+                    "modelName": job["importedModelName"],
+                    "jobName": name,
+                    "modelDataSource": job["modelDataSource"],
+                    "modelArchitecture": "llama",
+                    "instructSupported": True,
+                }
+        return Reply(200, {k: v for k, v in job.items() if not k.startswith("_")})
+
+    def get_imported(self, req: Request) -> Reply:
+        model = self.imported.get(unquote(req.match["id"]))
+        if model is None:
+            return _aws_error(404, "ResourceNotFoundException", "no such imported model")
+        return Reply(200, model)
+
+    def delete_imported(self, req: Request) -> Reply:
+        if self.imported.pop(unquote(req.match["id"]), None) is None:
+            return _aws_error(404, "ResourceNotFoundException", "no such imported model")
+        return Reply(200, {})
+
+    def _load(self, arn: str) -> tuple[Any, Any]:
+        import tempfile
+        from pathlib import Path
+
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if arn not in self._hf:
+            folder = Path(tempfile.mkdtemp(prefix="imported-"))
+            uri = self.imported[arn]["modelDataSource"]["s3DataSource"]["s3Uri"]
+            for name, data in self._s3_objects(uri).items():
+                (folder / name).write_bytes(data)
+            self._hf[arn] = (
+                AutoModelForCausalLM.from_pretrained(folder).eval(),
+                AutoTokenizer.from_pretrained(folder),
+            )
+        return self._hf[arn]
+
+    def converse(self, req: Request) -> Reply:
+        import torch
+
+        arn = unquote(req.match["id"])
+        if arn not in self.imported:
+            return _aws_error(404, "ResourceNotFoundException", f"model {arn} not found")
+        body = req.json()
+        messages = [{"role": "system", "content": s["text"]} for s in body.get("system") or []]
+        messages += [
+            {"role": m["role"], "content": "".join(c.get("text", "") for c in m["content"])}
+            for m in body.get("messages") or []
+        ]
+        limit = int((body.get("inferenceConfig") or {}).get("maxTokens", 64))
+        model, tok = self._load(arn)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+        seq, reason = list(ids), "max_tokens"
+        with torch.no_grad():
+            for _ in range(limit):
+                nxt = int(model(input_ids=torch.tensor([seq])).logits[0, -1].argmax())
+                if nxt == tok.eos_token_id:
+                    reason = "end_turn"
+                    break
+                seq.append(nxt)
+        text = tok.decode(seq[len(ids) :], skip_special_tokens=True)
+        return Reply(
+            200,
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                "stopReason": reason,
+                "usage": {
+                    "inputTokens": len(ids),
+                    "outputTokens": len(seq) - len(ids),
+                    "totalTokens": len(seq),
+                },
+                "metrics": {"latencyMs": 1},
+            },
+        )
+
     def script(self, method: str, path_re: str, kind: str) -> None:
         self.server.faults.script(method, path_re, kind)
 
@@ -147,3 +281,7 @@ class BedrockFake:
         return [
             r for r in self.server.requests if r.method == method and re.search(path_re, r.path)
         ]
+
+
+def _aws_error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, {"message": message}, {"x-amzn-errortype": code})

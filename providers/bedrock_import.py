@@ -1,0 +1,188 @@
+"""Serving on Bedrock through Custom Model Import: merged Hugging Face weights uploaded to S3
+(with checksums), imported with `CreateModelImportJob`, then called with the Converse API.
+
+Bedrock does not import LoRA adapters, so an adapter is merged first (and the merge verified).
+The import job name and its `clientRequestToken` come from the model name, so a retried create
+finds the same job. Billing is per Custom Model Unit per minute while the model is active.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ExportError, ProviderError
+from gateway.retry import idempotent
+
+# config.json model_type values Custom Model Import accepts (provider-contracts.md section 4)
+ARCHITECTURES = {
+    "llama": "Llama",
+    "mllama": "Llama (vision)",
+    "mistral": "Mistral",
+    "mixtral": "Mixtral",
+    "qwen2": "Qwen2/2.5",
+    "qwen2_vl": "Qwen2-VL",
+    "qwen2_5_vl": "Qwen2.5-VL",
+    "qwen3": "Qwen3",
+    "gpt_bigcode": "GPTBigCode",
+    "t5": "Flan-T5",
+    "gpt_oss": "GPT-OSS",
+}
+SIDE_FILES = re.compile(
+    r"(config|generation_config|tokenizer(_config)?|special_tokens_map)\.json$|tokenizer\.model$|\.safetensors(\.index\.json)?$|chat_template\.jinja$"
+)
+WAIT_S = 7200.0
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9-]+", "-", name).strip("-")[:50] or "model"
+
+
+def merged_model(source: str, journal: Any) -> Path:
+    """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
+    path = Path(source)
+    if (
+        path.is_dir()
+        and (path / "config.json").is_file()
+        and not (path / "adapter_config.json").exists()
+    ):
+        return path
+    from exporters.api import export
+
+    return export(source, "merged", journal=journal, progress=True).path
+
+
+def check_architecture(model: Path) -> str:
+    cfg = json.loads((model / "config.json").read_text())
+    kind = str(cfg.get("model_type") or "")
+    if kind not in ARCHITECTURES:
+        raise ExportError(
+            f"Bedrock Custom Model Import does not take {kind or 'this'} models",
+            fix="supported: " + ", ".join(sorted(set(ARCHITECTURES.values()))),
+        )
+    if not list(model.glob("*.safetensors")):
+        raise ExportError(f"{model} has no .safetensors weights; Bedrock imports only those")
+    return ARCHITECTURES[kind]
+
+
+def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, Any]:
+    """Upload `model` to S3, import it, wait until it is ready; returns the deployment meta."""
+    from botocore.exceptions import ClientError
+
+    from gateway.config import load_config
+    from providers._s3 import upload_verified
+    from providers.bedrock import Bedrock
+
+    provider = Bedrock()
+    settings = load_config().bedrock
+    base = spec_s3 or settings.s3_uri
+    if not base:
+        raise ExportError(
+            "Bedrock imports models from S3 and no bucket is configured",
+            fix="set bedrock.s3_uri in the tunegate config or TUNEGATE_BEDROCK_S3_URI",
+        )
+    role = provider._role_arn()
+    region = settings.region or _session_region() or "us-east-1"
+    arch = check_architecture(model)
+    slug = _slug(name)
+    prefix = f"{base.rstrip('/')}/imports/{slug}"
+    s3 = provider._client("s3", region, retries=3)
+    files = sorted(p for p in model.iterdir() if p.is_file() and SIDE_FILES.search(p.name))
+    digest = hashlib.sha256()
+    for path in files:
+        obj = upload_verified(s3, path, f"{prefix}/{path.name}")
+        digest.update(f"{path.name} {obj.sha256}\n".encode())
+    bedrock = provider._client("bedrock", region)
+    job_name = f"tg-import-{slug}-{digest.hexdigest()[:8]}"
+    try:
+        bedrock.create_model_import_job(
+            jobName=job_name,
+            importedModelName=slug,
+            roleArn=role,
+            modelDataSource={"s3DataSource": {"s3Uri": prefix + "/"}},
+            clientRequestToken=digest.hexdigest()[:64],
+            jobTags=[{"key": "tunegate-model", "value": slug}],
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in (
+            "ConflictException",
+            "ResourceInUseException",
+        ):
+            raise ProviderError(f"Bedrock refused the import: {exc}") from None
+    job = _wait_import(bedrock, job_name)
+    return {
+        "model_arn": job["importedModelArn"],
+        "import_job": job_name,
+        "s3_uri": prefix + "/",
+        "region": region,
+        "architecture": arch,
+        "billing": "Custom Model Units per minute while active (5-minute windows) + storage",
+    }
+
+
+def _session_region() -> str | None:
+    import boto3
+
+    return boto3.session.Session().region_name
+
+
+def _wait_import(bedrock: Any, job_name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    delay = 0.2
+    while True:
+        job = idempotent(
+            lambda: bedrock.get_model_import_job(jobIdentifier=job_name), what="import job"
+        )
+        if job.get("status") == "Completed" and job.get("importedModelArn"):
+            return job
+        if job.get("status") == "Failed":
+            raise ProviderError(f"Bedrock import {job_name} failed: {job.get('failureMessage')}")
+        if time.monotonic() > deadline:
+            raise ProviderError(f"Bedrock import {job_name} is still {job.get('status')}")
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def undeploy(meta: dict[str, Any]) -> None:
+    from botocore.exceptions import ClientError
+
+    from providers.bedrock import Bedrock
+
+    bedrock = Bedrock()._client("bedrock", meta["region"])
+    try:
+        idempotent(
+            lambda: bedrock.delete_imported_model(modelIdentifier=meta["model_arn"]),
+            what="delete imported model",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+
+
+def chat(
+    meta: dict[str, Any], messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    """One Converse request (system messages go in `system`, turns in `messages`)."""
+    from providers.bedrock import Bedrock
+
+    runtime = Bedrock()._client("bedrock-runtime", meta["region"], retries=3)
+    res = runtime.converse(
+        modelId=meta["model_arn"],
+        system=[{"text": m["content"]} for m in messages if m["role"] == "system"],
+        messages=[
+            {"role": m["role"], "content": [{"text": m["content"]}]}
+            for m in messages
+            if m["role"] in ("user", "assistant")
+        ],
+        inferenceConfig={"maxTokens": max_tokens, "temperature": 0.0},
+    )
+    parts = res.get("output", {}).get("message", {}).get("content") or []
+    text = "".join(p.get("text", "") for p in parts)
+    reason = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}.get(
+        str(res.get("stopReason")), res.get("stopReason")
+    )
+    return text, reason, {k: v for k, v in res.items() if k != "ResponseMetadata"}
