@@ -10,7 +10,7 @@ import click
 
 from cli.common import emit_json, handle_errors
 
-TARGETS = ["ollama", "llamacpp", "openai", "fireworks", "bedrock"]
+TARGETS = ["ollama", "llamacpp", "openai", "fireworks", "bedrock", "together"]
 
 
 @click.command("deploy")

@@ -24,6 +24,11 @@ _EXPORTS = {
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
     "export": "exporters.api",
+    "Deployment": "gateway.deploy",
+    "deploy": "gateway.deploy",
+    "deployments": "gateway.deploy",
+    "undeploy": "gateway.deploy",
+    "chat": "gateway.deploy",
     "Machine": "gateway.hardware",
     "detect": "gateway.hardware",
     "Journal": "gateway.journal",
@@ -41,6 +46,7 @@ __all__ = [
     "Artifact",
     "Catalog",
     "DatasetReport",
+    "Deployment",
     "Job",
     "JobSpec",
     "Journal",
@@ -49,6 +55,9 @@ __all__ = [
     "Plan",
     "Range",
     "TunegateError",
+    "chat",
+    "deploy",
+    "deployments",
     "detect",
     "export",
     "jobs",
@@ -56,12 +65,14 @@ __all__ = [
     "load_catalog",
     "plan",
     "quick_report",
+    "undeploy",
 ]
 
 if TYPE_CHECKING:
     from exporters.api import export
     from gateway.catalog import Catalog, load_catalog
     from gateway.data.report import DatasetReport, quick_report
+    from gateway.deploy import Deployment, chat, deploy, deployments, undeploy
     from gateway.errors import TunegateError
     from gateway.hardware import Machine, detect
     from gateway.jobs import Artifact, Job, jobs

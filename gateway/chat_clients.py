@@ -101,10 +101,30 @@ def _bedrock(
         raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
 
 
+def _together(
+    dep: Any, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    from together import Together
+
+    from gateway.secrets import require
+
+    client = Together(api_key=require("TOGETHER_API_KEY", "Together"), max_retries=2)
+    try:
+        res = client.chat.completions.create(
+            model=str(dep.endpoint), messages=messages, max_tokens=max_tokens, temperature=0
+        )
+    except Exception as exc:
+        raise ProviderError(f"Together chat failed: {describe(exc)}") from None
+    choice = res.choices[0]
+    reason = getattr(choice.finish_reason, "value", choice.finish_reason)
+    return choice.message.content or "", reason, res.model_dump(mode="json")
+
+
 CLIENTS: dict[str, Callable[[Any, list[dict[str, str]], int], tuple[str, str | None, dict]]] = {
     "ollama": _ollama,
     "llamacpp": _llamacpp,
     "openai": _openai,
     "fireworks": _fireworks,
     "bedrock": _bedrock,
+    "together": _together,
 }

@@ -4,7 +4,7 @@ talk to any of them (`chat`), so a user can smoke-test every target the same way
 Targets: `ollama` (a GGUF created in an Ollama server), `llamacpp` (a local GGUF, loaded
 in-process on each chat), `openai` (the job's fine-tuned model id; nothing to upload),
 `fireworks` (the LoRA on a dedicated deployment of its base), `bedrock` (merged weights through
-Custom Model Import).
+Custom Model Import), `together` (a Together LoRA job's model on serverless multi-LoRA).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
-TARGETS = ("ollama", "llamacpp", "openai", "fireworks", "bedrock")
+TARGETS = ("ollama", "llamacpp", "openai", "fireworks", "bedrock", "together")
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,8 @@ def deploy(
         return _deploy_fireworks(source, name, journal)
     if to == "bedrock":
         return _deploy_bedrock(source, name, journal)
+    if to == "together":
+        return _deploy_together(source, name, journal)
     gguf, artifact_id = _gguf_of(source, journal)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
@@ -272,6 +274,44 @@ def _deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deployme
         journal.update_deployment(dep, state="failed")
         raise
     journal.update_deployment(dep, state="live", endpoint=meta["model_arn"], meta=meta)
+    return get_deployment(dep, journal)
+
+
+def _deploy_together(source: str, name: str | None, journal: Journal) -> Deployment:
+    """A Together LoRA job on a base with serverless multi-LoRA: its model answers per token,
+    nothing to create. Other cases need a dedicated endpoint, which tunegate does not yet make."""
+    from gateway.catalog import load_catalog
+    from gateway.jobs import Job
+
+    if Path(source).exists():
+        raise ExportError(
+            "uploading local weights to Together is not supported yet",
+            fix="deploy the adapter with --to fireworks, --to bedrock, or export a GGUF for Ollama",
+        )
+    rec = Job(source, journal).status()
+    if rec.provider != "together" or rec.state != "succeeded":
+        raise ExportError(
+            f"job {rec.id} is a {rec.state} {rec.provider} job, not a finished Together job"
+        )
+    hosted = load_catalog().model(rec.base_model).hosted.get("together")
+    remote = rec.remote or {}
+    lora = remote.get("training_type") == "Lora"
+    if not (hosted and hosted.serverless_lora and lora):
+        raise ExportError(
+            f"{rec.base_model} has no serverless LoRA on Together (or the job was a full fine-tune); "
+            "it needs a dedicated endpoint, which tunegate does not create yet",
+            fix="create one in the Together console for "
+            f"{remote.get('model_output_name')}, or deploy elsewhere (--to fireworks, --to ollama)",
+        )
+    model = str(remote.get("model_output_name"))
+    dep = journal.add_deployment(
+        None,
+        "together",
+        name or model,
+        endpoint=model,
+        state="live",
+        meta={"job": rec.id, "serving": "serverless LoRA, billed per token at the base's rate"},
+    )
     return get_deployment(dep, journal)
 
 

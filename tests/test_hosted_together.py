@@ -75,3 +75,26 @@ def test_download_resumes_after_a_cut_and_after_a_restart(fake, tmp_path):
     assert ranges == ["bytes=100-"] and art2.sha256 == art.sha256
     assert (Path(art2.uri) / "adapter_model.safetensors").exists()
     assert job_dir(job.id).is_dir()
+
+
+def test_serverless_lora_deploy_and_chat(fake, tmp_path):
+    from gateway.deploy import chat, deploy, undeploy
+
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, method="lora")), backend="together")
+    assert job.wait(interval=0).state == "succeeded"
+    dep = deploy(job.id, "together")
+    model = job.record.remote["model_output_name"]
+    assert dep.state == "live" and dep.endpoint == model
+    reply = chat(dep.id, "hello")
+    assert reply.text == f"[{model}] olleh" and reply.finish_reason == "stop"
+    assert undeploy(dep.id).state == "removed"
+
+
+def test_full_fine_tune_needs_a_dedicated_endpoint(fake, tmp_path):
+    from gateway.deploy import deploy
+    from gateway.errors import ExportError
+
+    job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, method="full")), backend="together")
+    assert job.wait(interval=0).state == "succeeded"
+    with pytest.raises(ExportError, match="dedicated endpoint"):
+        deploy(job.id, "together")

@@ -71,6 +71,7 @@ class TogetherFake:
             ("GET", r"/v1/fine-tunes/(?P<id>[^/]+)/metrics", self.list_metrics),
             ("GET", r"/v1/fine-tunes/(?P<id>[^/]+)/checkpoints", self.list_checkpoints),
             ("GET", r"/v1/finetune/download", self.download),
+            ("POST", r"/v1/chat/completions", self.chat),
         ]
         faults = faults or Faults()
         faults.exempt = (*faults.exempt, r"^/storage/")  # presigned storage is not Together's API
@@ -328,3 +329,41 @@ class TogetherFake:
             self.truncate_next_download = False
             reply.truncate_at = len(body) // 2
         return reply
+
+    # serverless LoRA: a completed LoRA job's output model answers chat on its base's pool
+    serverless_bases = ("meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",)
+
+    def chat(self, req: Request) -> Reply:
+        body = req.json()
+        model = body.get("model")
+        job = next((j for j in self.jobs.values() if j["model_output_name"] == model), None)
+        if job is None or job["status"] != "completed":
+            return Reply(404, {"error": {"message": f"Unable to access model {model}"}})
+        lora = (job.get("training_type") or {}).get("type") == "Lora"
+        if not lora or job["model"] not in self.serverless_bases:
+            return Reply(
+                400,
+                {
+                    "error": {
+                        "message": f"{model} is not available serverless; create a dedicated endpoint"
+                    }
+                },
+            )
+        question = body["messages"][-1]["content"]
+        return Reply(
+            200,
+            {
+                "id": "chat-tg",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
+            },
+        )
