@@ -17,7 +17,8 @@ from typing import Any
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
-TARGETS = ("ollama", "llamacpp", "openai", "fireworks", "bedrock", "together")
+HOSTED = ("openai", "together", "fireworks", "bedrock")
+TARGETS = ("ollama", "llamacpp", *HOSTED)
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,10 @@ def deploy(
     journal = journal or Journal()
     if to not in TARGETS:
         raise ExportError(f"unknown deploy target {to!r}", fix=f"one of: {', '.join(TARGETS)}")
-    if to == "openai":
-        return _deploy_openai(source, name, journal)
-    if to == "fireworks":
-        return _deploy_fireworks(source, name, journal)
-    if to == "bedrock":
-        return _deploy_bedrock(source, name, journal)
-    if to == "together":
-        return _deploy_together(source, name, journal)
+    if to in HOSTED:
+        from gateway import deploy_hosted
+
+        return getattr(deploy_hosted, f"deploy_{to}")(source, name, journal)
     gguf, artifact_id = _gguf_of(source, journal)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
@@ -188,133 +185,6 @@ def deploy(
     return get_deployment(dep, journal)
 
 
-def _deploy_openai(source: str, name: str | None, journal: Journal) -> Deployment:
-    """OpenAI serves the fine-tuned model it made: the deployment records its id."""
-    from gateway.jobs import Job
-
-    rec = journal.get(source)
-    if rec.provider != "openai":
-        raise ExportError(f"job {rec.id} ran on {rec.provider}, not OpenAI")
-    art = Job(rec.id, journal).artifact()
-    dep = journal.add_deployment(
-        art.id, "openai", name or art.uri, endpoint=art.uri, state="live", meta={"job": rec.id}
-    )
-    return get_deployment(dep, journal)
-
-
-def _adapter_of(source: str, journal: Journal) -> Path:
-    """A PEFT adapter folder from a path, or from a job's fetched artifact."""
-    path = Path(source)
-    if path.is_dir():
-        return path
-    from gateway.jobs import Job
-
-    rec = journal.get(source)
-    art = Job(rec.id, journal).artifact()
-    if art.kind != "adapter":
-        raise ExportError(f"job {rec.id} produced a {art.kind}, not a LoRA adapter")
-    return Path(art.uri)
-
-
-def _hosted_base(adapter: Path, provider: str) -> str:
-    import json
-
-    from gateway.catalog import load_catalog
-
-    cfg = json.loads((adapter / "adapter_config.json").read_text())
-    base = str(cfg.get("base_model_name_or_path") or "")
-    hosted = load_catalog().model(base).hosted.get(provider)
-    if hosted is None:
-        raise ExportError(
-            f"{provider} does not serve {base}", fix="tunegate models lists what it serves"
-        )
-    return hosted.id
-
-
-def _deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deployment:
-    from providers import fireworks_serving as fw
-    from providers._hosted_jobs import model_id
-
-    rec = None
-    if not Path(source).is_dir():
-        rec = journal.get(source)
-    if rec is not None and rec.provider == "fireworks":
-        if rec.state != "succeeded":
-            raise ExportError(f"job {rec.id} is {rec.state}; only a succeeded job can be deployed")
-        model, base = str((rec.remote or {}).get("output_model")), model_id(rec)
-        name = name or model.rsplit("/", 1)[-1]
-    else:
-        adapter = _adapter_of(source, journal)
-        base = _hosted_base(adapter, "fireworks")
-        name = name or adapter.name
-        from providers.fireworks import Fireworks
-
-        model = fw.upload_adapter(Fireworks()._client(), adapter, fw._slug(name), base)
-    dep = journal.add_deployment(None, "fireworks", name, state="pending", meta={"model": model})
-    try:
-        meta = fw.deploy(model, base, name)
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=meta["endpoint"], meta=meta)
-    return get_deployment(dep, journal)
-
-
-def _deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deployment:
-    """Merged weights (an adapter is merged first) imported with Custom Model Import."""
-    from providers import bedrock_import
-
-    model = bedrock_import.merged_model(source, journal)
-    name = name or model.name
-    bedrock_import.check_architecture(model)
-    dep = journal.add_deployment(None, "bedrock", name, state="pending", meta={"model": str(model)})
-    try:
-        meta = bedrock_import.deploy(model, name)
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=meta["model_arn"], meta=meta)
-    return get_deployment(dep, journal)
-
-
-def _deploy_together(source: str, name: str | None, journal: Journal) -> Deployment:
-    """A Together LoRA job on a base with serverless multi-LoRA: its model answers per token,
-    nothing to create. Other cases need a dedicated endpoint, which tunegate does not yet make."""
-    from gateway.catalog import load_catalog
-    from gateway.jobs import Job
-
-    if Path(source).exists():
-        raise ExportError(
-            "uploading local weights to Together is not supported yet",
-            fix="deploy the adapter with --to fireworks, --to bedrock, or export a GGUF for Ollama",
-        )
-    rec = Job(source, journal).status()
-    if rec.provider != "together" or rec.state != "succeeded":
-        raise ExportError(
-            f"job {rec.id} is a {rec.state} {rec.provider} job, not a finished Together job"
-        )
-    hosted = load_catalog().model(rec.base_model).hosted.get("together")
-    remote = rec.remote or {}
-    lora = remote.get("training_type") == "Lora"
-    if not (hosted and hosted.serverless_lora and lora):
-        raise ExportError(
-            f"{rec.base_model} has no serverless LoRA on Together (or the job was a full fine-tune); "
-            "it needs a dedicated endpoint, which tunegate does not create yet",
-            fix="create one in the Together console for "
-            f"{remote.get('model_output_name')}, or deploy elsewhere (--to fireworks, --to ollama)",
-        )
-    model = str(remote.get("model_output_name"))
-    dep = journal.add_deployment(
-        None,
-        "together",
-        name or model,
-        endpoint=model,
-        state="live",
-        meta={"job": rec.id, "serving": "serverless LoRA, billed per token at the base's rate"},
-    )
-    return get_deployment(dep, journal)
-
-
 def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
     """Remove a deployment where it runs (Ollama: delete the model) and mark it removed."""
     journal = journal or Journal()
@@ -333,6 +203,10 @@ def undeploy(ref: str, journal: Journal | None = None) -> Deployment:
         from providers.bedrock_import import undeploy as bedrock_undeploy
 
         bedrock_undeploy(dep.meta)
+    elif dep.target == "together" and dep.meta.get("endpoint_id"):
+        from providers.together_serving import undeploy as together_undeploy
+
+        together_undeploy(dep.meta)
     journal.update_deployment(dep.id, state="removed")
     return get_deployment(dep.id, journal)
 

@@ -90,11 +90,56 @@ def test_serverless_lora_deploy_and_chat(fake, tmp_path):
     assert undeploy(dep.id).state == "removed"
 
 
-def test_full_fine_tune_needs_a_dedicated_endpoint(fake, tmp_path):
-    from gateway.deploy import deploy
-    from gateway.errors import ExportError
+def test_full_fine_tune_goes_to_a_dedicated_endpoint(fake, tmp_path, monkeypatch):
+    from gateway.deploy import chat, deploy, undeploy
 
+    monkeypatch.setenv("TOGETHER_PROJECT_ID", fake.v2.project)
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, method="full")), backend="together")
     assert job.wait(interval=0).state == "succeeded"
-    with pytest.raises(ExportError, match="dedicated endpoint"):
-        deploy(job.id, "together")
+    dep = deploy(job.id, "together", name="voice-full")
+    # the result was downloaded, uploaded as a project model and served on its own endpoint
+    (endpoint,) = fake.v2.endpoints.values()
+    (deployment,) = fake.v2.deployments.values()
+    assert (
+        endpoint["name"] == "proj-1/tg-voice-full" and deployment["autoscaling"]["maxReplicas"] == 1
+    )
+    assert dep.meta["endpoint_id"] == endpoint["id"]
+    assert chat(dep.id, "abc").text.endswith("cba")
+    assert undeploy(dep.id).state == "removed" and not fake.v2.endpoints and not fake.v2.deployments
+
+
+def test_local_adapter_upload_in_parts_attach_and_reuse(fake, tmp_path, monkeypatch):
+    from gateway.deploy import chat, deploy
+    from providers import together_serving
+
+    monkeypatch.setenv("TOGETHER_PROJECT_ID", fake.v2.project)
+    monkeypatch.setattr(together_serving, "PART_BYTES", 1024)
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    cfg = {
+        "peft_type": "LORA",
+        "r": 8,
+        "target_modules": ["q_proj"],
+        "base_model_name_or_path": BASE,
+    }
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    weights = bytes(range(256)) * 12  # 3072 bytes: three 1 KiB parts
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    dep = deploy(str(folder), "together", name="shop-voice")
+    (model,) = fake.v2.models.values()
+    assert (
+        model["type"] == "adapter"
+        and model["baseModelId"] == "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    )
+    assert fake.v2.files[model["id"]]["adapter_model.safetensors"] == weights
+    assert fake.v2.part_puts == 4  # 3 parts + the one-part config
+    (deployment,) = fake.v2.deployments.values()
+    assert deployment["modelId"] == model["baseModelId"]  # the base serves, the adapter attaches
+    (att,) = fake.v2.adapters.values()
+    assert att["adapterModelId"] == model["id"]
+    assert dep.endpoint == model["name"]
+    assert chat(dep.id, "xyz").text == f"[{model['name']}] zyx"
+    # deploying again finds the model, skips the upload, reuses the endpoint and deployment
+    deploy(str(folder), "together", name="shop-voice")
+    assert fake.v2.part_puts == 4 and len(fake.v2.models) == 1
+    assert len(fake.v2.endpoints) == 1 and len(fake.v2.deployments) == 1

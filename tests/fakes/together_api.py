@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes.together_v2 import TogetherV2
 
 TOTAL_STEPS = 3
 PRICE_PER_TOKEN_NANO = 480  # $0.48 / 1M tokens, in nanodollars per token
@@ -56,6 +57,7 @@ class TogetherFake:
         self.downloads: list[str | None] = []  # checkpoint kind asked for, per download request
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.v2 = TogetherV2(lambda: self.base_url)
         routes = [
             ("GET", r"/v1/fine-tunes/models/limits", self.limits),
             ("POST", r"/v1/fine-tunes/estimate-price", self.estimate),
@@ -72,9 +74,14 @@ class TogetherFake:
             ("GET", r"/v1/fine-tunes/(?P<id>[^/]+)/checkpoints", self.list_checkpoints),
             ("GET", r"/v1/finetune/download", self.download),
             ("POST", r"/v1/chat/completions", self.chat),
+            *self.v2.routes(),
         ]
         faults = faults or Faults()
-        faults.exempt = (*faults.exempt, r"^/storage/")  # presigned storage is not Together's API
+        faults.exempt = (
+            *faults.exempt,
+            r"^/storage/",
+            r"^/v2-storage/",
+        )  # presigned storage is not Together's API
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine-tunes",))
 
     def __enter__(self) -> TogetherFake:
@@ -337,6 +344,8 @@ class TogetherFake:
         body = req.json()
         model = body.get("model")
         job = next((j for j in self.jobs.values() if j["model_output_name"] == model), None)
+        if self.v2.serves(model):
+            return self._answer(model, body)
         if job is None or job["status"] != "completed":
             return Reply(404, {"error": {"message": f"Unable to access model {model}"}})
         lora = (job.get("training_type") or {}).get("type") == "Lora"
@@ -349,6 +358,9 @@ class TogetherFake:
                     }
                 },
             )
+        return self._answer(model, body)
+
+    def _answer(self, model: str, body: dict[str, Any]) -> Reply:
         question = body["messages"][-1]["content"]
         return Reply(
             200,
