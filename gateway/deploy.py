@@ -17,6 +17,7 @@ from typing import Any
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
+AUTO_QUANT = "q4_k_m"
 HOSTED = ("openai", "together", "fireworks", "bedrock")
 TARGETS = ("ollama", "llamacpp", *HOSTED)
 
@@ -93,8 +94,9 @@ def get_deployment(ref: str, journal: Journal | None = None) -> Deployment:
     raise JobError(f"'{ref}' matches more than one deployment", fix="give more of the id")
 
 
-def _gguf_of(source: str, journal: Journal) -> tuple[Path, str | None]:
-    """(GGUF file, artifact id) for a path, an export folder, an artifact id or a job id."""
+def _gguf_of(source: str, journal: Journal, progress: bool = False) -> tuple[Path, str | None]:
+    """(GGUF file, artifact id) for a path, an export folder, an artifact id or a job id; a job
+    without a GGUF export is exported first (AUTO_QUANT, verified)."""
     path = Path(source)
     if path.is_file() and path.suffix == ".gguf":
         return path.resolve(), None
@@ -116,11 +118,11 @@ def _gguf_of(source: str, journal: Journal) -> tuple[Path, str | None]:
                 fix="give a .gguf path, or a job id after `tunegate export ID --to gguf`",
             ) from None
         rows = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
-        if not rows:
-            raise ExportError(
-                f"job {rec.id} has no GGUF export yet",
-                fix=f"tunegate export {rec.id} --to gguf --quant q4_k_m",
-            )
+        if not rows:  # export it now: q4_k_m, verified, as Ollama users usually run models
+            from exporters.api import export
+
+            result = export(rec.id, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
+            return result.files[0], result.artifact_id
     art = rows[-1]
     uri = Path(art["uri"])
     files = [uri] if uri.is_file() else sorted(uri.glob("*.gguf"))
@@ -149,7 +151,7 @@ def deploy(
         from gateway import deploy_hosted
 
         return getattr(deploy_hosted, f"deploy_{to}")(source, name, journal)
-    gguf, artifact_id = _gguf_of(source, journal)
+    gguf, artifact_id = _gguf_of(source, journal, progress)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
         dep = journal.add_deployment(

@@ -145,3 +145,25 @@ def test_real_smollm2_template_is_recognised(smollm2_gguf):
     assert (
         fmt.default_system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
     )
+
+
+def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, monkeypatch):
+    """A job with only an adapter is exported to a verified q4_k_m GGUF, then deployed."""
+    from gateway.journal import Journal
+    from tests.tiny_models import lora_adapter
+
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
+    adapter = lora_adapter(tiny_sp, tmp_path / "adapter", r=8, lora_alpha=16)
+    journal = Journal()
+    rec = journal.record_intent(
+        "local", "sft", str(tiny_sp), {"base_model": str(tiny_sp), "name": "tiny"}
+    )
+    journal.update(rec.id, state="succeeded")
+    journal.add_artifact(rec.id, "adapter", str(adapter))
+    dep = deploy(rec.id, "llamacpp", name="tiny-local", journal=journal)
+    gguf = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
+    assert len(gguf) == 1 and dep.artifact_id == gguf[0]["id"]
+    assert dep.endpoint.endswith("-q4_k_m.gguf") and Path(dep.endpoint).is_file()
+    assert chat(dep.id, "What does the for statement do?", max_tokens=4, journal=journal).text
+    again = deploy(rec.id, "llamacpp", name="tiny-local-2", journal=journal)
+    assert again.endpoint == dep.endpoint  # the export is reused, not repeated
