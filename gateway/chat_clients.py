@@ -59,6 +59,21 @@ def _llamacpp(
     return choice["message"]["content"] or "", choice["finish_reason"], dict(res)
 
 
+def _completion(
+    provider: str, client: Any, model: str, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    """One chat completion through an OpenAI-style SDK (OpenAI, Together, Fireworks)."""
+    try:
+        res = client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=0
+        )
+    except Exception as exc:
+        raise ProviderError(f"{provider} chat failed: {describe(exc)}") from None
+    choice = res.choices[0]
+    reason = getattr(choice.finish_reason, "value", choice.finish_reason)
+    return choice.message.content or "", reason, res.model_dump(mode="json")
+
+
 def _openai(
     dep: Any, messages: list[dict[str, str]], max_tokens: int
 ) -> tuple[str, str | None, dict]:
@@ -66,28 +81,30 @@ def _openai(
 
     from gateway.secrets import require
 
-    client = OpenAI(
-        api_key=require("OPENAI_API_KEY", "OpenAI"), max_retries=2, timeout=http_timeout_s()
-    )
-    try:
-        res = client.chat.completions.create(
-            model=str(dep.endpoint), messages=messages, max_tokens=max_tokens, temperature=0
-        )
-    except Exception as exc:
-        raise ProviderError(f"OpenAI chat failed: {describe(exc)}") from None
-    choice = res.choices[0]
-    return choice.message.content or "", choice.finish_reason, res.model_dump(mode="json")
+    key = require("OPENAI_API_KEY", "OpenAI")
+    client = OpenAI(api_key=key, max_retries=2, timeout=http_timeout_s())
+    return _completion("OpenAI", client, str(dep.endpoint), messages, max_tokens)
+
+
+def _together(
+    dep: Any, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[str, str | None, dict]:
+    from together import Together
+
+    from gateway.secrets import require
+
+    key = require("TOGETHER_API_KEY", "Together")
+    client = Together(api_key=key, max_retries=2, timeout=http_timeout_s())
+    return _completion("Together", client, str(dep.endpoint), messages, max_tokens)
 
 
 def _fireworks(
     dep: Any, messages: list[dict[str, str]], max_tokens: int
 ) -> tuple[str, str | None, dict]:
-    from providers.fireworks_serving import chat
+    from providers.fireworks import Fireworks
 
-    try:
-        return chat(str(dep.endpoint), messages, max_tokens)
-    except Exception as exc:
-        raise ProviderError(f"Fireworks chat failed: {describe(exc)}") from None
+    client = Fireworks()._client()
+    return _completion("Fireworks", client, str(dep.endpoint), messages, max_tokens)
 
 
 def _bedrock(
@@ -99,25 +116,6 @@ def _bedrock(
         return chat(dep.meta, messages, max_tokens)
     except Exception as exc:
         raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
-
-
-def _together(
-    dep: Any, messages: list[dict[str, str]], max_tokens: int
-) -> tuple[str, str | None, dict]:
-    from together import Together
-
-    from gateway.secrets import require
-
-    client = Together(api_key=require("TOGETHER_API_KEY", "Together"), max_retries=2)
-    try:
-        res = client.chat.completions.create(
-            model=str(dep.endpoint), messages=messages, max_tokens=max_tokens, temperature=0
-        )
-    except Exception as exc:
-        raise ProviderError(f"Together chat failed: {describe(exc)}") from None
-    choice = res.choices[0]
-    reason = getattr(choice.finish_reason, "value", choice.finish_reason)
-    return choice.message.content or "", reason, res.model_dump(mode="json")
 
 
 CLIENTS: dict[str, Callable[[Any, list[dict[str, str]], int], tuple[str, str | None, dict]]] = {

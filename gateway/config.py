@@ -11,10 +11,7 @@ import os
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
-from gateway.errors import SpecError
 
 ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/.+$")
 ENV = {  # (section, key) -> environment variable that overrides it
@@ -61,22 +58,12 @@ def config_path() -> Path:
 
 def load_config() -> Config:
     """The config file (if any) with environment overrides; errors name the file and line."""
-    from gateway.spec import spec_error
+    from gateway.spec import read_yaml, spec_error
 
     path = config_path()
     text, data = "", {}
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise SpecError(
-                f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where
-            ) from None
-        if not isinstance(data, dict):
-            raise SpecError("expected a mapping (bedrock: ...)", where=f"{path}:1")
+    if path.exists() and path.read_text(encoding="utf-8").strip():
+        text, data = read_yaml(path, "the tunegate config", "bedrock: ...")
     for (section, key), var in ENV.items():
         if os.environ.get(var):
             data.setdefault(section, {})

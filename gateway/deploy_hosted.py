@@ -15,6 +15,20 @@ from gateway.errors import ExportError
 from gateway.journal import Journal
 
 
+def _record(
+    journal: Journal, target: str, name: str, meta: dict[str, Any], make: Any, endpoint_key: str
+) -> Deployment:
+    """Journal the deployment as pending, run `make() -> meta`, then mark it live (or failed)."""
+    dep = journal.add_deployment(None, target, name, state="pending", meta=meta)
+    try:
+        made = make()
+    except Exception:
+        journal.update_deployment(dep, state="failed")
+        raise
+    journal.update_deployment(dep, state="live", endpoint=made[endpoint_key], meta=made)
+    return get_deployment(dep, journal)
+
+
 def deploy_openai(source: str, name: str | None, journal: Journal) -> Deployment:
     """OpenAI serves the fine-tuned model it made: the deployment records its id."""
     from gateway.jobs import Job
@@ -77,14 +91,15 @@ def deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deploym
         from providers.fireworks import Fireworks
 
         model = fw.upload_adapter(Fireworks()._client(), adapter, fw._slug(name), base)
-    dep = journal.add_deployment(None, "fireworks", name, state="pending", meta={"model": model})
-    try:
-        meta = fw.deploy(model, base, name)
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=meta["endpoint"], meta=meta)
-    return get_deployment(dep, journal)
+    label = name
+    return _record(
+        journal,
+        "fireworks",
+        label,
+        {"model": model},
+        lambda: fw.deploy(model, base, label),
+        "endpoint",
+    )
 
 
 def deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deployment:
@@ -92,16 +107,16 @@ def deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deploymen
     from providers import bedrock_import
 
     model = bedrock_import.merged_model(source, journal)
-    name = name or model.name
+    label = name or model.name
     bedrock_import.check_architecture(model)
-    dep = journal.add_deployment(None, "bedrock", name, state="pending", meta={"model": str(model)})
-    try:
-        meta = bedrock_import.deploy(model, name)
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=meta["model_arn"], meta=meta)
-    return get_deployment(dep, journal)
+    return _record(
+        journal,
+        "bedrock",
+        label,
+        {"model": str(model)},
+        lambda: bedrock_import.deploy(model, label),
+        "model_arn",
+    )
 
 
 def deploy_together(source: str, name: str | None, journal: Journal) -> Deployment:
@@ -164,11 +179,11 @@ def _together_dedicated(
 ) -> Deployment:
     from providers import together_serving
 
-    dep = journal.add_deployment(None, "together", name, state="pending", meta={"job": job_id})
-    try:
-        meta = together_serving.deploy_folder(folder, name, base)
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=meta["chat_model"], meta=meta)
-    return get_deployment(dep, journal)
+    return _record(
+        journal,
+        "together",
+        name,
+        {"job": job_id},
+        lambda: together_serving.deploy_folder(folder, name, base),
+        "chat_model",
+    )

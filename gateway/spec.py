@@ -123,22 +123,7 @@ class JobSpec(_Section):
     def from_yaml(cls, path: str | Path) -> JobSpec:
         """Load a job file; errors name the file, the line, the key and the allowed values."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read job file: {exc}", where=str(path)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise SpecError(
-                f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where
-            ) from None
-        if not isinstance(data, dict):
-            raise SpecError(
-                "expected a mapping of keys (base_model, train, method, ...)", where=f"{path}:1"
-            )
+        text, data = read_yaml(path, "job file", "base_model, train, method, ...")
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
@@ -199,6 +184,23 @@ def _describe(err: dict[str, Any]) -> str:
         return "required key is missing"
     got = err.get("input")
     return f"{err['msg']} (got {got!r})" if not isinstance(got, dict | list) else err["msg"]
+
+
+def read_yaml(path: Path, what: str, keys: str) -> tuple[str, Any]:
+    """(text, mapping) of a YAML file; errors say `file:line: what is wrong`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read {what}: {exc}", where=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SpecError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping of keys ({keys})", where=f"{path}:1")
+    return text, data
 
 
 def spec_error(exc: ValidationError, path: Path | str, text: str) -> SpecError:

@@ -155,14 +155,3 @@ def undeploy(meta: dict[str, Any]) -> None:
     ):
         with contextlib.suppress(fireworks.NotFoundError):  # already gone
             idempotent(fn, what="undeploy")
-
-
-def chat(
-    endpoint: str, messages: list[dict[str, str]], max_tokens: int
-) -> tuple[str, str | None, dict]:
-    client = Fireworks()._client()
-    res = client.chat.completions.create(
-        model=endpoint, messages=messages, max_tokens=max_tokens, temperature=0
-    )
-    choice = res.choices[0]
-    return choice.message.content or "", choice.finish_reason, res.model_dump(mode="json")

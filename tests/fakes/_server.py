@@ -218,3 +218,25 @@ def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
         h.wfile.write(data)
     except (BrokenPipeError, ConnectionResetError):
         pass
+
+
+def chat_reply(model: str, question: str) -> Reply:
+    """An OpenAI-style chat completion whose answer shows which model answered: `[model]` and
+    the question reversed (the hosted fakes have no weights to run)."""
+    return Reply(
+        200,
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
+        },
+    )

@@ -15,7 +15,7 @@ import json
 import threading
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import FakeServer, Faults, Reply, Request, chat_reply
 
 STAGES = [
     ("JOB_STATE_CREATING", None),
@@ -423,21 +423,4 @@ class FireworksFake:
         )
         if not live:
             return _error(404, "NOT_FOUND", f"model {body.get('model')} is not deployed")
-        question = body["messages"][-1]["content"]
-        return Reply(
-            200,
-            {
-                "id": "chatcmpl-fw",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-            },
-        )
+        return chat_reply(model, body["messages"][-1]["content"])

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import FakeServer, Faults, Reply, Request, chat_reply
 
 TOTAL_STEPS = 4
 
@@ -292,21 +292,4 @@ class OpenAIFake:
         model = body.get("model")
         if model not in {j.get("fine_tuned_model") for j in self.jobs.values()}:
             return self._error(404, f"The model `{model}` does not exist", "model")
-        question = body["messages"][-1]["content"]
-        return Reply(
-            200,
-            {
-                "id": self._id("chatcmpl"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
-            },
-        )
+        return chat_reply(model, body["messages"][-1]["content"])

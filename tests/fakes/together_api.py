@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import FakeServer, Faults, Reply, Request, chat_reply
 from tests.fakes.together_v2 import TogetherV2
 
 TOTAL_STEPS = 3
@@ -361,21 +361,4 @@ class TogetherFake:
         return self._answer(model, body)
 
     def _answer(self, model: str, body: dict[str, Any]) -> Reply:
-        question = body["messages"][-1]["content"]
-        return Reply(
-            200,
-            {
-                "id": "chat-tg",
-                "object": "chat.completion",
-                "created": 0,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-            },
-        )
+        return chat_reply(model, body["messages"][-1]["content"])
