@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from exporters.adapter import Adapter, read_adapter
 from gateway.errors import ExportError
@@ -75,9 +76,7 @@ def merge(
     adapter: Path | Adapter, base: Path, out: Path, *, progress: Progress | None = None
 ) -> MergeResult:
     """Write base + adapter to `out` (same shard names and index, tokenizer files copied as is)."""
-    import torch
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     ad = adapter if isinstance(adapter, Adapter) else read_adapter(adapter)
     check_base(base)
@@ -96,15 +95,15 @@ def merge(
     done = merged = replaced = 0
     with safe_open(str(ad.weights_file), "pt") as lora:
         for shard, names in shards.items():
-            tensors: dict[str, torch.Tensor] = {}
             with safe_open(str(base / shard), "pt") as fh:
-                metadata = fh.metadata() or {}
-                for name in names:
+
+                def produce(name: str, fh: Any = fh) -> Any:
+                    nonlocal merged, replaced
                     weight = fh.get_tensor(name)
                     if name in ad.modules:
-                        weight = _merge_one(weight, ad, name, lora)
                         merged += 1
-                    elif name in ad.replaced:
+                        return _merge_one(weight, ad, name, lora)
+                    if name in ad.replaced:
                         new = lora.get_tensor(ad.replaced[name])
                         if new.shape != weight.shape:
                             raise ExportError(
@@ -112,16 +111,77 @@ def merge(
                                 f"{tuple(weight.shape)}",
                                 where=str(ad.path),
                             )
-                        weight = new.to(weight.dtype)
                         replaced += 1
-                    tensors[name] = weight.contiguous()
-            save_file(tensors, str(out / shard), metadata={"format": "pt", **metadata})
-            del tensors
+                        return new.to(weight.dtype)
+                    return weight
+
+                layout = [
+                    (n, fh.get_slice(n).get_dtype(), fh.get_slice(n).get_shape()) for n in names
+                ]
+                metadata = {"format": "pt", **(fh.metadata() or {})}
+                write_safetensors(out / shard, layout, produce, metadata)
             done += (base / shard).stat().st_size
             if progress:
                 progress(done, total)
     _copy_side_files(base, out)
     return MergeResult(out, list(shards), merged, replaced, ad.dora)
+
+
+_ITEM_BYTES = {
+    "BF16": 2,
+    "F16": 2,
+    "F32": 4,
+    "F64": 8,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+
+
+def write_safetensors(
+    path: Path,
+    layout: list[tuple[str, str, list[int]]],
+    produce: Any,
+    metadata: dict[str, str],
+) -> None:
+    """A safetensors file written tensor by tensor: the header comes from `layout` (name,
+    dtype, shape), then each `produce(name)` is written and dropped, so memory holds one tensor
+    instead of the whole shard."""
+    import math
+
+    import torch
+
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, dtype, shape in layout:
+        size = _ITEM_BYTES[dtype] * math.prod(shape)
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned, as safetensors writes it
+    with path.open("wb") as fh:
+        fh.write(len(blob).to_bytes(8, "little"))
+        fh.write(blob)
+        for name, dtype, shape in layout:
+            tensor = produce(name).contiguous()
+            if list(tensor.shape) != list(shape):
+                raise ExportError(
+                    f"{name}: produced shape {tuple(tensor.shape)}, expected {tuple(shape)}"
+                )
+            data = tensor.reshape(-1).view(torch.uint8).numpy()  # the tensor's bytes, no copy
+            start, end = header[name]["data_offsets"]
+            if data.nbytes != end - start:
+                raise ExportError(
+                    f"{name}: {dtype} data is {data.nbytes} bytes, expected {end - start}"
+                )
+            fh.write(data.data)
 
 
 def _merge_one(weight: object, ad: Adapter, name: str, lora: object) -> object:

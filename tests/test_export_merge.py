@@ -135,3 +135,34 @@ def test_refuses_what_it_cannot_merge(tmp_path: Path, sharded: Path) -> None:
         read_adapter(adapter)
     with pytest.raises(ExportError, match=r"no adapter_config\.json"):
         read_adapter(tmp_path)
+
+
+def test_streamed_safetensors_round_trip(tmp_path):
+    """The tensor-by-tensor writer produces a file safetensors reads back bit for bit."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from exporters.merge import write_safetensors
+
+    torch.manual_seed(0)
+    tensors = {
+        "a.bf16": torch.randn(3, 5).to(torch.bfloat16),
+        "b.f32": torch.randn(7),
+        "c.f16": torch.randn(2, 2, 2).to(torch.float16),
+        "d.scalar": torch.tensor(3, dtype=torch.int64),
+        "e.empty": torch.zeros(0, 4),
+    }
+    names = {torch.bfloat16: "BF16", torch.float32: "F32", torch.float16: "F16", torch.int64: "I64"}
+    layout = [(k, names[v.dtype], list(v.shape)) for k, v in tensors.items()]
+    write_safetensors(tmp_path / "x.safetensors", layout, tensors.__getitem__, {"format": "pt"})
+    back = load_file(str(tmp_path / "x.safetensors"))
+    assert set(back) == set(tensors)
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+    with safe_open(str(tmp_path / "x.safetensors"), "pt") as fh:
+        assert fh.metadata() == {"format": "pt"}
+    with pytest.raises(ExportError, match="produced shape"):
+        write_safetensors(
+            tmp_path / "y.safetensors", [("a", "F32", [2])], lambda _n: torch.zeros(3), {}
+        )
