@@ -189,6 +189,23 @@ class FakeServer:
         _send(h, reply)
 
 
+class FakeAPI:
+    """A provider fake: its routes served by `self.server`, usable as a context manager."""
+
+    server: FakeServer
+
+    def __enter__(self) -> Any:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+
 def _drop(h: BaseHTTPRequestHandler) -> None:
     h.close_connection = True
     with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ import json
 import threading
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request
 from tests.fakes.fireworks_serving import ServingRoutes, _error, _iso
 
 STAGES = [
@@ -37,7 +37,7 @@ def adapter_files(rank: int = 8) -> dict[str, bytes]:
     }
 
 
-class FireworksFake(ServingRoutes):
+class FireworksFake(ServingRoutes, FakeAPI):
     page_size_cap = 2  # small pages, so listing really paginates
 
     def __init__(self, faults: Faults | None = None, account: str = "acme"):
@@ -87,17 +87,6 @@ class FireworksFake(ServingRoutes):
             rf"POST {_ACCT}/dpoJobs",
         )
         self.server = FakeServer(routes, faults, creates=creates)
-
-    def __enter__(self) -> FireworksFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
 
     # datasets -------------------------------------------------------------------------------
     def create_dataset(self, req: Request) -> Reply:

@@ -14,12 +14,12 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request, chat_reply
+from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request, chat_reply
 
 TOTAL_STEPS = 4
 
 
-class OpenAIFake:
+class OpenAIFake(FakeAPI):
     def __init__(self, faults: Faults | None = None):
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
@@ -46,13 +46,6 @@ class OpenAIFake:
             ("POST", r"/v1/chat/completions", self.chat),
         ]
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine_tuning/jobs",))
-
-    def __enter__(self) -> OpenAIFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     @property
     def base_url(self) -> str:

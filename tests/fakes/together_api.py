@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request, chat_reply
+from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request, chat_reply
 from tests.fakes.together_v2 import TogetherV2
 
 TOTAL_STEPS = 3
@@ -47,7 +47,7 @@ def adapter_archive(members: dict[str, bytes] | None = None) -> bytes:
     return zstandard.ZstdCompressor().compress(buf.getvalue())
 
 
-class TogetherFake:
+class TogetherFake(FakeAPI):
     def __init__(self, faults: Faults | None = None):
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
@@ -83,17 +83,6 @@ class TogetherFake:
             r"^/v2-storage/",
         )  # presigned storage is not Together's API
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine-tunes",))
-
-    def __enter__(self) -> TogetherFake:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):08x}-0000-4000-8000-000000000000"
