@@ -10,6 +10,7 @@ Custom Model Import), `together` (a Together LoRA job's model on serverless mult
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,8 @@ def deploy(
     journal = journal or Journal()
     if to not in TARGETS:
         raise ExportError(f"unknown deploy target {to!r}", fix=f"one of: {', '.join(TARGETS)}")
+    if to != "ollama" and (template or stops):
+        raise ExportError("--template and --stop apply to --to ollama")
     if to in HOSTED:
         from gateway import deploy_hosted
 
@@ -163,27 +166,51 @@ def deploy(
     plan = plan_for(gguf, system=system, template=template, stops=stops)
     modelfile = write_modelfile(plan)
     host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
-    dep = journal.add_deployment(
-        artifact_id,
+    say = (lambda m: print(f"ollama: {m}", file=sys.stderr)) if progress else None
+    label = name
+    return record(
+        journal,
         "ollama",
-        name,
-        endpoint=host,
-        state="pending",
+        label,
+        lambda: {"details": create(plan, label, host=host, progress=say).get("details")},
         meta={
             "gguf": str(gguf),
             "modelfile": str(modelfile),
             "family": plan.family,
             "stops": plan.stops,
         },
+        endpoint=host,
+        artifact_id=artifact_id,
     )
-    say = (lambda m: print(f"ollama: {m}", file=__import__("sys").stderr)) if progress else None
+
+
+def record(
+    journal: Journal,
+    target: str,
+    name: str,
+    make: Any,
+    *,
+    meta: dict[str, Any],
+    endpoint: str | None = None,
+    endpoint_key: str | None = None,
+    artifact_id: str | None = None,
+) -> Deployment:
+    """Journal the deployment as pending, run `make() -> more meta`, then mark it live (its
+    endpoint from `endpoint_key` of that meta when given) or failed."""
+    dep = journal.add_deployment(
+        artifact_id, target, name, endpoint=endpoint, state="pending", meta=meta
+    )
     try:
-        shown = create(plan, name, host=host, progress=say)
+        made = make()
     except Exception:
         journal.update_deployment(dep, state="failed")
         raise
-    meta = {**get_deployment(dep, journal).meta, "details": shown.get("details")}
-    journal.update_deployment(dep, state="live", meta=meta)
+    journal.update_deployment(
+        dep,
+        state="live",
+        endpoint=made[endpoint_key] if endpoint_key else None,
+        meta={**meta, **made},
+    )
     return get_deployment(dep, journal)
 
 

@@ -10,23 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.deploy import Deployment, get_deployment
+from gateway.deploy import Deployment, get_deployment, record
 from gateway.errors import ExportError
 from gateway.journal import Journal
-
-
-def _record(
-    journal: Journal, target: str, name: str, meta: dict[str, Any], make: Any, endpoint_key: str
-) -> Deployment:
-    """Journal the deployment as pending, run `make() -> meta`, then mark it live (or failed)."""
-    dep = journal.add_deployment(None, target, name, state="pending", meta=meta)
-    try:
-        made = make()
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(dep, state="live", endpoint=made[endpoint_key], meta=made)
-    return get_deployment(dep, journal)
 
 
 def deploy_openai(source: str, name: str | None, journal: Journal) -> Deployment:
@@ -92,13 +78,13 @@ def deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deploym
 
         model = fw.upload_adapter(Fireworks()._client(), adapter, fw._slug(name), base)
     label = name
-    return _record(
+    return record(
         journal,
         "fireworks",
         label,
-        {"model": model},
         lambda: fw.deploy(model, base, label),
-        "endpoint",
+        meta={"model": model},
+        endpoint_key="endpoint",
     )
 
 
@@ -109,13 +95,13 @@ def deploy_bedrock(source: str, name: str | None, journal: Journal) -> Deploymen
     model = bedrock_import.merged_model(source, journal)
     label = name or model.name
     bedrock_import.check_architecture(model)
-    return _record(
+    return record(
         journal,
         "bedrock",
         label,
-        {"model": str(model)},
         lambda: bedrock_import.deploy(model, label),
-        "model_arn",
+        meta={"model": str(model)},
+        endpoint_key="model_arn",
     )
 
 
@@ -179,11 +165,11 @@ def _together_dedicated(
 ) -> Deployment:
     from providers import together_serving
 
-    return _record(
+    return record(
         journal,
         "together",
         name,
-        {"job": job_id},
         lambda: together_serving.deploy_folder(folder, name, base),
-        "chat_model",
+        meta={"job": job_id},
+        endpoint_key="chat_model",
     )
