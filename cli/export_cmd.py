@@ -73,10 +73,8 @@ def export_cmd(
     tunegate export tg-1a2b --to mlx --quant q4 --group-size 64
     tunegate export --check job.yaml
     """
-    if check and to == "mlx":
-        raise click.UsageError("--check covers gguf and merged exports")
     if check:
-        _check(check, to, quant, adapter_only, as_json)
+        _check(check, to, quant, adapter_only, int(group_size), as_json)
         return
     if not source:
         raise click.UsageError("give a SOURCE (job id or folder), or --check JOB.yaml")
@@ -116,7 +114,9 @@ def export_cmd(
     click.echo(f"report: {result.path / 'export.json'}")
 
 
-def _check(path: Path, to: str, quant: str | None, adapter_only: bool, as_json: bool) -> None:
+def _check(
+    path: Path, to: str, quant: str | None, adapter_only: bool, group_size: int, as_json: bool
+) -> None:
     from exporters.check import check_export
     from gateway.spec import JobSpec
 
@@ -128,6 +128,9 @@ def _check(path: Path, to: str, quant: str | None, adapter_only: bool, as_json: 
         to=to if explicit else None,
         quant=quant,
         adapter_only=adapter_only or None,
+        group_size=group_size
+        if ctx.get_parameter_source("group_size") != click.core.ParameterSource.DEFAULT
+        else None,
         deep=True,
     )
     if as_json:

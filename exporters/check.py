@@ -89,16 +89,19 @@ def check_export(
     quant: str | None = None,
     adapter_only: bool | None = None,
     method: str | None = None,
+    group_size: int | None = None,
     deep: bool = True,
 ) -> ExportCheck:
     """Findings for exporting `spec` (a JobSpec) or `base` to `to` (default: spec's or gguf)."""
     cfg = getattr(spec, "export", None)
     base = base or spec.base_model
     to = to or (cfg.to if cfg else "gguf")
-    quant = quant or (cfg.quant if cfg else None) or ("q4_k_m" if to == "gguf" else None)
+    default_quant = {"gguf": "q4_k_m", "mlx": "float16"}.get(to)
+    quant = quant or (cfg.quant if cfg else None) or default_quant
     adapter_only = bool(adapter_only if adapter_only is not None else (cfg and cfg.adapter_only))
     method = method or (spec.method if spec is not None else "lora")
-    result = ExportCheck(base, to, quant if to == "gguf" else None, adapter_only)
+    group_size = group_size or (cfg.group_size if cfg else 64)
+    result = ExportCheck(base, to, quant if to in ("gguf", "mlx") else None, adapter_only)
     local = _local_files(base)
     info = _catalog_info(base)
     if method == "qlora":
@@ -117,6 +120,9 @@ def check_export(
             "DoRA has no GGUF adapter form in llama.cpp",
             "export the merged model (drop adapter_only)",
         )
+    if to == "mlx":
+        _mlx(result, _local_files(base), quant or "float16", group_size, adapter_only, deep)
+        return result
     if to != "gguf":
         result.add("merge", True, "the merge needs only the base's safetensors (shard by shard)")
         return result
@@ -153,6 +159,75 @@ def check_export(
             "q8_0 keeps the file predictable",
         )
     return result
+
+
+def _mlx(
+    result: ExportCheck,
+    local: Path | None,
+    quant: str,
+    group_size: int,
+    adapter_only: bool,
+    deep: bool,
+) -> None:
+    """mlx-lm installed, the architecture implemented by it, quantization groups that fit."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlx_lm") is None:
+        result.add(
+            "mlx-lm",
+            False,
+            "mlx-lm is not installed",
+            "pip install 'tunegate[mlx]' (Linux: mlx[cpu])",
+        )
+        return
+    result.add("mlx-lm", True, "installed")
+    if local is None:
+        result.add("architecture", None, "the base is not on this machine; checked at export time")
+        return
+    config = json.loads((local / "config.json").read_text())
+    kind = str(config.get("model_type") or "")
+    if not deep:
+        result.add("architecture", None, f"{kind}: checked by `tunegate export --check`")
+    elif importlib.util.find_spec(f"mlx_lm.models.{kind}") is not None:
+        result.add("architecture", True, f"mlx-lm implements {kind}")
+    else:
+        result.add(
+            "architecture",
+            False,
+            f"mlx-lm has no implementation of {kind or 'this model type'}",
+            "pip install -U mlx-lm, or export --to gguf",
+        )
+    bits = {"q8": 8, "q6": 6, "q4": 4, "q3": 3}.get(quant)
+    hidden = int(config.get("hidden_size") or 0)
+    if bits and not adapter_only and hidden and hidden % group_size:
+        result.add(
+            "quant",
+            False,
+            f"hidden size {hidden} is not a multiple of the group size {group_size}",
+            "choose --group-size 32, or a float type",
+        )
+    elif bits:
+        result.add("quant", True, f"{bits}-bit in groups of {group_size}")
+
+
+def _ollama(result: ExportCheck, template: str, local: Path) -> None:
+    """Whether `tunegate deploy --to ollama` can translate this chat template."""
+    try:
+        from exporters.chat_format import detect
+    except ImportError:  # pragma: no cover - jinja2 comes with every ML extra
+        return
+    cfg_file = local / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+
+    def text(value: Any) -> str:
+        return str(value.get("content") if isinstance(value, dict) else value or "")
+
+    try:
+        fmt = detect(template, text(cfg.get("bos_token")), text(cfg.get("eos_token")))
+    except TunegateError as exc:
+        result.add("ollama template", None, exc.message, exc.fix)
+        return
+    result.add("ollama template", True, f"{fmt.family.name} layout, stops {', '.join(fmt.stops)}")
 
 
 def _tokenizer(result: ExportCheck, local: Path | None, conv: Any, deep: bool) -> None:
@@ -218,6 +293,7 @@ def _template(result: ExportCheck, local: Path | None, info: Any) -> None:
         )
         return
     result.add("chat template", True, "present; written into the GGUF")
+    _ollama(result, template, local)
     ends, eos = _end_tokens(local)
     marker = _turn_end_text(template, eos)
     if marker is None:

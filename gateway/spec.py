@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import SpecError
 from gateway.units import parse_count
@@ -80,14 +80,23 @@ class Constraints(_Section):
 
 
 GgufType = Literal["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
+MlxType = Literal["float16", "bfloat16", "float32", "q8", "q6", "q4", "q3"]
 
 
 class ExportConfig(_Section):
     """Where the result is going; `tunegate export --check` and the plan check it up front."""
 
-    to: Literal["gguf", "merged"] = "gguf"
-    quant: GgufType | None = None
+    to: Literal["gguf", "merged", "mlx"] = "gguf"
+    quant: GgufType | MlxType | None = None
+    group_size: Literal[32, 64, 128] = 64  # MLX quantization groups
     adapter_only: bool = False
+
+    @model_validator(mode="after")
+    def _quant_fits(self) -> ExportConfig:
+        mlx = self.quant in MlxType.__args__  # type: ignore[attr-defined]
+        if self.quant and (self.to == "mlx") != mlx:
+            raise ValueError(f"quant {self.quant!r} is not a {self.to} type")
+        return self
 
 
 class BedrockJobConfig(_Section):

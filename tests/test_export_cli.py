@@ -62,6 +62,7 @@ def test_export_check_on_a_local_model(tiny_sp, tmp_path, converter_cache, monke
     found = {f["check"]: f for f in json.loads(out.stdout)["findings"]}
     assert found["architecture"]["ok"] and found["tokenizer"]["ok"]
     assert found["end of turn"]["ok"] and "<|im_end|>" in found["end of turn"]["detail"]
+    assert found["ollama template"]["ok"] and "chatml" in found["ollama template"]["detail"]
     # a base whose template ends turns with a token that is not an EOS: refused up front
     broken = tmp_path / "broken"
     import shutil
@@ -118,3 +119,35 @@ def test_export_errors_are_one_message(tmp_path) -> None:
     assert "Traceback" not in out.output
     out = CliRunner().invoke(main, ["export"])
     assert out.exit_code == 2 and "--check" in out.output
+
+
+@pytest.mark.slow
+def test_export_check_for_mlx(tiny_sp, tmp_path) -> None:
+    pytest.importorskip("mlx_lm")
+    job = _job(tmp_path, str(tiny_sp), to="mlx", quant="q4")
+    out = CliRunner().invoke(main, ["export", "--check", str(job), "--json"])
+    assert out.exit_code == 0, out.output
+    found = {f["check"]: f for f in json.loads(out.stdout)["findings"]}
+    assert found["mlx-lm"]["ok"] and found["architecture"]["ok"] and found["quant"]["ok"]
+    # a model type mlx-lm lacks, and rows the groups cannot divide, are refused up front
+    import shutil
+
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_sp, odd)
+    cfg = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(
+        json.dumps({**cfg, "model_type": "no_such_arch", "hidden_size": 200})
+    )
+    out = CliRunner().invoke(
+        main, ["export", "--check", str(_job(tmp_path, str(odd), to="mlx", quant="q4")), "--json"]
+    )
+    assert out.exit_code == 1
+    found = {f["check"]: f for f in json.loads(out.stdout)["findings"]}
+    assert (
+        found["architecture"]["ok"] is False and "no_such_arch" in found["architecture"]["detail"]
+    )
+    assert found["quant"]["ok"] is False and "group size 64" in found["quant"]["detail"]
+    # a GGUF quant type under `to: mlx` is a job-file error with its line
+    bad = _job(tmp_path, str(tiny_sp), to="mlx", quant="q4_k_m")
+    out = CliRunner().invoke(main, ["export", "--check", str(bad)])
+    assert out.exit_code == 1 and "not a mlx type" in out.output and "Traceback" not in out.output
