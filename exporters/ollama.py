@@ -8,7 +8,6 @@ blob addressed by its SHA-256, then `/api/create` names it with the template and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,28 +91,25 @@ def _client(host: str | None) -> Any:
     return ollama.Client(host=host)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
-
-
 def create(
     plan: OllamaPlan,
     name: str,
     *,
     host: str | None = None,
     progress: Callable[[str], None] | None = None,
+    sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Upload the GGUF blob (skipped when Ollama has it) and create `name`; returns /api/show."""
+    """Upload the GGUF blob (skipped when Ollama has it) and create `name`; returns /api/show.
+
+    `sha256` is the file's hash when already known (the export recorded it), saving a read."""
     import ollama
+
+    from exporters.converter import sha256_file
 
     client = _client(host)
     say = progress or (lambda _m: None)
     try:
-        digest = _sha256(plan.gguf)
+        digest = "sha256:" + (sha256 or sha256_file(plan.gguf))
         if _has_blob(client, digest):
             say(f"blob {digest[:19]} already on the server")
         else:

@@ -153,7 +153,13 @@ def deploy(
     if to in HOSTED:
         from gateway import deploy_hosted
 
-        return getattr(deploy_hosted, f"deploy_{to}")(source, name, journal)
+        deployer = {
+            "openai": deploy_hosted.deploy_openai,
+            "together": deploy_hosted.deploy_together,
+            "fireworks": deploy_hosted.deploy_fireworks,
+            "bedrock": deploy_hosted.deploy_bedrock,
+        }[to]
+        return deployer(source, name, journal)
     gguf, artifact_id = _gguf_of(source, journal, progress)
     name = name or gguf.stem.lower().replace("_", "-")
     if to == "llamacpp":
@@ -167,12 +173,22 @@ def deploy(
     modelfile = write_modelfile(plan)
     host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
     say = (lambda m: print(f"ollama: {m}", file=sys.stderr)) if progress else None
+    known = next(  # the export recorded the file's hash: no need to read it again
+        (
+            a["sha256"]
+            for a in journal.artifacts()
+            if a["id"] == artifact_id and a["uri"] == str(gguf)
+        ),
+        None,
+    )
     label = name
     return record(
         journal,
         "ollama",
         label,
-        lambda: {"details": create(plan, label, host=host, progress=say).get("details")},
+        lambda: {
+            "details": create(plan, label, host=host, progress=say, sha256=known).get("details")
+        },
         meta={
             "gguf": str(gguf),
             "modelfile": str(modelfile),

@@ -40,9 +40,9 @@ def _wait(what: str, fetch: Any, done: set[str], failed: set[str]) -> Any:
         delay = min(delay * 2, 10.0)
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return ("tg-" + slug)[:63].rstrip("-")
+def slug(name: str) -> str:
+    text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return ("tg-" + text)[:63].rstrip("-")
 
 
 def _conflict_ok(fn: Any) -> None:
@@ -110,7 +110,7 @@ def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
 def deploy(model: str, base: str, name: str) -> dict[str, Any]:
     """A scale-to-zero deployment of `base` with add-ons, and `model` loaded on it."""
     client = Fireworks()._client()
-    dep_id = _slug(name)
+    dep_id = slug(name)
     _conflict_ok(
         lambda: client.deployments.create(
             deployment_id=dep_id,

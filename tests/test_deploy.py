@@ -167,3 +167,10 @@ def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, mo
     assert chat(dep.id, "What does the for statement do?", max_tokens=4, journal=journal).text
     again = deploy(rec.id, "llamacpp", name="tiny-local-2", journal=journal)
     assert again.endpoint == dep.endpoint  # the export is reused, not repeated
+    # to Ollama, the blob is addressed by the hash the export recorded (the fake checks it)
+    from tests.fakes.ollama_api import OllamaFake
+
+    with OllamaFake(tmp_path / "blobs") as fake:
+        live = deploy(rec.id, "ollama", name="tiny", host=fake.host, journal=journal)
+        assert live.state == "live" and fake.uploads == 1
+        assert fake.models["tiny"]["digest"] == "sha256:" + gguf[0]["sha256"]
