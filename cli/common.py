@@ -23,6 +23,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except TunegateError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except ImportError as exc:  # an optional package: one line naming the extra
+            from gateway.extras import from_import_error
+
+            known = from_import_error(exc)
+            if known is None:
+                raise
+            click.echo(f"error: {known}", err=True)
+            sys.exit(known.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

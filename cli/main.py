@@ -11,10 +11,10 @@ import click
 
 # pydantic looks for plugins through importlib.metadata on first use (~30 ms); the CLI uses none
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
 from cli.deploy_cmds import chat_cmd, deploy_cmd, deployments_cmd, undeploy_cmd
+from cli.doctor_cmd import doctor_cmd
 from cli.export_cmd import export_cmd
 from cli.jobs_cmds import (
     cancel_cmd,
@@ -37,6 +37,9 @@ def main() -> None:
     Start with `tunegate plan --base MODEL --examples N --avg-tokens T` or `tunegate plan job.yaml`.
     Every command takes --json for scripts. Docs: docs/getting-started.md.
     """
+    from gateway.quiet import quiet_third_party
+
+    quiet_third_party()  # runs before any command imports an ML library
 
 
 for command in (
@@ -57,6 +60,7 @@ for command in (
     models_cmd,
     hardware_cmd,
     prices_cmd,
+    doctor_cmd,
 ):
     main.add_command(command)
 

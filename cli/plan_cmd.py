@@ -150,6 +150,11 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
     if show_spec:
         render.spec(result)
     render.plan(result, show_all=show_all)
+    if any(not o.feasible or o.needs for o in result.offers):
+        click.echo(
+            "What this machine lacks (extras, GPU, keys) and the command that fixes each: "
+            "tunegate doctor"
+        )
     if export is not None:
         click.echo(f"\nexport {export.to} {export.quant or ''} (tunegate export --check for more):")
         for f in export.findings:

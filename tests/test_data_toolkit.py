@@ -278,6 +278,29 @@ def test_exact_and_near_duplicates_and_contamination(tmp_path):
     assert {(h.line, h.eval_line) for h in hits} == {(3, 2), (4, 2)}
 
 
+def test_a_shared_system_prompt_is_not_contamination(tmp_path):
+    """The brand-voice data: every example carries the same system prompt as the eval set."""
+    system = "You are the help desk of Lumen & Lathe, a neighbourhood tool library and workshop."
+    answer = " ".join(f"a{i}" for i in range(20))
+
+    def chat(user: str, assistant: str) -> dict:
+        return {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
+            ]
+        }
+
+    train = load(
+        write(tmp_path, [chat("Can I borrow a drill?", "Yes."), chat("Hi", answer)])
+    ).examples
+    evals = load(write(tmp_path, [chat("Can I borrow a saw?", answer)], "eval.jsonl")).examples
+    hits = contamination(train, evals)
+    assert [(h.line, h.eval_line) for h in hits] == [(2, 1)]  # the copied answer, only
+    assert "a0 a1" in hits[0].ngram
+
+
 def test_split_never_separates_near_duplicates(tmp_path):
     base = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma"
     rows = [{"text": f"{base} {i % 5}"} for i in range(10)] + [

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.data.formats import Example
+from gateway.data.formats import Example, content_text
 
 _PUNCT = str.maketrans(
     {c: " " for c in string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"}
@@ -133,16 +133,30 @@ def _ngrams(text: str, n: int) -> Iterable[tuple[str, ...]]:
     return (tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
+def _task_parts(ex: Example) -> list[str]:
+    """The example's text without system messages, one piece per message: a system prompt
+    shared by train and eval is the house style, not a leaked answer, and an n-gram spanning
+    two messages is not a passage either of them holds."""
+    parts = [ex.text] if isinstance(ex.text, str) and ex.text else []
+    for msg in [*ex.messages, *ex.chosen, *ex.rejected]:
+        if isinstance(msg, dict) and msg.get("role") != "system":
+            parts.append(content_text(msg.get("content")))
+    return [p for p in parts if p]
+
+
 def contamination(train: list[Example], evals: list[Example], n: int = 13) -> list[Contamination]:
-    """Training examples sharing an n-gram (13 words by default) with an eval example."""
+    """Training examples sharing an n-gram (13 words by default) with an eval example, within
+    one message's text (system prompts are left out)."""
     index: dict[int, int] = {}
     for ev in evals:
-        for gram in _ngrams(ev.all_text(), n):
-            index.setdefault(hash(gram), ev.line)
+        for part in _task_parts(ev):
+            for gram in _ngrams(part, n):
+                index.setdefault(hash(gram), ev.line)
     hits = []
     for ex in train:
-        for gram in _ngrams(ex.all_text(), n):
-            if hash(gram) in index:
-                hits.append(Contamination(ex.line, index[hash(gram)], " ".join(gram)))
-                break
+        found = next(
+            (g for part in _task_parts(ex) for g in _ngrams(part, n) if hash(g) in index), None
+        )
+        if found is not None:
+            hits.append(Contamination(ex.line, index[hash(found)], " ".join(found)))
     return hits

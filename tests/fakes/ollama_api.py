@@ -1,6 +1,6 @@
 """Ollama's REST API as the official `ollama` client calls it (../shared/reference/
 provider-contracts.md section 5): blobs by digest (HEAD/POST), `/api/create` with streamed NDJSON
-status, show, tags, delete, and `/api/chat` answered by llama.cpp loading the uploaded GGUF.
+status, show, tags, version, delete, and `/api/chat` answered by llama.cpp loading the uploaded GGUF.
 
 Chat renders the model's TEMPLATE with the Go-template evaluator the tests use, filled the way
 Ollama fills it (Modelfile SYSTEM prepended, `.System`, collated `.Messages`), then generates
@@ -29,6 +29,8 @@ def _err(status: int, message: str) -> Reply:
 
 
 class OllamaFake:
+    VERSION = "0.12.3"  # what GET /api/version answers
+
     def __init__(self, blob_dir: Path, faults: Faults | None = None):
         self.blob_dir = Path(blob_dir)
         self.blob_dir.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,7 @@ class OllamaFake:
             ("POST", r"/api/create", self.create),
             ("POST", r"/api/show", self.show),
             ("GET", r"/api/tags", self.tags),
+            ("GET", r"/api/version", self.version),
             ("DELETE", r"/api/delete", self.delete),
             ("POST", r"/api/chat", self.chat),
         ]
@@ -133,6 +136,9 @@ class OllamaFake:
                 "capabilities": ["completion"],
             },
         )
+
+    def version(self, req: Request) -> Reply:
+        return Reply(200, {"version": self.VERSION})
 
     def tags(self, req: Request) -> Reply:
         rows = [

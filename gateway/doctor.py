@@ -1,0 +1,258 @@
+"""`tunegate doctor`: what this machine can do, and for each missing piece what it blocks and the
+command that fixes it (as `sky check` and `flutter doctor` do).
+
+Extras are read from package metadata without importing them; only llama.cpp and mlx-lm are
+imported, since "installed" is not "loads" for a compiled library. Credentials are reported by
+variable name only: a value is never read into the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.extras import EXTRAS, install_command, installed
+
+# provider -> (what it needs, any one of these variables is enough for each need)
+CREDENTIALS: dict[str, list[tuple[str, ...]]] = {
+    "together": [("TOGETHER_API_KEY",)],
+    "fireworks": [("FIREWORKS_API_KEY",), ("FIREWORKS_ACCOUNT_ID",)],
+    "openai": [("OPENAI_API_KEY",)],
+    "bedrock": [("AWS_ACCESS_KEY_ID", "AWS_PROFILE")],
+    "hf hub": [("HF_TOKEN",)],
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str  # python | extra | hardware | engine | server | credentials | home
+    name: str
+    ok: bool | None  # None: not needed for most work, shown for information
+    detail: str
+    blocks: str = ""  # what cannot be done while this is missing
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def doctor(*, ollama_host: str | None = None, timeout_s: float = 0.5) -> list[Check]:
+    """Every check, in the order a person reads them."""
+    return [
+        _python(),
+        *_extras(),
+        _hardware(),
+        _llama_cpp(),
+        _mlx_lm(),
+        _ollama(ollama_host, timeout_s),
+        *_credentials(),
+        _home(),
+    ]
+
+
+def _python() -> Check:
+    v = sys.version_info
+    ok = v >= (3, 10)
+    return Check(
+        "python",
+        "python",
+        ok,
+        f"{platform.python_version()} at {sys.executable}",
+        "" if ok else "tunegate itself",
+        "" if ok else "install Python 3.10 or newer",
+    )
+
+
+def _extras() -> list[Check]:
+    out = []
+    for extra in EXTRAS.values():
+        present, absent = installed(extra.name)
+        have = ", ".join(f"{d} {v}" for d, v in present.items())
+        if not absent:
+            out.append(Check("extra", extra.name, True, have))
+            continue
+        fix = install_command(extra.name) + (f"  ({extra.note})" if extra.note else "")
+        detail = f"missing {', '.join(absent)}" + (f" (has {have})" if have else "")
+        # unsloth needs an NVIDIA GPU: absent is the normal state on every other machine
+        optional = extra.name == "unsloth" and _nvidia_name() is None
+        out.append(
+            Check("extra", extra.name, None if optional else False, detail, extra.purpose, fix)
+        )
+    return out
+
+
+def _nvidia_name() -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (
+        out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    )
+
+
+def _hardware() -> Check:
+    from gateway.catalog import load_catalog
+    from gateway.hardware import detect
+
+    m = detect(load_catalog())
+    if m.kind == "cpu":
+        return Check(
+            "hardware",
+            "accelerator",
+            None,
+            f"CPU only: {m.name}, {m.cores} cores, {m.ram_gb:.0f} GB RAM",
+            "unsloth, QLoRA (bitsandbytes) and fast local training",
+            "train small models here (the demo), or let `tunegate plan` price a rented GPU "
+            "or a hosted backend",
+        )
+    return Check(
+        "hardware",
+        "accelerator",
+        True,
+        f"{m.kind}: {m.name} x{max(m.gpus, 1)}, {m.gpu_memory_gb:.0f} GB (catalog {m.hardware_id})",
+    )
+
+
+def _llama_cpp() -> Check:
+    try:
+        import llama_cpp
+    except ImportError:
+        return Check(
+            "engine",
+            "llama.cpp",
+            False,
+            "llama-cpp-python is not importable",
+            "GGUF export and verification, --to llamacpp, chat with a GGUF",
+            install_command("gguf") + f"  ({EXTRAS['gguf'].note})",
+        )
+    except Exception as exc:  # a broken native build: say so, not a traceback
+        return Check("engine", "llama.cpp", False, f"fails to load: {exc}", "GGUF", "")
+    return Check("engine", "llama.cpp", True, f"llama-cpp-python {llama_cpp.__version__}")
+
+
+def _mlx_lm() -> Check:
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("mlx_lm") is None:
+            raise ImportError("mlx_lm")
+        import mlx.core as mx  # the compiled part; mlx_lm itself is plain Python
+    except ImportError:
+        return Check(
+            "engine",
+            "mlx-lm",
+            False,
+            "mlx-lm is not importable",
+            "the mlx backend and --to mlx exports",
+            install_command("mlx") + (" (Linux: mlx[cpu])" if sys.platform == "linux" else ""),
+        )
+    except Exception as exc:
+        return Check("engine", "mlx-lm", False, f"fails to load: {exc}", "MLX", "")
+    version = importlib.metadata.version("mlx-lm")
+    return Check("engine", "mlx-lm", True, f"mlx-lm {version} on {mx.default_device()}")
+
+
+def _ollama(host: str | None, timeout_s: float) -> Check:
+    import httpx
+
+    host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+    if "://" not in host:
+        host = f"http://{host}"
+    try:
+        res = httpx.get(f"{host.rstrip('/')}/api/version", timeout=timeout_s)
+        res.raise_for_status()
+        version = res.json().get("version", "?")
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check(
+            "server",
+            "ollama",
+            None,
+            f"no Ollama server at {host} ({type(exc).__name__})",
+            "--to ollama deploys (llama.cpp serves the same GGUF without it)",
+            "start one with `ollama serve`, or set OLLAMA_HOST",
+        )
+    return Check("server", "ollama", True, f"Ollama {version} at {host}")
+
+
+def _credentials() -> list[Check]:
+    out = []
+    for provider, needs in CREDENTIALS.items():
+        unmet = [n for n in needs if not any(os.environ.get(var, "").strip() for var in n)]
+        names = [" or ".join(n) for n in needs]
+        if not unmet:
+            out.append(Check("credentials", provider, True, f"{', '.join(names)} set"))
+            continue
+        missing = [" or ".join(n) for n in unmet]
+        out.append(
+            Check(
+                "credentials",
+                provider,
+                None,
+                f"{', '.join(missing)} not set",
+                f"launching on {provider}" if provider != "hf hub" else "gated hub models",
+                f"export {unmet[0][0]}=...",
+            )
+        )
+    return out
+
+
+def _home() -> Check:
+    from gateway.catalog import tunegate_home
+
+    home = tunegate_home()
+    if not home.exists():
+        return Check("home", "tunegate home", True, f"{home} (not created yet)")
+    size = _size(home)
+    free = _free(home)
+    ok = free is None or free > 2 * 2**30
+    return Check(
+        "home",
+        "tunegate home",
+        ok,
+        f"{home}: {_human(size)} used" + (f", {_human(free)} free" if free is not None else ""),
+        "" if ok else "exports and training checkpoints (less than 2 GB free)",
+        "" if ok else "free disk space, or set TUNEGATE_HOME to a larger disk",
+    )
+
+
+def _size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / f).lstat().st_size
+    return total
+
+
+def _free(path: Path) -> int | None:
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,0 +1,132 @@
+"""The optional extras, defined once: what each is for and which packages it brings.
+
+A missing optional package anywhere in tunegate becomes one line that names the extra to install
+(`pip install 'tunegate[gguf]'`), never a traceback; `tunegate doctor` reads the same table.
+`tests/unit/test_extras.py` proves it equals pyproject.toml's optional dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+
+from gateway.errors import TunegateError
+
+
+@dataclass(frozen=True)
+class Extra:
+    name: str
+    purpose: str  # what it unlocks, said to the user when it is missing
+    packages: tuple[str, ...]  # distribution names, as pyproject.toml lists them
+    note: str = ""  # how to install it well (torch pinned first, a compile)
+
+
+EXTRAS: dict[str, Extra] = {
+    e.name: e
+    for e in (
+        Extra(
+            "local",
+            "local training (backend local), merging and the demo",
+            ("torch", "transformers", "peft", "trl", "accelerate", "datasets"),
+            "install torch pinned first (pip install torch==2.13.0): an unpinned torch pulls a "
+            "multi-GB CUDA build",
+        ),
+        Extra("unsloth", "the unsloth backend (one NVIDIA GPU)", ("unsloth",)),
+        Extra("mlx", "the mlx backend and --to mlx exports", ("mlx-lm", "mlx")),
+        Extra(
+            "gguf",
+            "GGUF export, --to llamacpp/ollama deploys, SmolLM2 offline",
+            ("llama-cpp-python", "gguf"),
+            "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
+        ),
+        Extra("together", "the together backend and deploy target", ("together", "zstandard")),
+        Extra("fireworks", "the fireworks backend and deploy target", ("fireworks-ai",)),
+        Extra("openai", "the openai backend and deploy target", ("openai",)),
+        Extra("bedrock", "the bedrock backend and deploy target", ("boto3",)),
+        Extra("ollama", "--to ollama deploys and chat", ("ollama",)),
+        Extra("data", "near-duplicate detection and Parquet input", ("numpy", "pyarrow")),
+    )
+}
+
+# import name -> (distribution, extra) for every optional module tunegate imports, including
+# packages an extra brings in indirectly (huggingface_hub comes with transformers)
+MODULES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "local"),
+    "transformers": ("transformers", "local"),
+    "peft": ("peft", "local"),
+    "trl": ("trl", "local"),
+    "accelerate": ("accelerate", "local"),
+    "datasets": ("datasets", "local"),
+    "huggingface_hub": ("huggingface-hub", "local"),
+    "safetensors": ("safetensors", "local"),
+    "tokenizers": ("tokenizers", "local"),
+    "jinja2": ("jinja2", "local"),
+    "unsloth": ("unsloth", "unsloth"),
+    "mlx": ("mlx", "mlx"),
+    "mlx_lm": ("mlx-lm", "mlx"),
+    "llama_cpp": ("llama-cpp-python", "gguf"),
+    "gguf": ("gguf", "gguf"),
+    "together": ("together", "together"),
+    "zstandard": ("zstandard", "together"),
+    "fireworks": ("fireworks-ai", "fireworks"),
+    "openai": ("openai", "openai"),
+    "boto3": ("boto3", "bedrock"),
+    "botocore": ("botocore", "bedrock"),
+    "ollama": ("ollama", "ollama"),
+    "numpy": ("numpy", "data"),
+    "pyarrow": ("pyarrow", "data"),
+}
+
+
+class MissingExtraError(TunegateError):
+    """An optional package is not installed; the fix names the extra that brings it."""
+
+
+def install_command(extra: str) -> str:
+    return f"pip install 'tunegate[{extra}]'"
+
+
+def missing(module: str, what: str | None = None) -> MissingExtraError:
+    """The error for a missing optional module (a dotted name is fine)."""
+    top = module.split(".")[0]
+    dist, extra = MODULES.get(top, (top, ""))
+    needs = f"{what} needs {dist}" if what else f"{dist} is needed here"
+    fix = install_command(extra) if extra else f"pip install {dist}"
+    note = EXTRAS[extra].note if extra in EXTRAS else ""
+    return MissingExtraError(
+        f"{needs}, which is not installed", fix=fix + (f"  ({note})" if note else "")
+    )
+
+
+def require(*modules: str, what: str) -> None:
+    """Raise MissingExtraError for the first of `modules` that cannot be imported, without
+    importing any of them."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise missing(module, what)
+
+
+def from_import_error(exc: ImportError) -> MissingExtraError | None:
+    """The one-line error for an ImportError of an optional package; None for anything else
+    (a bug or a broken install should still show its traceback)."""
+    name = exc.name or ""
+    if isinstance(exc, ModuleNotFoundError) and name.split(".")[0] in MODULES:
+        return missing(name)
+    return None
+
+
+def installed(extra: str) -> tuple[dict[str, str], list[str]]:
+    """({package: version} present, [packages missing]) for one extra, read from package
+    metadata only: nothing is imported."""
+    present, absent = {}, []
+    for dist in EXTRAS[extra].packages:
+        try:
+            present[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            absent.append(dist)
+    return present, absent
