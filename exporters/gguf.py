@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,12 @@ def _run(cmd: list[str], conv: Converter, log: Path, what: str) -> None:
             fix="pip install -U llama-cpp-python (a newer llama.cpp may know it), then export "
             "again; or export --to merged and serve with transformers/vLLM",
         )
+    missing = re.search(r"No module named '([\w.]+)'", text)
+    if missing:  # the converter runs in a subprocess: name the extra that brings the package
+        from gateway.extras import missing as missing_extra
+
+        err = missing_extra(missing.group(1), f"{what} (llama.cpp's converter)")
+        raise ExportError(err.message, where=str(log), fix=err.fix)
     if "is not supported" in text and "Model" in text:
         raise ExportError(
             f"{what}: llama.cpp's converter ({version}) does not support this architecture",

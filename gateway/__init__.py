@@ -29,6 +29,8 @@ _EXPORTS = {
     "deployments": "gateway.deploy",
     "undeploy": "gateway.deploy",
     "chat": "gateway.deploy",
+    "doctor": "gateway.doctor",
+    "MissingExtraError": "gateway.extras",
     "Machine": "gateway.hardware",
     "detect": "gateway.hardware",
     "Journal": "gateway.journal",
@@ -51,6 +53,7 @@ __all__ = [
     "JobSpec",
     "Journal",
     "Machine",
+    "MissingExtraError",
     "Offer",
     "Plan",
     "Range",
@@ -59,6 +62,7 @@ __all__ = [
     "deploy",
     "deployments",
     "detect",
+    "doctor",
     "export",
     "jobs",
     "launch",
@@ -73,7 +77,9 @@ if TYPE_CHECKING:
     from gateway.catalog import Catalog, load_catalog
     from gateway.data.report import DatasetReport, quick_report
     from gateway.deploy import Deployment, chat, deploy, deployments, undeploy
+    from gateway.doctor import doctor
     from gateway.errors import TunegateError
+    from gateway.extras import MissingExtraError
     from gateway.hardware import Machine, detect
     from gateway.jobs import Artifact, Job, jobs
     from gateway.journal import Journal

@@ -37,7 +37,7 @@ EXTRAS: dict[str, Extra] = {
         Extra(
             "gguf",
             "GGUF export, --to llamacpp/ollama deploys, SmolLM2 offline",
-            ("llama-cpp-python", "gguf"),
+            ("llama-cpp-python", "gguf", "sentencepiece"),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
         ),
         Extra("together", "the together backend and deploy target", ("together", "zstandard")),
@@ -67,6 +67,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "mlx_lm": ("mlx-lm", "mlx"),
     "llama_cpp": ("llama-cpp-python", "gguf"),
     "gguf": ("gguf", "gguf"),
+    "sentencepiece": ("sentencepiece", "gguf"),
     "together": ("together", "together"),
     "zstandard": ("zstandard", "together"),
     "fireworks": ("fireworks-ai", "fireworks"),

@@ -14,6 +14,7 @@ _ENV = (
     ("TRANSFORMERS_VERBOSITY", "error"),
     ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
     ("TOKENIZERS_PARALLELISM", "false"),
+    ("TQDM_DISABLE", "1"),  # bars drawn with plain tqdm (transformers' GGUF loader), read at import
 )
 _NOISY = r"(transformers|peft|trl|torch|accelerate|huggingface_hub|gguf|mlx_lm|datasets)(\.|$)"
 

@@ -69,6 +69,11 @@ class _Bar:
     def stop(self) -> None:
         self._progress.stop()
 
+    def done(self, job: Job, rec: JobRecord) -> None:
+        """The bar is transient: leave one line saying how the job ended."""
+        self.stop()
+        print(_line(job, rec), file=sys.stderr, flush=True)
+
 
 class _Plain:
     """Plain lines for a pipe or a log: on every change of state, else at most every 30 s."""
@@ -85,6 +90,9 @@ class _Plain:
 
     def stop(self) -> None:
         pass
+
+    def done(self, job: Job, rec: JobRecord) -> None:
+        self.update(job, rec)  # the final state was printed when it changed
 
 
 def wait_for(job: Job, *, progress: bool, interval: float) -> JobRecord:
@@ -109,7 +117,10 @@ def wait_for(job: Job, *, progress: bool, interval: float) -> JobRecord:
             file=sys.stderr,
         )
         return job.record
-    finally:
+    except BaseException:
         if shown is not None:
             shown.stop()
+        raise
+    if shown is not None:
+        shown.done(job, rec)
     return rec

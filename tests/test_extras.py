@@ -88,3 +88,19 @@ def test_real_command_without_llama_cpp_is_one_line(monkeypatch, tmp_path):
     res = CliRunner().invoke(main, ["chat", "m", "hello"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "pip install 'tunegate[gguf]'" in res.output
+
+
+def test_converter_missing_a_package_names_the_extra(tmp_path):
+    """llama.cpp's converter runs in a subprocess: its ModuleNotFoundError becomes the fix."""
+    import os
+    from types import SimpleNamespace
+
+    from exporters.gguf import _run
+    from gateway.errors import ExportError
+
+    conv = SimpleNamespace(env=lambda: dict(os.environ), version="0.3.36")
+    cmd = [sys.executable, "-c", "raise ModuleNotFoundError(\"No module named 'sentencepiece'\")"]
+    with pytest.raises(ExportError) as info:
+        _run(cmd, conv, tmp_path / "convert.log", "GGUF conversion")
+    assert "sentencepiece" in info.value.message and "converter" in info.value.message
+    assert info.value.fix.startswith("pip install 'tunegate[gguf]'")

@@ -64,10 +64,10 @@ def step(n: int, what: str) -> Callable[[Callable[[], Any]], Any]:
     return run
 
 
-def _answer(label: str, text: str) -> str:
-    """`label: text` with the text's own lines indented under its first one."""
-    pad = " " * (len(label) + 2)
-    return f"    {label}: " + text.replace("\n", "\n    " + pad)
+def _answer(label: str, text: str, width: int) -> str:
+    """`label text` with the label padded to `width` and the text's own lines indented under
+    its first one."""
+    return f"    {label:<{width}} " + text.replace("\n", "\n" + " " * (width + 5))
 
 
 def _took(seconds: float) -> str:
@@ -167,7 +167,7 @@ def main() -> None:
         before = adapter_answers(model_dir, None)
         after = adapter_answers(model_dir, adapter)
         for q, b, a in zip(QUESTIONS, before, after, strict=True):
-            print(f"\n  Q: {q}\n{_answer('before', b)}\n{_answer('after ', a)}")
+            print(f"\n  Q: {q}\n{_answer('before:', b, 7)}\n{_answer('after:', a, 7)}")
         rows = [json.loads(line) for line in (jobdir / "metrics.jsonl").read_text().splitlines()]
         evals = [r["eval_loss"] for r in rows if r.get("eval_loss") is not None]
         if evals:
@@ -194,8 +194,8 @@ def main() -> None:
             g = chat(NAME, msgs, max_tokens=MAX_NEW_TOKENS).text.strip()
             same += g == a
             print(
-                f"\n  Q: {q}\n{_answer('adapter (PyTorch)      ', a)}"
-                f"\n{_answer('GGUF q4_k_m (llama.cpp)', g)}"
+                f"\n  Q: {q}\n{_answer('adapter (PyTorch):', a, 24)}"
+                f"\n{_answer('GGUF q4_k_m (llama.cpp):', g, 24)}"
             )
         print(
             f"\n  {same} of {len(QUESTIONS)} answers identical word for word; a 4-bit export "
