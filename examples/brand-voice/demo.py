@@ -110,7 +110,10 @@ def adapter_answers(model_dir: Path, adapter: Path | None) -> list[str]:
         model = PeftModel.from_pretrained(model, adapter)
     out = []
     label = "  answering with the " + ("adapter" if adapter else "base model")
-    for q in track(QUESTIONS, description=label, transient=True):
+    shown = (
+        track(QUESTIONS, description=label, transient=True) if sys.stdout.isatty() else QUESTIONS
+    )
+    for q in shown:
         msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
         ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt")
         ids = ids["input_ids"] if hasattr(ids, "keys") else ids
@@ -135,7 +138,7 @@ def main() -> None:
     started = time.monotonic()
     print(
         "tunegate demo: teach SmolLM2-135M-Instruct the house voice of Lumen & Lathe, then export,"
-        "\ndeploy and chat with it, all on this machine (2 CPU cores: about 8 minutes).",
+        "\ndeploy and chat with it, all on this machine (2 CPU cores: 6 to 8 minutes).",
         flush=True,
     )
     t0 = time.monotonic()
@@ -207,9 +210,13 @@ def main() -> None:
     total = time.monotonic() - started
     print("\n\033[1mdone\033[0m  " + "  ".join(f"{n} {_took(t)}" for n, t in timings))
     print(f"total {_took(total)}.  Next:")
-    print(f"  tunegate status {job['id']}        the job, its cost and loss")
-    print(f'  tunegate chat {NAME} "Do you lend ladders?"')
-    print("  tunegate doctor                what else this machine can do")
+    for command, why in (
+        (f"tunegate status {job['id']}", "the job, its cost and loss"),
+        (f'tunegate chat {NAME} "Do you lend ladders?"', "the deployed GGUF again"),
+        ("tunegate deployments", "what is deployed, where"),
+        ("tunegate doctor", "what else this machine can do"),
+    ):
+        print(f"  {command:<50} {why}")
 
 
 if __name__ == "__main__":
