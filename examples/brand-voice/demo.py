@@ -216,7 +216,7 @@ def main() -> None:
         ("tunegate deployments", "what is deployed, where"),
         ("tunegate doctor", "what else this machine can do"),
     ):
-        print(f"  {command:<50} {why}")
+        print(f"  {command:<54} {why}")
 
 
 if __name__ == "__main__":
