@@ -32,12 +32,13 @@ def check_mlx_type(name: str) -> str:
 
 
 def _import_mlx() -> Any:
+    from gateway.extras import missing
+
     try:
         import mlx_lm
     except ImportError:
-        raise ExportError(
-            "MLX export needs mlx-lm", fix="pip install 'tunegate[mlx]' (Linux: mlx[cpu])"
-        ) from None
+        err = missing("mlx_lm", "MLX export")
+        raise ExportError(err.message, fix=err.fix) from None
     return mlx_lm
 
 

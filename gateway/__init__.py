@@ -24,9 +24,9 @@ _EXPORTS = {
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
     "export": "exporters.api",
-    "Deployment": "gateway.deploy",
+    "Deployment": "gateway.deploy_journal",
     "deploy": "gateway.deploy",
-    "deployments": "gateway.deploy",
+    "deployments": "gateway.deploy_journal",
     "undeploy": "gateway.deploy",
     "chat": "gateway.deploy",
     "doctor": "gateway.doctor",
@@ -76,7 +76,8 @@ if TYPE_CHECKING:
     from exporters.api import export
     from gateway.catalog import Catalog, load_catalog
     from gateway.data.report import DatasetReport, quick_report
-    from gateway.deploy import Deployment, chat, deploy, deployments, undeploy
+    from gateway.deploy import chat, deploy, undeploy
+    from gateway.deploy_journal import Deployment, deployments
     from gateway.doctor import doctor
     from gateway.errors import TunegateError
     from gateway.extras import MissingExtraError

@@ -15,36 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# the journal side, re-exported: callers keep importing deployments/get_deployment from here
+from gateway.deploy_journal import Deployment, get_deployment, record
+from gateway.deploy_journal import deployments as deployments
 from gateway.errors import ExportError, JobError, JournalError
 from gateway.journal import Journal
 
 AUTO_QUANT = "q4_k_m"
 HOSTED = ("openai", "together", "fireworks", "bedrock")
 TARGETS = ("ollama", "llamacpp", *HOSTED)
-
-
-@dataclass(frozen=True)
-class Deployment:
-    id: str
-    target: str
-    name: str
-    endpoint: str | None
-    state: str  # live | removed | failed
-    artifact_id: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    created_at: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "target": self.target,
-            "name": self.name,
-            "endpoint": self.endpoint,
-            "state": self.state,
-            "artifact_id": self.artifact_id,
-            "created_at": self.created_at,
-            "meta": self.meta,
-        }
 
 
 @dataclass(frozen=True)
@@ -60,39 +39,6 @@ class ChatReply:
             "finish_reason": self.finish_reason,
             "deployment": self.deployment,
         }
-
-
-def _row(row: dict[str, Any]) -> Deployment:
-    return Deployment(
-        row["id"],
-        row["target"],
-        row["name"],
-        row["endpoint"],
-        row["state"],
-        row["artifact_id"],
-        row["meta"] or {},
-        row["created_at"],
-    )
-
-
-def deployments(journal: Journal | None = None, *, all: bool = False) -> list[Deployment]:
-    """Every deployment, newest first (removed ones only with `all`)."""
-    rows = [_row(r) for r in (journal or Journal()).deployments()]
-    return [d for d in reversed(rows) if all or d.state != "removed"]
-
-
-def get_deployment(ref: str, journal: Journal | None = None) -> Deployment:
-    """A deployment by id, unique id prefix, or name (the newest live one of that name)."""
-    rows = deployments(journal, all=True)
-    exact = [d for d in rows if d.id == ref] or [
-        d for d in rows if d.name == ref and d.state == "live"
-    ]
-    found = exact or [d for d in rows if d.id.startswith(ref)]
-    if len(found) == 1 or (exact and found):
-        return found[0]
-    if not found:
-        raise JobError(f"no deployment '{ref}'", fix="`tunegate deployments` lists them")
-    raise JobError(f"'{ref}' matches more than one deployment", fix="give more of the id")
 
 
 def _gguf_of(source: str, journal: Journal, progress: bool = False) -> tuple[Path, str | None]:
@@ -198,36 +144,6 @@ def deploy(
         endpoint=host,
         artifact_id=artifact_id,
     )
-
-
-def record(
-    journal: Journal,
-    target: str,
-    name: str,
-    make: Any,
-    *,
-    meta: dict[str, Any],
-    endpoint: str | None = None,
-    endpoint_key: str | None = None,
-    artifact_id: str | None = None,
-) -> Deployment:
-    """Journal the deployment as pending, run `make() -> more meta`, then mark it live (its
-    endpoint from `endpoint_key` of that meta when given) or failed."""
-    dep = journal.add_deployment(
-        artifact_id, target, name, endpoint=endpoint, state="pending", meta=meta
-    )
-    try:
-        made = make()
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(
-        dep,
-        state="live",
-        endpoint=made[endpoint_key] if endpoint_key else None,
-        meta={**meta, **made},
-    )
-    return get_deployment(dep, journal)
 
 
 def undeploy(ref: str, journal: Journal | None = None) -> Deployment:

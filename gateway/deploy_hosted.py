@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.deploy import Deployment, get_deployment, record
+from gateway.deploy_journal import Deployment, get_deployment, record
 from gateway.errors import ExportError
 from gateway.journal import Journal
 

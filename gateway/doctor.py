@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.extras import EXTRAS, install_command, installed
+from gateway.extras import EXTRAS, installed
+from gateway.hardware import Machine
 
 # provider -> (what it needs, any one of these variables is enough for each need)
 CREDENTIALS: dict[str, list[tuple[str, ...]]] = {
@@ -43,10 +44,14 @@ class Check:
 
 def doctor(*, ollama_host: str | None = None, timeout_s: float = 0.5) -> list[Check]:
     """Every check, in the order a person reads them."""
+    from gateway.catalog import load_catalog
+    from gateway.hardware import detect
+
+    machine = detect(load_catalog())
     return [
         _python(),
-        *_extras(),
-        _hardware(),
+        *_extras(machine),
+        _hardware(machine),
         _llama_cpp(),
         _mlx_lm(),
         _ollama(ollama_host, timeout_s),
@@ -68,7 +73,7 @@ def _python() -> Check:
     )
 
 
-def _extras() -> list[Check]:
+def _extras(machine: Machine) -> list[Check]:
     out = []
     for extra in EXTRAS.values():
         present, absent = installed(extra.name)
@@ -76,41 +81,18 @@ def _extras() -> list[Check]:
         if not absent:
             out.append(Check("extra", extra.name, True, have))
             continue
-        fix = install_command(extra.name) + (f"  ({extra.note})" if extra.note else "")
         detail = f"missing {', '.join(absent)}" + (f" (has {have})" if have else "")
         # unsloth needs an NVIDIA GPU: absent is the normal state on every other machine
-        optional = extra.name == "unsloth" and _nvidia_name() is None
+        optional = extra.name == "unsloth" and machine.kind != "nvidia"
         out.append(
-            Check("extra", extra.name, None if optional else False, detail, extra.purpose, fix)
+            Check(
+                "extra", extra.name, None if optional else False, detail, extra.purpose, extra.fix
+            )
         )
     return out
 
 
-def _nvidia_name() -> str | None:
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (
-        out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-    )
-
-
-def _hardware() -> Check:
-    from gateway.catalog import load_catalog
-    from gateway.hardware import detect
-
-    m = detect(load_catalog())
+def _hardware(m: Machine) -> Check:
     if m.kind == "cpu":
         return Check(
             "hardware",
@@ -139,7 +121,7 @@ def _llama_cpp() -> Check:
             False,
             "llama-cpp-python is not importable",
             "GGUF export and verification, --to llamacpp, chat with a GGUF",
-            install_command("gguf") + f"  ({EXTRAS['gguf'].note})",
+            EXTRAS["gguf"].fix,
         )
     except Exception as exc:  # a broken native build: say so, not a traceback
         return Check("engine", "llama.cpp", False, f"fails to load: {exc}", "GGUF", "")
@@ -150,19 +132,20 @@ def _mlx_lm() -> Check:
     import importlib.metadata
     import importlib.util
 
+    absent = Check(
+        "engine",
+        "mlx-lm",
+        False,
+        "mlx-lm is not importable",
+        "the mlx backend and --to mlx exports",
+        EXTRAS["mlx"].fix,
+    )
+    if importlib.util.find_spec("mlx_lm") is None:
+        return absent
     try:
-        if importlib.util.find_spec("mlx_lm") is None:
-            raise ImportError("mlx_lm")
         import mlx.core as mx  # the compiled part; mlx_lm itself is plain Python
     except ImportError:
-        return Check(
-            "engine",
-            "mlx-lm",
-            False,
-            "mlx-lm is not importable",
-            "the mlx backend and --to mlx exports",
-            install_command("mlx") + (" (Linux: mlx[cpu])" if sys.platform == "linux" else ""),
-        )
+        return absent
     except Exception as exc:
         return Check("engine", "mlx-lm", False, f"fails to load: {exc}", "MLX", "")
     version = importlib.metadata.version("mlx-lm")

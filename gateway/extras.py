@@ -2,7 +2,7 @@
 
 A missing optional package anywhere in tunegate becomes one line that names the extra to install
 (`pip install 'tunegate[gguf]'`), never a traceback; `tunegate doctor` reads the same table.
-`tests/unit/test_extras.py` proves it equals pyproject.toml's optional dependencies.
+`tests/test_extras.py` proves it equals pyproject.toml's optional dependencies.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ class Extra:
     packages: tuple[str, ...]  # distribution names, as pyproject.toml lists them
     note: str = ""  # how to install it well (torch pinned first, a compile)
 
+    @property
+    def fix(self) -> str:
+        """The install command, with the note that makes it go well."""
+        return install_command(self.name) + (f"  ({self.note})" if self.note else "")
+
 
 EXTRAS: dict[str, Extra] = {
     e.name: e
@@ -33,7 +38,12 @@ EXTRAS: dict[str, Extra] = {
             "multi-GB CUDA build",
         ),
         Extra("unsloth", "the unsloth backend (one NVIDIA GPU)", ("unsloth",)),
-        Extra("mlx", "the mlx backend and --to mlx exports", ("mlx-lm", "mlx")),
+        Extra(
+            "mlx",
+            "the mlx backend and --to mlx exports",
+            ("mlx-lm", "mlx"),
+            "on Linux it brings mlx[cpu]",
+        ),
         Extra(
             "gguf",
             "GGUF export, --to llamacpp/ollama deploys, SmolLM2 offline",
@@ -93,11 +103,8 @@ def missing(module: str, what: str | None = None) -> MissingExtraError:
     top = module.split(".")[0]
     dist, extra = MODULES.get(top, (top, ""))
     needs = f"{what} needs {dist}" if what else f"{dist} is needed here"
-    fix = install_command(extra) if extra else f"pip install {dist}"
-    note = EXTRAS[extra].note if extra in EXTRAS else ""
-    return MissingExtraError(
-        f"{needs}, which is not installed", fix=fix + (f"  ({note})" if note else "")
-    )
+    fix = EXTRAS[extra].fix if extra in EXTRAS else f"pip install {dist}"
+    return MissingExtraError(f"{needs}, which is not installed", fix=fix)
 
 
 def require(*modules: str, what: str) -> None:

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.journal import JobRecord
 
-if TYPE_CHECKING:
-    from gateway.jobs import Job
+
+class Job(Protocol):
+    """What waiting needs of a job (`gateway.jobs.Job` is one): waiting imports no job code."""
+
+    @property
+    def record(self) -> JobRecord: ...
+
+    def status(self) -> JobRecord: ...
+
+    def progress(self) -> dict[str, Any]: ...
+
 
 _PLAIN_EVERY_S = 30.0
 
 
-def _line(job: Job, rec: JobRecord, p: dict[str, Any] | None = None) -> str:
-    p = p if p is not None else job.progress()
+def _line(job: Job, rec: JobRecord) -> str:
+    p = job.progress()
     parts = [f"{rec.id} {rec.provider} {rec.state}"]
     if p["step"] is not None:
         parts.append(f"step {p['step']}" + (f"/{p['total_steps']}" if p["total_steps"] else ""))
@@ -92,7 +101,7 @@ class _Plain:
         pass
 
     def done(self, job: Job, rec: JobRecord) -> None:
-        self.update(job, rec)  # the final state was printed when it changed
+        pass  # the final state was printed when it changed
 
 
 def wait_for(job: Job, *, progress: bool, interval: float) -> JobRecord:

@@ -9,7 +9,6 @@ marks the job failed with the tail of its log; `resume` starts it again from the
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import JobError, SpecError, TunegateError
+from gateway.errors import JobError, SpecError
 from gateway.jobs import Artifact, JobUpdate, RemoteEvent, job_dir
 from gateway.journal import JobRecord
 from gateway.spec import JobSpec
@@ -59,16 +58,12 @@ class LocalJobs:
     name: str
     worker: str  # e.g. "providers.local_hf.worker"
     requires: tuple[str, ...] = ()  # importable modules the worker needs
-    extra: str = "local"
     data_target = "trl"
 
     def check_ready(self) -> None:
-        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
-        if missing:
-            raise TunegateError(
-                f"the {self.name} backend needs {', '.join(missing)}, which is not installed",
-                fix=f"pip install 'tunegate[{self.extra}]'",
-            )
+        from gateway.extras import require
+
+        require(*self.requires, what=f"the {self.name} backend")
 
     # launch ---------------------------------------------------------------------------------
     def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:

@@ -37,7 +37,6 @@ class MLX(LocalJobs):
     kind = "local"
     worker = "providers.mlx.worker"
     requires = ("mlx", "mlx_lm")
-    extra = "mlx"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         # no Mac rentals in the catalog: MLX offers this machine (or a --hardware what-if) only

@@ -24,7 +24,6 @@ class Unsloth(LocalJobs):
     kind = "local"
     worker = "providers.unsloth.worker"
     requires = ("unsloth", "trl", "peft")
-    extra = "unsloth"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         return local_offers(ctx, self.name, "unsloth", _support)
