@@ -130,7 +130,7 @@ def resolve_source(source: Any, *, base: str | Path | None = None, journal: Any 
 def default_out(src: Source, to: str, gguf_type: str | None, adapter_only: bool) -> Path:
     label = "-".join(x for x in (to, "adapter" if adapter_only else "", gguf_type or "") if x)
     if src.job_id:
-        from gateway.jobs import job_dir
+        from gateway.job_types import job_dir
 
         return job_dir(src.job_id) / "exports" / label
     folder = src.adapter or src.base

@@ -103,7 +103,7 @@ def _fireworks(
 ) -> tuple[str, str | None, dict]:
     from providers.fireworks import Fireworks
 
-    client = Fireworks()._client()
+    client = Fireworks().client()
     return _completion("Fireworks", client, str(dep.endpoint), messages, max_tokens)
 
 

@@ -76,7 +76,7 @@ def deploy_fireworks(source: str, name: str | None, journal: Journal) -> Deploym
         name = name or adapter.name
         from providers.fireworks import Fireworks
 
-        model = fw.upload_adapter(Fireworks()._client(), adapter, fw.slug(name), base)
+        model = fw.upload_adapter(Fireworks().client(), adapter, fw.slug(name), base)
     label = name
     return record(
         journal,

@@ -6,115 +6,23 @@ Launching (journal first, create once, reconcile after a crash) lives in `gatewa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.catalog import tunegate_home
 from gateway.errors import JobError
+from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir, normalize_state
 from gateway.journal import STATES, JobRecord, Journal
 from gateway.retry import idempotent
+from providers.base import Provider, Resumable
 
-if TYPE_CHECKING:
-    pass
-
-
-@dataclass
-class RemoteEvent:
-    """One provider event; `id` is stable across polls so the journal stores it once."""
-
-    id: str
-    message: str
-    ts: float | None = None
-    level: str = "info"
-    step: int | None = None
-    data: dict[str, Any] | None = None
+__all__ = ["Artifact", "Job", "JobUpdate", "RemoteEvent", "job_dir", "jobs", "normalize_state"]
 
 
-@dataclass
-class JobUpdate:
-    """What one poll of a provider learned."""
+def get_provider(name: str) -> Provider:
+    """The backend that runs jobs for `name` (a `JobError` naming the known ones otherwise)."""
+    from providers import get_provider as _get
 
-    raw_state: str
-    state: str
-    step: int | None = None
-    total_steps: int | None = None
-    loss: float | None = None
-    events: list[RemoteEvent] = field(default_factory=list)
-    actual: dict[str, Any] | None = None  # billed tokens and cost, once the provider says
-    error: str | None = None
-    remote: dict[str, Any] = field(default_factory=dict)  # output model names, checkpoints
-    warnings: list[str] = field(default_factory=list)  # e.g. an unknown state, mapped
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """What a finished job produced: a local directory or a hosted model id."""
-
-    id: str
-    job_id: str
-    kind: str  # hosted-model | adapter | merged
-    uri: str
-    sha256: str | None = None
-    bytes: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "job_id": self.job_id,
-            "kind": self.kind,
-            "uri": self.uri,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            **({"meta": self.meta} if self.meta else {}),
-        }
-
-
-_NEAREST = (
-    ("cancel", "cancelled"),
-    ("fail", "failed"),
-    ("error", "failed"),
-    ("succe", "succeeded"),
-    ("complete", "succeeded"),
-    ("done", "succeeded"),
-    ("queue", "queued"),
-    ("pend", "queued"),
-    ("valid", "queued"),
-    ("upload", "running"),
-    ("run", "running"),
-    ("train", "running"),
-)
-
-
-def normalize_state(raw: str | None, known: dict[str, str]) -> tuple[str, str | None]:
-    """(normalized state, warning) for a provider's state; unknown ones map to the nearest."""
-    text = str(raw or "").strip()
-    low = text.lower()
-    if low in known:
-        return known[low], None
-    nearest = next((state for hint, state in _NEAREST if hint in low), "running")
-    return nearest, f"unknown provider state {text!r}, treated as {nearest}"
-
-
-def job_dir(job_id: str) -> Path:
-    """Where a job's converted data, downloads and artifacts live."""
-    path = tunegate_home() / "jobs" / job_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def get_provider(name: str) -> Any:
-    """The backend that runs jobs for `name`; planners that cannot run jobs are refused."""
-    from providers import get_planner
-
-    provider = get_planner(name)
-    if not hasattr(provider, "create"):
-        raise JobError(
-            f"the {name} backend cannot launch jobs in this version of tunegate",
-            fix="choose a hosted backend: --backend openai, together, fireworks or bedrock",
-        )
-    return provider
+    return _get(name)
 
 
 class Job:
@@ -195,7 +103,7 @@ class Job:
         """Start a failed or cancelled local job again from its last checkpoint."""
         rec = self.status()
         provider = get_provider(rec.provider)
-        if not hasattr(provider, "resume"):
+        if not isinstance(provider, Resumable):
             raise JobError(
                 f"{rec.provider} jobs cannot be resumed", fix="launch it again: tunegate train JOB"
             )

@@ -189,7 +189,8 @@ class Journal:
         return self.get(job_id)
 
     def update(self, job_id: str, **fields: Any) -> JobRecord:
-        """Update state, remote_id, error or actual; terminal states stamp finished_at."""
+        """Update state, remote_id, error or actual; a terminal state stamps finished_at, a
+        live one (a resumed job, or a launch that outlived a wrong reconciliation) clears it."""
         allowed = {"state", "remote_id", "error", "actual", "name", "estimate", "remote"}
         unknown = set(fields) - allowed
         if unknown:
@@ -210,6 +211,8 @@ class Journal:
         if fields.get("state") in TERMINAL:
             sets.append("finished_at = COALESCE(finished_at, ?)")
             values.append(time.time())
+        elif "state" in fields:
+            sets.append("finished_at = NULL")
         with self._tx() as db:
             cur = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*values, job_id))
             if cur.rowcount == 0:

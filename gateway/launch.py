@@ -4,7 +4,8 @@
 confirm against the provider's own quote, then creates the remote job exactly once: a create is
 never retried blindly; after a failed or unanswered one the provider's job list is searched for
 the job's idempotency key and an existing job is adopted. `reconcile` does the same on start-up
-for jobs a crash left without a remote id.
+for jobs a crash left without a remote id, and never touches a job whose launcher is still
+alive (it holds the job's lease, `gateway.lease`, from the intent to the create).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway import lease
 from gateway.errors import JobError, PlanError, ProviderError, TunegateError
 from gateway.jobs import Job, get_provider, job_dir
 from gateway.journal import JobRecord, Journal
 from gateway.retry import backoff_s, budget_s, describe, idempotent, retryable
+from providers.base import Provider, Quoting
 
 if TYPE_CHECKING:
     from gateway.offer import Offer
@@ -88,6 +91,15 @@ def launch(
         estimate=estimate,
         name=spec.name,
     )
+    with lease.hold(journal.path, rec.id):
+        rec = _upload(journal, provider, rec, spec)
+        _quote_and_confirm(journal, provider, rec, spec, estimate, confirm)
+        _create_once(journal, provider, journal.get(rec.id), spec)
+    return Job(rec.id, journal)
+
+
+def _upload(journal: Journal, provider: Provider, rec: JobRecord, spec: JobSpec) -> JobRecord:
+    """Check, convert and upload the data; a failure is journaled before it is raised."""
     rec = journal.update(rec.id, state="uploading")
     try:
         files = provider.upload(rec, spec, job_dir(rec.id))
@@ -96,34 +108,44 @@ def launch(
         raise
     except Exception as exc:  # an SDK error after retries
         journal.update(rec.id, state="failed", error=f"upload failed: {describe(exc)}")
-        raise ProviderError(f"{offer.provider}: upload failed: {describe(exc)}") from None
-    rec = journal.update(rec.id, remote={"files": files})
-    quote = provider.quote(rec, spec) if hasattr(provider, "quote") else None
+        raise ProviderError(f"{rec.provider}: upload failed: {describe(exc)}") from None
+    return journal.update(rec.id, remote={"files": files})
+
+
+def _quote_and_confirm(
+    journal: Journal,
+    provider: Provider,
+    rec: JobRecord,
+    spec: JobSpec,
+    estimate: dict[str, Any],
+    confirm: Callable[[JobRecord, dict[str, Any] | None], bool] | None,
+) -> None:
+    """The provider's own quote against `max_usd`, then the user's yes: before any money."""
+    quote = provider.quote(rec, spec) if isinstance(provider, Quoting) else None
     if quote:
         rec = journal.update(rec.id, estimate={**estimate, "provider_quote": quote})
-        journal.add_event(rec.id, "quote", f"{offer.provider} quotes ${quote.get('usd', 0):,.2f}")
+        journal.add_event(rec.id, "quote", f"{rec.provider} quotes ${quote.get('usd', 0):,.2f}")
     limit = spec.constraints.max_usd
     quoted = (quote or {}).get("usd")
     if limit is not None and quoted is not None and quoted > limit:
         journal.update(rec.id, state="cancelled", error=f"quote ${quoted:,.2f} over max_usd")
         raise PlanError(
-            f"{offer.provider} quotes ${quoted:,.2f}, over max_usd ${limit:,.2f}; nothing was created",
+            f"{rec.provider} quotes ${quoted:,.2f}, over max_usd ${limit:,.2f}; nothing was created",
             fix="raise constraints.max_usd or shrink the job",
         )
-    if confirm is not None:
-        try:
-            confirmed = confirm(rec, quote)
-        except BaseException:  # Ctrl-C or a closed terminal at the prompt
-            journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
-            raise
-        if not confirmed:
-            journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
-            raise JobError("launch not confirmed; nothing was created")
-    _create_once(journal, provider, journal.get(rec.id), spec)
-    return Job(rec.id, journal)
+    if confirm is None:
+        return
+    try:
+        confirmed = confirm(rec, quote)
+    except BaseException:  # Ctrl-C or a closed terminal at the prompt
+        journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
+        raise
+    if not confirmed:
+        journal.update(rec.id, state="cancelled", error="not confirmed; nothing was created")
+        raise JobError("launch not confirmed; nothing was created")
 
 
-def _create_once(journal: Journal, provider: Any, rec: JobRecord, spec: JobSpec) -> JobRecord:
+def _create_once(journal: Journal, provider: Provider, rec: JobRecord, spec: JobSpec) -> JobRecord:
     """Create the remote job at most once: after any doubtful failure, search before retrying.
 
     Attempts continue for the retry budget (`TUNEGATE_RETRY_BUDGET_S`), at least CREATE_ATTEMPTS.
@@ -145,10 +167,10 @@ def _create_once(journal: Journal, provider: Any, rec: JobRecord, spec: JobSpec)
             found = idempotent(lambda: provider.find(rec), what="find")
             if found:
                 journal.add_event(rec.id, "adopted", f"found {found} created by request {attempt}")
-                return journal.update(rec.id, remote_id=found, state="queued")
+                return journal.update(rec.id, remote_id=found, state="queued", error=None)
             continue
         journal.add_event(rec.id, "created", f"remote job {remote_id}")
-        return journal.update(rec.id, remote_id=remote_id, state="queued")
+        return journal.update(rec.id, remote_id=remote_id, state="queued", error=None)
     journal.update(rec.id, error="create unanswered; reconciled on the next start")
     raise ProviderError(
         f"{rec.provider} did not answer {attempt} create requests and has no job with key "
@@ -161,7 +183,7 @@ def reconcile(journal: Journal, *, grace_s: float = ADOPT_GRACE_S) -> list[str]:
     """Adopt or close every job a crash left without a remote id; returns what was done."""
     done = []
     for rec in journal.unfinished():
-        if rec.remote_id:
+        if rec.remote_id or lease.held(journal.path, rec.id):
             continue
         creates = [e for e in journal.events(rec.id) if e.kind == "create"]
         if not creates:
@@ -177,7 +199,7 @@ def reconcile(journal: Journal, *, grace_s: float = ADOPT_GRACE_S) -> list[str]:
             continue
         if found:
             journal.add_event(rec.id, "adopted", f"found {found} after a restart")
-            journal.update(rec.id, remote_id=found, state="queued")
+            journal.update(rec.id, remote_id=found, state="queued", error=None)
             done.append(f"{rec.id}: adopted {rec.provider} job {found}")
         elif time.time() - creates[-1].ts > grace_s:
             journal.update(rec.id, state="failed", error="create never reached the provider")

@@ -1,5 +1,5 @@
-"""What the hosted backends share when they run jobs: checking and converting the data into the
-provider's format, reading the job's settings back from the journal, naming the remote job."""
+"""What the hosted backends share when they run jobs: the `HostedJobs` base (credentials,
+check-convert-upload), reading the job's settings back from the journal, naming the remote job."""
 
 from __future__ import annotations
 
@@ -9,7 +9,38 @@ from typing import Any
 
 from gateway.errors import SpecError
 from gateway.journal import JobRecord
+from gateway.secrets import require
 from gateway.spec import JobSpec
+
+
+class HostedJobs:
+    """The part of `providers.base.Provider` every hosted backend does alike: its credentials
+    (named by variable, never read into a message) and upload = check, convert into the
+    provider's format in the job directory, send each file once with `_upload_one`."""
+
+    name: str
+    label: str  # the provider as messages name it
+    key_vars: tuple[str, ...] = ()
+    data_format: str = ""  # the `gateway.data.convert` target
+
+    def client(self) -> Any:
+        """The official SDK's client, with its own retries off (`gateway.retry` decides)."""
+        raise NotImplementedError
+
+    def _keys(self) -> list[str]:
+        return [require(var, self.label) for var in self.key_vars]
+
+    def check_ready(self) -> None:
+        self._keys()
+
+    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+        client = self.client()
+        return upload_files(
+            spec, self.name, self.data_format, jobdir, lambda path: self._upload_one(client, path)
+        )
+
+    def _upload_one(self, client: Any, path: Path) -> str:
+        raise NotImplementedError
 
 
 def prepare_data(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import JobError, SpecError
-from gateway.jobs import Artifact, JobUpdate, RemoteEvent, job_dir
+from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir
 from gateway.journal import JobRecord
 from gateway.spec import JobSpec
 from providers._worker import JobDir

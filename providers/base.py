@@ -1,15 +1,29 @@
-"""The interface every backend implements.
+"""The interface every training backend implements, as the gateway calls it.
 
 `Planner` is what the router needs: priced offers, feasible or not, each infeasible one with a
-human reason. `Provider` adds the job lifecycle (submit/poll/cancel/fetch) that the training
-backends implement on top.
+human reason. `Provider` adds the job lifecycle the gateway drives in `gateway.launch` and
+`gateway.jobs`. It is split into small steps rather than one `submit`, so that the gateway,
+not each backend, owns "money is never spent twice": it journals before `upload`, asks
+`create` exactly once, and after any doubt asks `find` (a search by the job's idempotency key)
+before it would ever create again.
+
+Optional abilities are their own protocols, checked with `isinstance`: `Quoting` (the
+provider prices the uploaded files itself, shown before anything is billed) and `Resumable`
+(a failed or cancelled job restarts from its last checkpoint).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from gateway.offer import Offer, PlanContext
+if TYPE_CHECKING:
+    from gateway.job_types import Artifact, JobUpdate
+    from gateway.journal import JobRecord
+    from gateway.offer import Offer, PlanContext
+    from gateway.spec import JobSpec
+
+Kind = Literal["local", "hosted"]
 
 
 @runtime_checkable
@@ -24,9 +38,49 @@ class Planner(Protocol):
 
 @runtime_checkable
 class Provider(Planner, Protocol):
-    """A backend that can also run jobs (implemented per backend in the training issues)."""
+    """A backend that runs jobs. Every method gets the journaled `JobRecord`, so a later
+    process (after a crash, or `tunegate status` tomorrow) can pick any step up again."""
 
-    def submit(self, offer: Offer, ctx: PlanContext, journal: object) -> object: ...
-    def poll(self, job: object) -> object: ...
-    def cancel(self, job: object) -> None: ...
-    def fetch(self, job: object, dest: object) -> object: ...
+    def check_ready(self) -> None:
+        """Raise a `TunegateError` with the fix when credentials or an extra are missing."""
+        ...
+
+    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+        """Check and convert the data into `jobdir`, upload it; returns the remote file ids.
+        Safe to repeat: nothing here is billed."""
+        ...
+
+    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+        """One create request, never retried inside; returns the remote job id. The caller
+        decides what a failure means."""
+        ...
+
+    def find(self, rec: JobRecord) -> str | None:
+        """The remote job carrying `rec.idempotency_key`, if one exists."""
+        ...
+
+    def poll(self, rec: JobRecord) -> JobUpdate:
+        """State (normalized; unknown states mapped, never fatal), progress and new events."""
+        ...
+
+    def cancel(self, rec: JobRecord) -> None: ...
+
+    def fetch(
+        self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
+    ) -> Artifact:
+        """Bring the finished job's result to `dest` (or name the hosted model)."""
+        ...
+
+
+@runtime_checkable
+class Quoting(Protocol):
+    def quote(self, rec: JobRecord, spec: JobSpec) -> dict[str, Any] | None:
+        """The provider's own price for the uploaded files, or None when it has none."""
+        ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    def resume(self, rec: JobRecord) -> str:
+        """Start the job again from its last checkpoint; returns the new remote id."""
+        ...

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ProviderError, SpecError
-from gateway.jobs import Artifact, JobUpdate, RemoteEvent, normalize_state
+from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
@@ -25,7 +25,7 @@ from gateway.spec import JobSpec
 from gateway.units import HOURS_PER_MONTH, Range
 from providers._bedrock_hp import hyperparameters
 from providers._hosted import base_offer, epoch_tokens, hosted_hours
-from providers._hosted_jobs import files, key_name, model_id, prepare_data, suffix_for
+from providers._hosted_jobs import HostedJobs, files, key_name, model_id, prepare_data, suffix_for
 
 STATES = {
     "inprogress": "running",
@@ -60,9 +60,13 @@ def _missing_settings(spec: JobSpec) -> list[str]:
     return out
 
 
-class Bedrock:
+class Bedrock(HostedJobs):
+    """Credentials come from boto3's own chain and data goes to S3, so `check_ready` and
+    `upload` are its own; the client is per AWS service."""
+
     name = "bedrock"
     kind = "hosted"
+    label = "Bedrock"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         spec, model = ctx.spec, ctx.model
@@ -124,7 +128,9 @@ class Bedrock:
         return [offer]
 
     # jobs ---------------------------------------------------------------------------------
-    def _client(self, service: str, region: str, *, retries: int = 1) -> Any:
+    def client(
+        self, service: str = "bedrock", region: str | None = None, *, retries: int = 1
+    ) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -195,7 +201,7 @@ class Bedrock:
         region, prefix = self._where(spec, rec)
         self._check_base(region, model_id(rec))
         train, valid = prepare_data(spec, self.name, bedrock_target(rec.base_model), jobdir)
-        s3 = self._client("s3", region, retries=3)
+        s3 = self.client("s3", region, retries=3)
         out = {"region": region, "output_uri": f"{prefix}/output/"}
         for role, path in (("training_file", train), ("validation_file", valid)):
             if path is not None:
@@ -206,7 +212,7 @@ class Bedrock:
         """Refuse up front when Bedrock in this region cannot fine-tune the base model."""
         from botocore.exceptions import ClientError
 
-        bedrock = self._client("bedrock", region)
+        bedrock = self.client("bedrock", region)
         try:
             info = idempotent(
                 lambda: bedrock.get_foundation_model(modelIdentifier=base), what="model"
@@ -238,7 +244,7 @@ class Bedrock:
         )
         if refusals:
             raise SpecError("; ".join(refusals))
-        bedrock = self._client("bedrock", ids["region"])
+        bedrock = self.client("bedrock", ids["region"])
         request: dict[str, Any] = {
             "jobName": key_name(rec),
             "customModelName": suffix_for(rec, 63),
@@ -268,7 +274,7 @@ class Bedrock:
         if not region:
             return None
         try:
-            job = self._client("bedrock", region).get_model_customization_job(
+            job = self.client("bedrock", region).get_model_customization_job(
                 jobIdentifier=key_name(rec)
             )
         except ClientError as exc:
@@ -281,7 +287,7 @@ class Bedrock:
 
     def poll(self, rec: JobRecord) -> JobUpdate:
         ids = files(rec)
-        bedrock = self._client("bedrock", ids["region"])
+        bedrock = self.client("bedrock", ids["region"])
         job = idempotent(
             lambda: bedrock.get_model_customization_job(jobIdentifier=rec.remote_id),
             what="retrieve",
@@ -316,7 +322,7 @@ class Bedrock:
         """Step-wise training loss from the metrics CSV Bedrock writes under the output prefix."""
         from providers._s3 import parse_s3_uri
 
-        s3 = self._client("s3", ids["region"], retries=3)
+        s3 = self.client("s3", ids["region"], retries=3)
         bucket, prefix = parse_s3_uri(ids["output_uri"])
         try:
             listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents") or []
@@ -346,7 +352,7 @@ class Bedrock:
         return events
 
     def cancel(self, rec: JobRecord) -> None:
-        bedrock = self._client("bedrock", files(rec)["region"])
+        bedrock = self.client("bedrock", files(rec)["region"])
         bedrock.stop_model_customization_job(jobIdentifier=rec.remote_id)
 
     def fetch(

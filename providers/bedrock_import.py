@@ -90,13 +90,13 @@ def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, A
     arch = check_architecture(model)
     slug = _slug(name)
     prefix = f"{base.rstrip('/')}/imports/{slug}"
-    s3 = provider._client("s3", region, retries=3)
+    s3 = provider.client("s3", region, retries=3)
     files = sorted(p for p in model.iterdir() if p.is_file() and SIDE_FILES.search(p.name))
     digest = hashlib.sha256()
     for path in files:
         obj = upload_verified(s3, path, f"{prefix}/{path.name}")
         digest.update(f"{path.name} {obj.sha256}\n".encode())
-    bedrock = provider._client("bedrock", region)
+    bedrock = provider.client("bedrock", region)
     job_name = f"tg-import-{slug}-{digest.hexdigest()[:8]}"
     try:
         bedrock.create_model_import_job(
@@ -152,7 +152,7 @@ def undeploy(meta: dict[str, Any]) -> None:
 
     from providers.bedrock import Bedrock
 
-    bedrock = Bedrock()._client("bedrock", meta["region"])
+    bedrock = Bedrock().client("bedrock", meta["region"])
     try:
         idempotent(
             lambda: bedrock.delete_imported_model(modelIdentifier=meta["model_arn"]),
@@ -169,7 +169,7 @@ def chat(
     """One Converse request (system messages go in `system`, turns in `messages`)."""
     from providers.bedrock import Bedrock
 
-    runtime = Bedrock()._client("bedrock-runtime", meta["region"], retries=3)
+    runtime = Bedrock().client("bedrock-runtime", meta["region"], retries=3)
     res = runtime.converse(
         modelId=meta["model_arn"],
         system=[{"text": m["content"]} for m in messages if m["role"] == "system"],

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ProviderError
-from gateway.jobs import Artifact, JobUpdate, RemoteEvent, normalize_state
+from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
-from gateway.secrets import require
 from gateway.serving import per_token_route
 from gateway.spec import JobSpec
 from gateway.units import Range
@@ -31,7 +30,15 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import files, key_name, model_id, prepare_data, setting, user_set
+from providers._hosted_jobs import (
+    HostedJobs,
+    files,
+    key_name,
+    model_id,
+    prepare_data,
+    setting,
+    user_set,
+)
 
 MIN_RANK, MAX_RANK = 4, 64  # PEFT r accepted by Fireworks (provider-contracts.md section 3)
 MAX_DPO_BETA = 0.5  # DpoConfig.beta "must be > 0 and < 0.5" (fireworks SDK docstring)
@@ -57,9 +64,12 @@ STATES = {
 }
 
 
-class Fireworks:
+class Fireworks(HostedJobs):
     name = "fireworks"
     kind = "hosted"
+    label = "Fireworks"
+    key_vars = ("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID")
+    data_format = "fireworks"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         spec, model = ctx.spec, ctx.model
@@ -113,25 +123,22 @@ class Fireworks:
         return [apply_route(offer, route, "no Fireworks serving price for this size")]
 
     # jobs ---------------------------------------------------------------------------------
-    def _client(self) -> Any:
+    def client(self) -> Any:
         from fireworks import Fireworks as Client
 
         # base URL: the SDK reads FIREWORKS_BASE_URL itself (and only then leaves production)
+        key, account = self._keys()
         return Client(
-            api_key=require("FIREWORKS_API_KEY", "Fireworks"),
-            account_id=require("FIREWORKS_ACCOUNT_ID", "Fireworks"),
+            api_key=key,
+            account_id=account,
             max_retries=0,
             timeout=http_timeout_s(),
         )
 
-    def check_ready(self) -> None:
-        require("FIREWORKS_API_KEY", "Fireworks")
-        require("FIREWORKS_ACCOUNT_ID", "Fireworks")
-
     def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
         """Check, convert and upload each file as a dataset named after the job's key."""
         train, valid = prepare_data(spec, self.name, "fireworks", jobdir)
-        client = self._client()
+        client = self.client()
         out = {"training_file": self._dataset(client, rec, "train", train)}
         if valid is not None:
             out["validation_file"] = self._dataset(client, rec, "valid", valid)
@@ -185,7 +192,7 @@ class Fireworks:
         request of this very launch got through, so that job is the answer."""
         import fireworks
 
-        client, ids, job_id = self._client(), files(rec), key_name(rec)
+        client, ids, job_id = self.client(), files(rec), key_name(rec)
         training = self._training(rec, spec)
         try:
             if spec.objective == "dpo":
@@ -222,7 +229,7 @@ class Fireworks:
         """The job with this launch's id, if a create reached Fireworks."""
         import fireworks
 
-        client = self._client()
+        client = self.client()
         try:
             job = self._jobs(client, rec).get(key_name(rec))
         except fireworks.NotFoundError:
@@ -234,7 +241,7 @@ class Fireworks:
         return key_name(rec)
 
     def poll(self, rec: JobRecord) -> JobUpdate:
-        client = self._client()
+        client = self.client()
         job = idempotent(lambda: self._jobs(client, rec).get(rec.remote_id), what="retrieve")
         raw = str(job.state or "JOB_STATE_UNSPECIFIED")
         state, warning = normalize_state(raw, STATES)
@@ -271,7 +278,7 @@ class Fireworks:
         return update
 
     def cancel(self, rec: JobRecord) -> None:
-        self._jobs(self._client(), rec).cancel(rec.remote_id, body={})
+        self._jobs(self.client(), rec).cancel(rec.remote_id, body={})
 
     def fetch(
         self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
@@ -285,7 +292,7 @@ class Fireworks:
                 "Fireworks returns a LoRA adapter, not merged weights",
                 fix=f"tunegate fetch {rec.id}, then tunegate export {rec.id} --to merged",
             )
-        client = self._client()
+        client = self.client()
         model = (rec.remote or {}).get("output_model") or output_model(rec)
         short = model.rsplit("/", 1)[-1]
         try:

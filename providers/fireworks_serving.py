@@ -109,7 +109,7 @@ def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
 
 def deploy(model: str, base: str, name: str) -> dict[str, Any]:
     """A scale-to-zero deployment of `base` with add-ons, and `model` loaded on it."""
-    client = Fireworks()._client()
+    client = Fireworks().client()
     dep_id = slug(name)
     _conflict_ok(
         lambda: client.deployments.create(
@@ -148,7 +148,7 @@ def deploy(model: str, base: str, name: str) -> dict[str, Any]:
 def undeploy(meta: dict[str, Any]) -> None:
     import fireworks
 
-    client = Fireworks()._client()
+    client = Fireworks().client()
     for fn in (
         lambda: client.lora.unload(str(meta["deployed_model"]).rsplit("/", 1)[-1]),
         lambda: client.deployments.delete(str(meta["deployment"]).rsplit("/", 1)[-1]),

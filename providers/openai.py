@@ -10,16 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.jobs import JobUpdate, RemoteEvent, normalize_state
+from gateway.job_types import JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
-from gateway.secrets import require
 from gateway.serving import blended_per_1m, per_token_route
 from gateway.spec import JobSpec
 from gateway.units import Range
 from providers._hosted import base_offer, epoch_tokens, hosted_hours, no_serving
-from providers._hosted_jobs import files, model_id, setting, suffix_for, upload_files, user_set
+from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
 
 STATES = {
     "validating_files": "queued",
@@ -34,9 +33,12 @@ SINGLE_UPLOAD_LIMIT = 512 * 1024**2  # bytes; larger files go through the Upload
 KEY_FIELD = "tunegate_key"
 
 
-class OpenAI:
+class OpenAI(HostedJobs):
     name = "openai"
     kind = "hosted"
+    label = "OpenAI"
+    key_vars = ("OPENAI_API_KEY",)
+    data_format = "openai"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         spec, model = ctx.spec, ctx.model
@@ -86,22 +88,12 @@ class OpenAI:
     # jobs ---------------------------------------------------------------------------------
     single_upload_limit = SINGLE_UPLOAD_LIMIT
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
         from openai import OpenAI as Client
 
         # base URL: the SDK reads OPENAI_BASE_URL itself
-        return Client(
-            api_key=require("OPENAI_API_KEY", "OpenAI"), max_retries=0, timeout=http_timeout_s()
-        )
-
-    def check_ready(self) -> None:
-        require("OPENAI_API_KEY", "OpenAI")
-
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
-        client = self._client()
-        return upload_files(
-            spec, self.name, "openai", jobdir, lambda path: self._upload_one(client, path)
-        )
+        (key,) = self._keys()
+        return Client(api_key=key, max_retries=0, timeout=http_timeout_s())
 
     def _upload_one(self, client: Any, path: Path) -> str:
         if path.stat().st_size > self.single_upload_limit:
@@ -135,7 +127,7 @@ class OpenAI:
         if method == "dpo":
             hyper["beta"] = spec.training.dpo_beta or "auto"
         ids = files(rec)
-        job = self._client().fine_tuning.jobs.create(
+        job = self.client().fine_tuning.jobs.create(
             model=model_id(rec),
             training_file=ids["training_file"],
             **({"validation_file": ids["validation_file"]} if "validation_file" in ids else {}),
@@ -148,7 +140,7 @@ class OpenAI:
 
     def find(self, rec: JobRecord) -> str | None:
         """The remote job created with this job's idempotency key, if any."""
-        page = self._client().fine_tuning.jobs.list(
+        page = self.client().fine_tuning.jobs.list(
             metadata={KEY_FIELD: rec.idempotency_key}, limit=100
         )
         for job in page:  # the SDK page iterates over every page
@@ -157,7 +149,7 @@ class OpenAI:
         return None
 
     def poll(self, rec: JobRecord) -> JobUpdate:
-        client = self._client()
+        client = self.client()
         job = idempotent(lambda: client.fine_tuning.jobs.retrieve(rec.remote_id), what="retrieve")
         state, warning = normalize_state(job.status, STATES)
         events = idempotent(
@@ -207,18 +199,18 @@ class OpenAI:
         return out
 
     def cancel(self, rec: JobRecord) -> None:
-        self._client().fine_tuning.jobs.cancel(rec.remote_id)
+        self.client().fine_tuning.jobs.cancel(rec.remote_id)
 
     def fetch(
         self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
     ) -> Any:
         """OpenAI keeps the weights: the artifact is the fine-tuned model id."""
-        from gateway.jobs import Artifact
+        from gateway.job_types import Artifact
 
         model = (rec.remote or {}).get("fine_tuned_model")
         if not model:
             job = idempotent(
-                lambda: self._client().fine_tuning.jobs.retrieve(rec.remote_id), what="retrieve"
+                lambda: self.client().fine_tuning.jobs.retrieve(rec.remote_id), what="retrieve"
             )
             model = job.fine_tuned_model
         checkpoints = (rec.remote or {}).get("checkpoints") or []

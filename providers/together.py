@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.archive import safe_extract
-from gateway.jobs import Artifact, JobUpdate, RemoteEvent, normalize_state
+from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
-from gateway.secrets import require
 from gateway.serving import per_token_route
 from gateway.spec import JobSpec
 from gateway.units import Range
@@ -33,7 +32,7 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import files, model_id, setting, suffix_for, upload_files, user_set
+from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
 
 STATES = {
     "pending": "queued",
@@ -58,9 +57,12 @@ def _ts(value: Any) -> float | None:
         return None
 
 
-class Together:
+class Together(HostedJobs):
     name = "together"
     kind = "hosted"
+    label = "Together"
+    key_vars = ("TOGETHER_API_KEY",)
+    data_format = "together"
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         spec, model = ctx.spec, ctx.model
@@ -111,22 +113,12 @@ class Together:
         return [apply_route(offer, route, "no Together serving price")]
 
     # jobs ---------------------------------------------------------------------------------
-    def _client(self) -> Any:
+    def client(self) -> Any:
         from together import Together as Client
 
         # base URL: the SDK reads TOGETHER_BASE_URL itself
-        return Client(
-            api_key=require("TOGETHER_API_KEY", "Together"), max_retries=0, timeout=http_timeout_s()
-        )
-
-    def check_ready(self) -> None:
-        require("TOGETHER_API_KEY", "Together")
-
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
-        client = self._client()
-        return upload_files(
-            spec, self.name, "together", jobdir, lambda path: self._upload_one(client, path)
-        )
+        (key,) = self._keys()
+        return Client(api_key=key, max_retries=0, timeout=http_timeout_s())
 
     def _upload_one(self, client: Any, path: Path) -> str:
         # a repeated upload of the same bytes answers 409 with the existing file: safe to retry
@@ -162,7 +154,7 @@ class Together:
         """Together's own price estimate for the uploaded files (shown before anything is billed)."""
         ttype, method = self._training(rec, spec)
         ids = files(rec)
-        client = self._client()
+        client = self.client()
         est = idempotent(
             lambda: client.fine_tuning.estimate_price(
                 training_file=ids["training_file"],
@@ -187,7 +179,7 @@ class Together:
 
     def create(self, rec: JobRecord, spec: JobSpec) -> str:
         """One create request; the caller decides what a failure means."""
-        client = self._client()
+        client = self.client()
         ttype, method = self._training(rec, spec)
         limits = idempotent(
             lambda: client.fine_tuning.model_limits(model_name=model_id(rec)), what="limits"
@@ -232,19 +224,19 @@ class Together:
     def find(self, rec: JobRecord) -> str | None:
         """The remote job whose suffix carries this job's idempotency key, if any."""
         suffix = suffix_for(rec, SUFFIX_LIMIT)
-        for job in self._client().fine_tuning.list().data or []:
+        for job in self.client().fine_tuning.list().data or []:
             name = str(getattr(job, "x_model_output_name", None) or "")
             if getattr(job, "suffix", None) == suffix or name.endswith(suffix):
                 return str(job.id)
         return None
 
     def poll(self, rec: JobRecord) -> JobUpdate:
-        client = self._client()
+        client = self.client()
         job = idempotent(lambda: client.fine_tuning.retrieve(rec.remote_id), what="retrieve")
         raw = str(getattr(job.status, "value", job.status))
         state, warning = normalize_state(raw, STATES)
         update = JobUpdate(raw, state, warnings=[warning] if warning else [])
-        update.step, update.total_steps = job.steps_completed, job.total_steps
+        # FinetuneResponse declares no step counters: progress comes from events and metrics
         events = idempotent(
             lambda: client.fine_tuning.list_events(rec.remote_id).data, what="events"
         )
@@ -254,6 +246,9 @@ class Together:
             step = getattr(ev, "step", None)
             if getattr(ev, "total_steps", None):
                 data["total_steps"] = ev.total_steps
+                update.total_steps = ev.total_steps
+            if step is not None:
+                update.step = max(update.step or 0, int(step))
             level = str(getattr(ev.level, "value", ev.level) or "info")
             ident = f"{ev.created_at}|{kind}|{i}"
             update.events.append(
@@ -263,6 +258,7 @@ class Together:
             metrics = idempotent(
                 lambda: client.fine_tuning.list_metrics(rec.remote_id), what="metrics"
             )
+            total = update.total_steps
             for row in metrics.metrics or []:
                 step = row.get("global_step", row.get("step"))
                 loss = row.get("train_loss", row.get("loss"))
@@ -275,10 +271,10 @@ class Together:
                         None,
                         "info",
                         int(step),
-                        {"loss": loss, "total_steps": job.total_steps},
+                        {"loss": loss, **({"total_steps": total} if total else {})},
                     )
                 )
-                update.loss = loss
+                update.step, update.loss = max(update.step or 0, int(step)), loss
         except Exception:  # the loss curve is a nicety; its absence never fails a poll
             pass
         update.remote = {
@@ -300,14 +296,14 @@ class Together:
         return update
 
     def cancel(self, rec: JobRecord) -> None:
-        self._client().fine_tuning.cancel(rec.remote_id)
+        self.client().fine_tuning.cancel(rec.remote_id)
 
     def fetch(
         self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
     ) -> Artifact:
         """Download the adapter (LoRA jobs; merged weights with `merged`) or the full model,
         resumably, and unpack it safely."""
-        client = self._client()
+        client = self.client()
         import httpx
 
         full = (rec.remote or {}).get("training_type") == "Full"

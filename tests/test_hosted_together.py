@@ -10,7 +10,7 @@ import pytest
 
 from gateway.launch import launch
 from gateway.spec import JobSpec
-from tests.fakes.together_api import TogetherFake
+from tests.fakes.together_api import TOTAL_STEPS, TogetherFake
 from tests.hosted_helpers import SECRET, job_file
 
 pytest.importorskip("together")
@@ -38,6 +38,8 @@ def test_launch_wait_fetch_adapter(fake, tmp_path, objective):
     rec = job.wait(interval=0.01)
     assert rec.state == "succeeded", rec.error
     (remote,) = fake.jobs.values()
+    assert "steps_completed" not in remote  # not in FinetuneResponse: progress from metrics
+    assert job.progress()["step"] == TOTAL_STEPS
     assert remote["training_method"]["method"] == objective
     assert (
         remote["training_type"]["type"] == "Lora"

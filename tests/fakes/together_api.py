@@ -217,8 +217,7 @@ class TogetherFake(FakeAPI):
                 "n_epochs": body.get("n_epochs"),
                 "learning_rate": body.get("learning_rate"),
                 "batch_size": body.get("batch_size"),
-                "total_steps": TOTAL_STEPS,
-                "steps_completed": 0,
+                "_steps_completed": 0,  # not in FinetuneResponse: seen only through metrics
                 "events": [],
                 "_events": [self._event("job_pending", "Fine tune request created")],
                 "_tokens": self._tokens(body["training_file"]) * int(body.get("n_epochs") or 1),
@@ -247,8 +246,8 @@ class TogetherFake(FakeAPI):
             job["status"] = "running"
             events.append(self._event("training_start", "Training started"))
         elif status == "running":
-            job["steps_completed"] += 1
-            if job["steps_completed"] >= TOTAL_STEPS:
+            job["_steps_completed"] += 1
+            if job["_steps_completed"] >= TOTAL_STEPS:
                 job["status"] = "uploading"
                 events.append(self._event("model_uploading", "Uploading model"))
         elif status == "uploading":
@@ -283,7 +282,7 @@ class TogetherFake(FakeAPI):
         job = self.jobs[req.match["id"]]
         rows = [
             {"global_step": float(s), "train_loss": 2.0 / s}
-            for s in range(1, job["steps_completed"] + 1)
+            for s in range(1, job["_steps_completed"] + 1)
         ]
         return Reply(200, {"metrics": rows})
 
