@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from cli.common import emit_json, handle_errors
-
-TARGETS = ["ollama", "llamacpp", "openai", "fireworks", "bedrock", "together"]
+from exporters.deploy import TARGETS
+from exporters.deploy.ollama import DEFAULT_HOST
 
 
 @click.command("deploy")
@@ -25,7 +25,7 @@ TARGETS = ["ollama", "llamacpp", "openai", "fireworks", "bedrock", "together"]
     help="An Ollama Go template to use instead of the translated chat template.",
 )
 @click.option("--stop", "stops", multiple=True, help="End-of-turn marker (repeatable).")
-@click.option("--host", help="Ollama server (default: $OLLAMA_HOST or http://127.0.0.1:11434).")
+@click.option("--host", help=f"Ollama server (default: $OLLAMA_HOST or {DEFAULT_HOST}).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def deploy_cmd(

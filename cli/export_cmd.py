@@ -78,7 +78,7 @@ def export_cmd(
         return
     if not source:
         raise click.UsageError("give a SOURCE (job id or folder), or --check JOB.yaml")
-    from exporters.api import export
+    from gateway.export import export
 
     journal = None
     if not Path(source).expanduser().exists():

@@ -91,10 +91,8 @@ def scale_of(config: dict[str, Any], module: str) -> tuple[int, float, float]:
     return int(rank), float(alpha), float(alpha) / root
 
 
-def read_adapter(path: Path | str) -> Adapter:
-    """Parse adapter_config.json and the tensor names; refuse what would merge wrongly."""
-    from safetensors import safe_open
-
+def adapter_config(path: Path | str) -> dict[str, Any]:
+    """adapter_config.json of a PEFT adapter folder (no tensors read, no ML framework)."""
     path = Path(path)
     cfg_file = path / "adapter_config.json"
     if not cfg_file.is_file():
@@ -107,6 +105,18 @@ def read_adapter(path: Path | str) -> Adapter:
         config = json.loads(cfg_file.read_text())
     except ValueError as exc:
         raise ExportError(f"adapter_config.json is not JSON: {exc}", where=str(cfg_file)) from None
+    if not isinstance(config, dict):
+        raise ExportError("adapter_config.json is not a JSON object", where=str(cfg_file))
+    return config
+
+
+def read_adapter(path: Path | str) -> Adapter:
+    """Parse adapter_config.json and the tensor names; refuse what would merge wrongly."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    cfg_file = path / "adapter_config.json"
+    config = adapter_config(path)
     if config.get("peft_type", "LORA") != "LORA":
         raise ExportError(
             f"peft_type {config.get('peft_type')} is not LoRA; only LoRA/DoRA adapters export",

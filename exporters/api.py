@@ -83,24 +83,23 @@ class _Steps:
 
 
 def resolve_source(source: Any, *, base: str | Path | None = None, journal: Any = None) -> Source:
-    """A job id, an `Artifact`, an adapter folder or an HF model folder → `Source`."""
+    """An `Artifact`, an adapter folder or an HF model folder → `Source`. Job ids are
+    resolved to their artifact by the facade (`gateway.export`) before they reach here."""
     from gateway.models import resolve_model
 
     job_id = None
-    path: Path | None = None
     base_name: str | None = str(base) if base else None
     uri = getattr(source, "uri", None)
     if uri:  # an Artifact
         path, job_id = Path(uri), getattr(source, "job_id", None)
-    elif Path(str(source)).expanduser().exists():
-        path = Path(str(source)).expanduser().resolve()
     else:
-        from gateway.jobs import Job
-        from gateway.journal import Journal
-
-        job = Job(str(source), journal or Journal())
-        job_id = job.id
-        path = Path(job.artifact().uri)
+        path = Path(str(source)).expanduser().resolve()
+        if not path.exists():
+            raise ExportError(
+                "no such file or folder",
+                where=str(source),
+                fix="pass a folder, or a job id to `tunegate export` / `tg.export`",
+            )
     name = path.name
     if job_id:
         from gateway.journal import Journal

@@ -11,6 +11,8 @@ imports an ML framework or a provider SDK.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from gateway._lazy import lazy_getattr
@@ -23,7 +25,7 @@ _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
-    "export": "exporters.api",
+    "export": "gateway.export",
     "Deployment": "gateway.deploy_journal",
     "deploy": "gateway.deploy",
     "deployments": "gateway.deploy_journal",
@@ -73,13 +75,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from exporters.api import export
     from gateway.catalog import Catalog, load_catalog
     from gateway.data.report import DatasetReport, quick_report
     from gateway.deploy import chat, deploy, undeploy
     from gateway.deploy_journal import Deployment, deployments
     from gateway.doctor import doctor
     from gateway.errors import TunegateError
+    from gateway.export import export
     from gateway.extras import MissingExtraError
     from gateway.hardware import Machine, detect
     from gateway.jobs import Artifact, Job, jobs
@@ -91,3 +93,16 @@ if TYPE_CHECKING:
     from gateway.units import Range
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+
+class _Package(types.ModuleType):
+    """Exported names win over submodules of the same name, whatever the import order:
+    `import gateway.jobs` must not turn `tg.jobs` (the function) into the module."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return  # the import system binding a submodule; the export resolves lazily
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

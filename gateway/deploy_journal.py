@@ -1,9 +1,6 @@
-"""Deployments as the journal keeps them: the record type, lookup by id, prefix or name, and the
-pending-then-live helper every target deploys through.
-
-Both `gateway.deploy` (local targets, dispatch) and `gateway.deploy_hosted` build on this module,
-so neither imports the other back.
-"""
+"""Deployments as the journal keeps them: the record type, lookup by id, prefix or name, and
+the reply type of a chat with one. Core types: the deploy targets (`exporters.deploy`) and the
+facade (`gateway.deploy`) both use them, so neither imports the other for them."""
 
 from __future__ import annotations
 
@@ -38,6 +35,21 @@ class Deployment:
         }
 
 
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    finish_reason: str | None  # "stop" when the model ended its turn
+    deployment: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "deployment": self.deployment,
+        }
+
+
 def _row(row: dict[str, Any]) -> Deployment:
     return Deployment(
         row["id"],
@@ -69,33 +81,3 @@ def get_deployment(ref: str, journal: Journal | None = None) -> Deployment:
     if not found:
         raise JobError(f"no deployment '{ref}'", fix="`tunegate deployments` lists them")
     raise JobError(f"'{ref}' matches more than one deployment", fix="give more of the id")
-
-
-def record(
-    journal: Journal,
-    target: str,
-    name: str,
-    make: Any,
-    *,
-    meta: dict[str, Any],
-    endpoint: str | None = None,
-    endpoint_key: str | None = None,
-    artifact_id: str | None = None,
-) -> Deployment:
-    """Journal the deployment as pending, run `make() -> more meta`, then mark it live (its
-    endpoint from `endpoint_key` of that meta when given) or failed."""
-    dep = journal.add_deployment(
-        artifact_id, target, name, endpoint=endpoint, state="pending", meta=meta
-    )
-    try:
-        made = make()
-    except Exception:
-        journal.update_deployment(dep, state="failed")
-        raise
-    journal.update_deployment(
-        dep,
-        state="live",
-        endpoint=made[endpoint_key] if endpoint_key else None,
-        meta={**meta, **made},
-    )
-    return get_deployment(dep, journal)

@@ -63,3 +63,9 @@ class ArchiveError(TunegateError):
 
 class ExportError(TunegateError):
     """An export cannot be made or failed its verification (the reason and the route that works)."""
+
+
+class DeployError(ExportError):
+    """A deployment cannot be made, removed or reached (unknown target, a source the target
+    does not take, a host that refused). An `ExportError`, since deploying is the last step
+    of an export."""

@@ -122,6 +122,37 @@ def idempotent(fn: Callable[[], T], *, what: str = "request") -> T:
     return retrying(fn)
 
 
+def poll_until(
+    what: str,
+    fetch: Callable[[], T],
+    verdict: Callable[[T], bool | str],
+    *,
+    wait_s: float,
+    cap_s: float = 15.0,
+) -> T:
+    """Poll `fetch()` (retried as idempotent) until `verdict(obj)` is True; a string verdict
+    is the failure's reason. Delays double from 0.2 s up to `cap_s`; after `wait_s` (or
+    `TUNEGATE_READY_WAIT_S`, when set) the wait is an error. One loop for every "until
+    ready": endpoints, adapter loads, model imports."""
+    import time
+
+    from gateway.errors import ProviderError
+
+    limit = float(os.environ.get("TUNEGATE_READY_WAIT_S", wait_s))
+    deadline, delay = time.monotonic() + limit, 0.2
+    while True:
+        obj = idempotent(fetch, what=what)
+        answer = verdict(obj)
+        if answer is True:
+            return obj
+        if isinstance(answer, str):
+            raise ProviderError(f"{what} failed: {answer}")
+        if time.monotonic() > deadline:
+            raise ProviderError(f"{what} is not ready after {limit:.0f} s")
+        time.sleep(delay)
+        delay = min(delay * 2, cap_s)
+
+
 def describe(exc: BaseException) -> str:
     """One line about a provider failure, with no request headers (so no key) in it."""
     code = status_of(exc)

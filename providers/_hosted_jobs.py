@@ -23,7 +23,7 @@ class HostedJobs:
     key_vars: tuple[str, ...] = ()
     data_format: str = ""  # the `gateway.data.convert` target
 
-    def client(self) -> Any:
+    def client(self, *, max_retries: int = 0) -> Any:
         """The official SDK's client, with its own retries off (`gateway.retry` decides)."""
         raise NotImplementedError
 

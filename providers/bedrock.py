@@ -151,9 +151,9 @@ class Bedrock(HostedJobs):
                 fix="export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE "
                 "(tunegate reads boto3's usual chain and never stores them)",
             )
-        self._role_arn()
+        self.role_arn()
 
-    def _role_arn(self) -> str:
+    def role_arn(self) -> str:
         from gateway.config import config_path, load_config
 
         role = load_config().bedrock.role_arn
@@ -248,7 +248,7 @@ class Bedrock(HostedJobs):
         request: dict[str, Any] = {
             "jobName": key_name(rec),
             "customModelName": suffix_for(rec, 63),
-            "roleArn": self._role_arn(),
+            "roleArn": self.role_arn(),
             "clientRequestToken": rec.idempotency_key,
             "baseModelIdentifier": model_id(rec),
             "customizationType": "FINE_TUNING",

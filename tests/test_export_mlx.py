@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("mlx_lm")
 pytest.importorskip("peft")
 
-from exporters.api import export
 from gateway.errors import ExportError
+from gateway.export import export
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow

@@ -111,8 +111,8 @@ def test_full_fine_tune_goes_to_a_dedicated_endpoint(fake, tmp_path, monkeypatch
 
 
 def test_local_adapter_upload_in_parts_attach_and_reuse(fake, tmp_path, monkeypatch):
+    from exporters.deploy import together as together_serving
     from gateway.deploy import chat, deploy
-    from providers import together_serving
 
     monkeypatch.setenv("TOGETHER_PROJECT_ID", fake.v2.project)
     monkeypatch.setattr(together_serving, "PART_BYTES", 1024)

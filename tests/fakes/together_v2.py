@@ -128,7 +128,7 @@ class TogetherV2:
 
     @staticmethod
     def part_size(data: bytes, parts: int) -> int:
-        from providers.together_serving import PART_BYTES
+        from exporters.deploy.together import PART_BYTES
 
         return PART_BYTES if parts > 1 else max(1, len(data))
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ExportError, ProviderError
-from gateway.retry import idempotent
+from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared
+from gateway.deploy_journal import ChatReply, Deployment
+from gateway.errors import DeployError, ExportError, ProviderError
+from gateway.retry import describe, idempotent, poll_until
 
 # config.json model_type values Custom Model Import accepts (provider-contracts.md section 4)
 ARCHITECTURES = {
@@ -40,20 +41,6 @@ WAIT_S = 7200.0
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9-]+", "-", name).strip("-")[:50] or "model"
-
-
-def merged_model(source: str, journal: Any) -> Path:
-    """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
-    path = Path(source)
-    if (
-        path.is_dir()
-        and (path / "config.json").is_file()
-        and not (path / "adapter_config.json").exists()
-    ):
-        return path
-    from exporters.api import export
-
-    return export(source, "merged", journal=journal, progress=True).path
 
 
 def check_architecture(model: Path) -> str:
@@ -81,11 +68,11 @@ def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, A
     settings = load_config().bedrock
     base = spec_s3 or settings.s3_uri
     if not base:
-        raise ExportError(
+        raise DeployError(
             "Bedrock imports models from S3 and no bucket is configured",
             fix="set bedrock.s3_uri in the tunegate config or TUNEGATE_BEDROCK_S3_URI",
         )
-    role = provider._role_arn()
+    role = provider.role_arn()
     region = settings.region or _session_region() or "us-east-1"
     arch = check_architecture(model)
     slug = _slug(name)
@@ -131,20 +118,18 @@ def _session_region() -> str | None:
 
 
 def _wait_import(bedrock: Any, job_name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    delay = 0.2
-    while True:
-        job = idempotent(
-            lambda: bedrock.get_model_import_job(jobIdentifier=job_name), what="import job"
-        )
-        if job.get("status") == "Completed" and job.get("importedModelArn"):
-            return job
+    def verdict(job: dict[str, Any]) -> bool | str:
         if job.get("status") == "Failed":
-            raise ProviderError(f"Bedrock import {job_name} failed: {job.get('failureMessage')}")
-        if time.monotonic() > deadline:
-            raise ProviderError(f"Bedrock import {job_name} is still {job.get('status')}")
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
+            return str(job.get("failureMessage") or "Failed")
+        return job.get("status") == "Completed" and bool(job.get("importedModelArn"))
+
+    return poll_until(
+        f"Bedrock import {job_name}",
+        lambda: bedrock.get_model_import_job(jobIdentifier=job_name),
+        verdict,
+        wait_s=WAIT_S,
+        cap_s=30.0,
+    )
 
 
 def undeploy(meta: dict[str, Any]) -> None:
@@ -186,3 +171,36 @@ def chat(
         str(res.get("stopReason")), res.get("stopReason")
     )
     return text, reason, {k: v for k, v in res.items() if k != "ResponseMetadata"}
+
+
+class BedrockImport:
+    """Merged weights (the facade merges an adapter first) imported into Bedrock."""
+
+    target = "bedrock"
+    wants = "merged"
+    options: frozenset[str] = frozenset()
+
+    def accepts(self, src: DeploySource) -> str | None:
+        try:
+            check_architecture(Path(str(src.path)))
+        except ExportError as exc:
+            return exc.message + (f" ({exc.fix})" if exc.fix else "")
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        model = Path(str(src.path))
+        return Prepared(name or model.name, {"model": str(model)}, artifact_id=src.artifact_id)
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        made = deploy(Path(prepared.meta["model"]), prepared.name)
+        return {**made, "endpoint": made["model_arn"]}
+
+    def undeploy(self, dep: Deployment) -> None:
+        undeploy(dep.meta)
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        try:
+            text, reason, raw = chat(dep.meta, messages, max_tokens)
+        except Exception as exc:  # any botocore failure becomes one line, with no key in it
+            raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
+        return ChatReply(text, reason, dep.id, raw)

@@ -9,14 +9,21 @@ A deployment is billed per GPU-hour while a replica runs; it is created scaling 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ExportError, ProviderError
-from gateway.retry import http_timeout_s, idempotent
+from exporters.deploy.base import (
+    DeployOptions,
+    DeploySource,
+    Messages,
+    Prepared,
+    completion,
+    hosted_base,
+)
+from gateway.deploy_journal import ChatReply, Deployment
+from gateway.errors import ExportError
+from gateway.retry import http_timeout_s, idempotent, poll_until
 from providers.fireworks import MAX_RANK, MIN_RANK, Fireworks
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -25,19 +32,12 @@ READY_WAIT_S = 1800.0
 
 def _wait(what: str, fetch: Any, done: set[str], failed: set[str]) -> Any:
     """Poll `fetch()` until its state is in `done`; a state in `failed` is an error."""
-    deadline = time.monotonic() + float(READY_WAIT_S)
-    delay = 0.2
-    while True:
-        obj = idempotent(fetch, what=what)
+
+    def verdict(obj: Any) -> bool | str:
         state = str(getattr(obj, "state", "") or "")
-        if state in done:
-            return obj
-        if state in failed:
-            raise ProviderError(f"Fireworks {what} is {state}")
-        if time.monotonic() > deadline:
-            raise ProviderError(f"Fireworks {what} still {state} after {READY_WAIT_S:.0f} s")
-        time.sleep(delay)
-        delay = min(delay * 2, 10.0)
+        return True if state in done else (state if state in failed else False)
+
+    return poll_until(f"Fireworks {what}", fetch, verdict, wait_s=READY_WAIT_S, cap_s=10.0)
 
 
 def slug(name: str) -> str:
@@ -60,21 +60,8 @@ def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
     """Upload a PEFT adapter folder as model `model_id`; returns the model's resource name."""
     import httpx
 
-    cfg = json.loads((adapter / "adapter_config.json").read_text())
-    r = int(cfg.get("r") or 0)
-    if not MIN_RANK <= r <= MAX_RANK:
-        raise ExportError(
-            f"Fireworks serves LoRA ranks {MIN_RANK}-{MAX_RANK}; this adapter has {r}"
-        )
-    modules = cfg.get("target_modules") or []
-    if isinstance(modules, str):
-        raise ExportError(
-            f"the adapter's target_modules is {modules!r}; Fireworks needs the module list",
-            fix="train with explicit target_modules (e.g. [q_proj, k_proj, v_proj, o_proj])",
-        )
-    files = {n: adapter / n for n in ADAPTER_FILES if (adapter / n).is_file()}
-    if len(files) < len(ADAPTER_FILES):
-        raise ExportError(f"{adapter} lacks {', '.join(set(ADAPTER_FILES) - set(files))}")
+    r, modules = _check_adapter(adapter)
+    files = {n: adapter / n for n in ADAPTER_FILES}
     _conflict_ok(
         lambda: client.models.create(
             model_id=model_id,
@@ -105,6 +92,28 @@ def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
         idempotent(lambda: client.models.validate_upload(model_id), what="validate")
         model = _wait("model", lambda: client.models.get(model_id), {"READY"}, {"FAILED"})
     return str(model.name or f"accounts/{client.account_id}/models/{model_id}")
+
+
+def _check_adapter(adapter: Path) -> tuple[int, list[str]]:
+    """(rank, target modules) of a PEFT adapter Fireworks can serve; an `ExportError` else."""
+    from exporters.adapter import adapter_config
+
+    config = adapter_config(adapter)
+    r = int(config.get("r") or 0)
+    if not MIN_RANK <= r <= MAX_RANK:
+        raise ExportError(
+            f"Fireworks serves LoRA ranks {MIN_RANK}-{MAX_RANK}; this adapter has {r}"
+        )
+    modules = config.get("target_modules") or []
+    if isinstance(modules, str):
+        raise ExportError(
+            f"the adapter's target_modules is {modules!r}; Fireworks needs the module list",
+            fix="train with explicit target_modules (e.g. [q_proj, k_proj, v_proj, o_proj])",
+        )
+    missing = [n for n in ADAPTER_FILES if not (adapter / n).is_file()]
+    if missing:
+        raise ExportError(f"{adapter} lacks {', '.join(missing)}")
+    return r, list(modules)
 
 
 def deploy(model: str, base: str, name: str) -> dict[str, Any]:
@@ -155,3 +164,44 @@ def undeploy(meta: dict[str, Any]) -> None:
     ):
         with contextlib.suppress(fireworks.NotFoundError):  # already gone
             idempotent(fn, what="undeploy")
+
+
+class FireworksServing:
+    """A Fireworks job's LoRA (already a Fireworks model), or any PEFT adapter uploaded as
+    one, loaded onto a scale-to-zero deployment of its base."""
+
+    target = "fireworks"
+    wants = "job"
+    options: frozenset[str] = frozenset()
+
+    def accepts(self, src: DeploySource) -> str | None:
+        if src.job is not None and src.job.state != "succeeded":
+            return f"job {src.job.id} is {src.job.state}; only a succeeded job can be deployed"
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        from providers._hosted_jobs import model_id
+
+        if src.job is not None and src.job.provider == "fireworks":
+            model = str((src.job.remote or {}).get("output_model"))
+            meta = {"model": model, "base": model_id(src.job)}
+            return Prepared(name or model.rsplit("/", 1)[-1], meta)
+        adapter = src.path or Path(src.fetch().uri)  # type: ignore[misc]
+        _check_adapter(adapter)
+        meta = {"adapter": str(adapter), "base": hosted_base(adapter, "fireworks")}
+        return Prepared(name or adapter.name, meta)
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        meta, name = prepared.meta, prepared.name
+        model = meta.get("model")
+        if model is None:
+            client = Fireworks().client()
+            model = upload_adapter(client, Path(meta["adapter"]), slug(name), meta["base"])
+        return deploy(model, meta["base"], name)
+
+    def undeploy(self, dep: Deployment) -> None:
+        undeploy(dep.meta)
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        client = Fireworks().client()
+        return completion("Fireworks", client, str(dep.endpoint), messages, max_tokens, dep.id)

@@ -4,7 +4,8 @@ endpoint with one deployment — of the model itself, or of its base with the ad
 
 Needs `TOGETHER_PROJECT_ID`. Names are chosen here (`tg-<name>`), and an existing model or
 endpoint of that name is reused, so a retried deploy never makes a second one. Serverless LoRA
-(no endpoint at all) is handled in `gateway.deploy` for the bases that offer it.
+(no endpoint at all) needs nothing created: a Together LoRA job on such a base is journaled
+live at once and answers per token.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import time
 from pathlib import Path
 from typing import Any
 
+from exporters.deploy.base import (
+    DeployOptions,
+    DeploySource,
+    Messages,
+    Prepared,
+    completion,
+    hosted_base,
+)
+from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import ProviderError
-from gateway.retry import http_timeout_s, idempotent
+from gateway.retry import http_timeout_s, idempotent, poll_until
 from gateway.secrets import require
 
 # part size of Together's own uploader (together/lib/cli/api/models/upload.py)
@@ -128,18 +137,7 @@ def upload(tg: Any, folder: Path, name: str, base_id: str, kind: str) -> dict[st
 
 
 def _wait(what: str, fetch: Any, ready: Any) -> Any:
-    deadline, delay = time.monotonic() + WAIT_S, 0.2
-    while True:
-        obj = idempotent(fetch, what=what)
-        verdict = ready(obj)
-        if verdict is True:
-            return obj
-        if isinstance(verdict, str):
-            raise ProviderError(f"Together {what} failed: {verdict}")
-        if time.monotonic() > deadline:
-            raise ProviderError(f"Together {what} is not ready after {WAIT_S:.0f} s")
-        time.sleep(delay)
-        delay = min(delay * 2, 15.0)
+    return poll_until(f"Together {what}", fetch, ready, wait_s=WAIT_S, cap_s=15.0)
 
 
 def _deployment_ready(dep: Any) -> bool | str:
@@ -234,3 +232,53 @@ def deploy_folder(folder: Path, name: str, base_id: str) -> dict[str, Any]:
         return {**deploy(tg, name, base_id, up), "model": up}
     up = upload(tg, folder, name, base_id, "model")
     return {**deploy(tg, name, up["model_id"], None), "model": up}
+
+
+class TogetherServing:
+    """A Together LoRA job on a serverless-LoRA base: its model, per token, nothing created.
+    Anything else (another base, a full fine-tune, a local weights folder) is uploaded as a
+    project model and served on a dedicated endpoint."""
+
+    target = "together"
+    wants = "job"
+    options: frozenset[str] = frozenset()
+
+    def accepts(self, src: DeploySource) -> str | None:
+        job = src.job
+        if job is not None and (job.provider != "together" or job.state != "succeeded"):
+            return f"job {job.id} is a {job.state} {job.provider} job, not a finished Together job"
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        from gateway.catalog import load_catalog
+
+        if src.job is None:
+            folder = Path(str(src.path))
+            meta = {"job": None, "folder": str(folder), "base": hosted_base(folder, "together")}
+            return Prepared(name or folder.name, meta)
+        rec = src.job
+        hosted = load_catalog().model(rec.base_model).hosted.get("together")
+        remote = rec.remote or {}
+        model = str(remote.get("model_output_name"))
+        if hosted and hosted.serverless_lora and remote.get("training_type") == "Lora":
+            serving = "serverless LoRA, billed per token at the base's rate"
+            meta = {"job": rec.id, "serving": serving}
+            return Prepared(name or model, meta, endpoint=model, remote=False)
+        art = src.fetch()  # type: ignore[misc]  # the adapter or the full weights, downloaded
+        meta = {"job": rec.id, "folder": art.uri, "base": hosted.id if hosted else rec.base_model}
+        return Prepared(name or model.rsplit("/", 1)[-1], meta)
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        meta = prepared.meta
+        made = deploy_folder(Path(meta["folder"]), prepared.name, meta["base"])
+        return {**made, "endpoint": made["chat_model"]}
+
+    def undeploy(self, dep: Deployment) -> None:
+        if dep.meta.get("endpoint_id"):  # serverless LoRA has nothing to remove
+            undeploy(dep.meta)
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        from providers.together import Together
+
+        client = Together().client(max_retries=2)
+        return completion("Together", client, str(dep.endpoint), messages, max_tokens, dep.id)

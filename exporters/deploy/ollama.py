@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from exporters.chat_format import ChatFormat, detect, gguf_chat_info
-from gateway.errors import ExportError
+from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared
+from gateway.deploy_journal import ChatReply, Deployment
+from gateway.errors import DeployError, ExportError, ProviderError
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
 
 
 @dataclass
@@ -154,4 +158,78 @@ def delete(name: str, *, host: str | None = None) -> None:
         _client(host).delete(name)
     except ollama.ResponseError as exc:
         if exc.status_code != 404:  # already gone is what undeploy wants
-            raise ExportError(f"Ollama refused to delete {name}: {exc.error}") from None
+            raise DeployError(f"Ollama refused to delete {name}: {exc.error}") from None
+
+
+def host_of(options: DeployOptions) -> str:
+    """`--host`, else `OLLAMA_HOST` (as the ollama CLI reads it), else the local default."""
+    import os
+
+    return options.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+
+
+class Ollama:
+    """The GGUF created as an Ollama model with the training chat template."""
+
+    target = "ollama"
+    wants = "gguf"
+    options = frozenset({"system", "template", "stops", "host"})
+
+    def accepts(self, src: DeploySource) -> str | None:
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        gguf = Path(str(src.path))
+        plan = plan_for(gguf, system=options.system, template=options.template, stops=options.stops)
+        modelfile = write_modelfile(plan)
+        host = host_of(options)
+        say = _stderr if options.progress else None
+        return Prepared(
+            name or gguf.stem.lower().replace("_", "-"),
+            {
+                "gguf": str(gguf),
+                "modelfile": str(modelfile),
+                "family": plan.family,
+                "stops": plan.stops,
+            },
+            endpoint=host,
+            artifact_id=src.artifact_id,
+            work=(plan, host, say, src.sha256),
+        )
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        plan, host, say, sha = prepared.work
+        shown = create(plan, prepared.name, host=host, progress=say, sha256=sha)
+        return {"details": shown.get("details")}
+
+    def undeploy(self, dep: Deployment) -> None:
+        delete(dep.name, host=dep.endpoint)
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        import ollama
+
+        from gateway.retry import http_timeout_s
+
+        client = ollama.Client(host=dep.endpoint, timeout=http_timeout_s())
+        try:
+            res = client.chat(
+                model=dep.name,
+                messages=messages,
+                options={"temperature": 0, "num_predict": max_tokens},
+                stream=False,
+            )
+        except ollama.ResponseError as exc:
+            raise ProviderError(f"Ollama: {exc.error} (HTTP {exc.status_code})") from None
+        except ConnectionError as exc:
+            raise ProviderError(
+                f"cannot reach Ollama at {dep.endpoint}: {exc}", fix="start it with `ollama serve`"
+            ) from None
+        return ChatReply(
+            res.message.content or "", res.done_reason, dep.id, res.model_dump(mode="json")
+        )
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(f"ollama: {message}", file=sys.stderr)

@@ -1,0 +1,147 @@
+"""The interface every deploy target implements, and the values that cross it.
+
+Deploying is split like training (`providers.base`): the facade (`gateway.deploy`) resolves
+the user's source into a `DeploySource` of the kind the target `wants`, asks `accepts`, then
+`prepare` (local work only: names, files, the meta the journal records), journals the
+deployment as pending, and only then calls `deploy`, the one step with a remote side effect.
+So a deployment is in the journal before anything is billed, by construction rather than by
+each target remembering to write it, and a failure is journaled as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.deploy_journal import ChatReply, Deployment
+    from gateway.job_types import Artifact
+    from gateway.journal import JobRecord
+
+# what a target deploys: a GGUF file, merged HF weights, or a job (or a weights folder)
+Wants = Literal["gguf", "merged", "job"]
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class DeploySource:
+    """A user's source, resolved by the facade for one target."""
+
+    ref: str  # as the user gave it, for messages
+    job: JobRecord | None = None
+    path: Path | None = None  # the GGUF, merged folder, or weights folder to deploy
+    artifact_id: str | None = None
+    sha256: str | None = None  # of `path`, when an export already recorded it
+    fetch: Callable[[], Artifact] | None = None  # the job's artifact, downloaded on demand
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Options only some targets understand; a target lists the ones it takes."""
+
+    system: str | None = None
+    template: str | None = None
+    stops: list[str] | None = None
+    host: str | None = None
+    progress: bool = False
+
+    def given(self) -> set[str]:
+        return {k for k in ("system", "template", "stops", "host") if getattr(self, k)}
+
+
+@dataclass
+class Prepared:
+    """What `prepare` decided: journaled before `deploy` runs. `remote=False` means there is
+    nothing to create (the provider already serves it), so it is journaled live at once."""
+
+    name: str
+    meta: dict[str, Any]
+    endpoint: str | None = None
+    artifact_id: str | None = None
+    remote: bool = True
+    work: Any = None  # in-process state for `deploy` (never journaled)
+
+
+@runtime_checkable
+class Deployer(Protocol):
+    target: str
+    wants: Wants
+    options: frozenset[str]  # the `DeployOptions` fields it takes
+
+    def accepts(self, src: DeploySource) -> str | None:
+        """None, or why this target cannot serve `src` (shown to the user)."""
+        ...
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        """Everything before the first remote call: the name, files, meta."""
+        ...
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        """The remote side effect; returns more meta, `endpoint` among it when known only now.
+        Safe to repeat: names are chosen client-side, so a retry finds what it made."""
+        ...
+
+    def undeploy(self, dep: Deployment) -> None:
+        """Remove it where it runs; already gone is success."""
+        ...
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        """One greedy request through the client the target speaks."""
+        ...
+
+
+def with_system(dep: Deployment, messages: Messages) -> Messages:
+    """The deployment's recorded system prompt first, unless the messages bring their own."""
+    system = (dep.meta or {}).get("system")
+    if system and (not messages or messages[0]["role"] != "system"):
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def completion(
+    label: str, client: Any, model: str, messages: Messages, max_tokens: int, dep_id: str
+) -> ChatReply:
+    """One chat completion through an OpenAI-style SDK (OpenAI, Together, Fireworks)."""
+    from gateway.deploy_journal import ChatReply
+    from gateway.errors import ProviderError
+    from gateway.retry import describe
+
+    try:
+        res = client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=0
+        )
+    except Exception as exc:  # any SDK failure becomes one line, with no key in it
+        raise ProviderError(f"{label} chat failed: {describe(exc)}") from None
+    choice = res.choices[0]
+    reason = getattr(choice.finish_reason, "value", choice.finish_reason)
+    return ChatReply(choice.message.content or "", reason, dep_id, res.model_dump(mode="json"))
+
+
+def hosted_base(folder: Path, provider: str) -> str:
+    """The id under which `provider` serves the base a weights folder derives from: the
+    adapter's `base_model_name_or_path`, or the `source.base` an export recorded."""
+    import json
+
+    from exporters.adapter import adapter_config
+    from gateway.catalog import load_catalog
+    from gateway.errors import DeployError
+
+    if (folder / "adapter_config.json").is_file():
+        base = adapter_config(folder).get("base_model_name_or_path")
+    else:
+        record = folder / "export.json"
+        data = json.loads(record.read_text()) if record.is_file() else {}
+        base = (data.get("source") or {}).get("base")
+    if not base:
+        raise DeployError(
+            f"cannot tell which base model {folder} derives from",
+            fix="deploy an adapter folder (its adapter_config.json names the base) or an export folder",
+        )
+    hosted = load_catalog().model(str(base)).hosted.get(provider)
+    if hosted is None:
+        raise DeployError(
+            f"{provider} does not serve {base}", fix="`tunegate models` lists what it serves"
+        )
+    return hosted.id

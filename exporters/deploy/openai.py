@@ -1,0 +1,44 @@
+"""OpenAI: it serves the fine-tuned model it trained, so deploying records that model's id;
+nothing is created or removed, and chat goes to the model through the official SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, completion
+from gateway.deploy_journal import ChatReply, Deployment
+
+
+class OpenAIModel:
+    target = "openai"
+    wants = "job"
+    options: frozenset[str] = frozenset()
+
+    def accepts(self, src: DeploySource) -> str | None:
+        if src.job is None:
+            return "OpenAI serves only the models it trained: give the id of an OpenAI job"
+        if src.job.provider != "openai":
+            return f"job {src.job.id} ran on {src.job.provider}, not OpenAI"
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        art = src.fetch()  # type: ignore[misc]  # a job source always carries fetch
+        return Prepared(
+            name or art.uri,
+            {"job": art.job_id},
+            endpoint=art.uri,
+            artifact_id=art.id,
+            remote=False,
+        )
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        return {}
+
+    def undeploy(self, dep: Deployment) -> None:
+        return None  # OpenAI keeps serving its models; removing one is `openai models delete`
+
+    def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
+        from providers.openai import OpenAI
+
+        client = OpenAI().client(max_retries=2)
+        return completion("OpenAI", client, str(dep.endpoint), messages, max_tokens, dep.id)

@@ -1,0 +1,152 @@
+"""What a user may name as the thing to export or deploy, resolved once for every command.
+
+A source is a job id (or unique prefix), an artifact id, an `Artifact`, or a path: a GGUF
+file, an export folder, a PEFT adapter folder or a merged model folder. `tg.export` and
+`tg.deploy` take the same sources because both resolve them here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.deploy.base import DeploySource, Wants
+from gateway.errors import DeployError, JournalError
+from gateway.journal import JobRecord, Journal
+
+AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
+
+
+def _job(ref: str, journal: Journal) -> JobRecord | None:
+    try:
+        return journal.get(ref)
+    except JournalError:
+        return None
+
+
+def _artifact_row(ref: str, journal: Journal) -> dict[str, Any] | None:
+    return next((a for a in journal.artifacts() if a["id"] == ref), None)
+
+
+def for_export(source: Any, journal: Journal | None = None) -> Any:
+    """An `Artifact` or a path for `exporters.api.export`: a job id becomes the job's fetched
+    artifact, an artifact id its journaled location; anything else passes through."""
+    from gateway.job_types import Artifact
+    from gateway.jobs import Job
+
+    uri = getattr(source, "uri", None)
+    if uri or Path(str(source)).expanduser().exists():
+        return source
+    journal = journal or Journal()
+    row = _artifact_row(str(source), journal)
+    if row is not None:
+        return Artifact(
+            row["id"],
+            row["job_id"],
+            row["kind"],
+            row["uri"],
+            row["sha256"],
+            row["bytes"],
+            row["meta"] or {},
+        )
+    return Job(str(source), journal).artifact()
+
+
+def for_deploy(
+    source: Any, wants: Wants, journal: Journal, *, progress: bool = False
+) -> DeploySource:
+    """Resolve `source` into what a target that `wants` it deploys."""
+    ref = str(getattr(source, "id", None) or source)
+    uri, job_id = getattr(source, "uri", None), getattr(source, "job_id", None)
+    path = Path(uri) if uri else Path(str(source)).expanduser()
+    job = _job(job_id, journal) if job_id else None
+    art_id = getattr(source, "id", None) or None
+    if art_id and _artifact_row(art_id, journal) is None:
+        art_id = None  # an Artifact not from this journal: deploy its files, link nothing
+    if not uri and not path.exists():
+        row = _artifact_row(str(source), journal)
+        if row is not None:
+            path, art_id, job = Path(row["uri"]), row["id"], _job(row["job_id"], journal)
+        else:
+            job = _job(str(source), journal)
+            if job is None:
+                raise DeployError(
+                    f"'{source}' is not a GGUF file, an export folder, a weights folder, an artifact or a job",
+                    fix="give a job id (`tunegate jobs`), or the path of an export",
+                )
+            path = None  # type: ignore[assignment]
+    if wants == "gguf":
+        return _gguf(ref, job, path, art_id, journal, progress)
+    if wants == "merged":
+        return _merged(ref, job, path, art_id, journal, progress)
+    fetch = _fetcher(job, journal) if job is not None else None
+    return DeploySource(ref, job, path.resolve() if path else None, art_id, fetch=fetch)
+
+
+def _fetcher(job: JobRecord, journal: Journal) -> Any:
+    def fetch() -> Any:
+        from gateway.jobs import Job
+
+        return Job(job.id, journal).artifact()
+
+    return fetch
+
+
+def _gguf(
+    ref: str,
+    job: JobRecord | None,
+    path: Path | None,
+    art_id: str | None,
+    journal: Journal,
+    progress: bool,
+) -> DeploySource:
+    """The one model GGUF of a file, an export folder, an artifact or a job; a job without a
+    GGUF export is exported first (AUTO_QUANT, verified)."""
+    if path is None and job is not None:
+        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
+        if not rows:
+            from gateway.export import export
+
+            result = export(job.id, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
+            row = _artifact_row(str(result.artifact_id), journal)
+            sha = row["sha256"] if row and row["uri"] == str(result.files[0]) else None
+            return DeploySource(ref, job, result.files[0], result.artifact_id, sha)
+        path, art_id = Path(rows[-1]["uri"]), rows[-1]["id"]
+    assert path is not None
+    if path.is_file() and path.suffix == ".gguf":
+        return DeploySource(ref, job, path.resolve(), art_id, _sha(art_id, path, journal))
+    files = (
+        sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name) if path.is_dir() else []
+    )
+    if len(files) != 1:
+        raise DeployError(
+            f"{path} holds {len(files)} model GGUF files; deploy needs exactly one",
+            fix="name the .gguf file itself, or export first: tunegate export ID --to gguf",
+        )
+    return DeploySource(ref, job, files[0].resolve(), art_id, _sha(art_id, files[0], journal))
+
+
+def _sha(art_id: str | None, path: Path, journal: Journal) -> str | None:
+    """The hash an export recorded for exactly this file, so it need not be read again."""
+    row = _artifact_row(art_id, journal) if art_id else None
+    return row["sha256"] if row and Path(row["uri"]) == path else None
+
+
+def _merged(
+    ref: str,
+    job: JobRecord | None,
+    path: Path | None,
+    art_id: str | None,
+    journal: Journal,
+    progress: bool,
+) -> DeploySource:
+    """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
+    merged = path is not None and (path / "config.json").is_file()
+    if merged and not (path / "adapter_config.json").exists():  # type: ignore[operator]
+        return DeploySource(ref, job, path.resolve(), art_id)  # type: ignore[union-attr]
+    from gateway.export import export
+
+    result = export(
+        path if path is not None else job.id, "merged", journal=journal, progress=progress
+    )  # type: ignore[union-attr]
+    return DeploySource(ref, job, Path(result.path), result.artifact_id)
