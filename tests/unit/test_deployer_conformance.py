@@ -10,7 +10,7 @@ import typing
 import pytest
 
 import exporters.deploy as registry
-from exporters.deploy.base import DeployOptions, Deployer, Prepared, Wants
+from exporters.deploy.base import Deployer, DeployOptions, Prepared, Wants
 from gateway.deploy import chat, deploy, deployments, undeploy
 from gateway.deploy_journal import ChatReply
 from gateway.errors import DeployError
