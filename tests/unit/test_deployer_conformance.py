@@ -45,8 +45,8 @@ class _Memory:
 
     target, wants, options = "memory", "job", frozenset({"system"})
     fail = False
-    seen_state: list[str] = []
-    removed: list[str] = []
+    seen_state: typing.ClassVar[list[str]] = []
+    removed: typing.ClassVar[list[str]] = []
 
     def accepts(self, src):
         return None if src.path else "needs a folder"
