@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import emit_json, handle_errors
-
-HOSTED = ("together", "fireworks", "openai", "bedrock")
+from providers import HOSTED
 
 
 @click.command("models")

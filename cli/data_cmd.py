@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
+from gateway.data.formats import FORMATS
+from providers import HOSTED as PROVIDERS
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text", "preference")
-PROVIDERS = ("openai", "together", "fireworks", "bedrock")
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -131,21 +131,6 @@ def _print_check(report: Any, limit: int) -> None:
     click.echo(f"{len(report.errors)} errors, {len(report.warnings)} warnings")
 
 
-def _load_clean(path: Path, fmt: str | None):
-    from gateway.data.formats import load
-    from gateway.data.validate import check_file
-    from gateway.errors import TunegateError
-
-    loaded = load(path, fmt)
-    errors = [f for f in check_file(loaded) if f.severity == "error"]
-    if errors:
-        lines = "\n".join(f.format(str(path)) for f in errors[:20])
-        raise TunegateError(
-            f"{len(errors)} errors; fix them first (`tunegate data check {path}`):\n{lines}"
-        )
-    return loaded
-
-
 @data_group.command("convert")
 @click.argument("path", type=IN_FILE)
 @click.option(
@@ -182,8 +167,10 @@ def convert_cmd(
     from gateway.data.convert import bedrock_target, convert
 
     target_name = bedrock_target(base) if target == "bedrock" and base else target
-    loaded = _load_clean(path, fmt)
-    valid_examples = _load_clean(valid, fmt).examples if valid else None
+    from gateway.data.prepare import load_clean
+
+    loaded = load_clean(path, fmt=fmt)
+    valid_examples = load_clean(valid, fmt=fmt).examples if valid else None
     written = convert(loaded.examples, target_name, out, valid_examples)
     result = {
         "from": loaded.format,
@@ -295,23 +282,12 @@ def split_cmd(path: Path, val: float, seed: int, out: Path | None, as_json: bool
 def render_cmd(path: Path, base: str, count: int, seed: int, as_json: bool) -> None:
     """Show samples as the model sees them: trained tokens highlighted, masked ones dim; exit 1
     when a check fails (BOS count, end-of-turn token trained, pad distinct from eos)."""
-    from gateway.data.formats import load
-    from gateway.data.render import render_samples, tokenizer_problems
-    from gateway.data.tokens import load_tokenizer
-    from gateway.errors import TunegateError
+    from gateway.data.render import render
 
-    tok = load_tokenizer(base)
-    if tok is None:
-        raise TunegateError(
-            f"no tokenizer for '{base}' on disk",
-            fix="pass a local model folder, or download the "
-            f"tokenizer files: huggingface-cli download {base} tokenizer.json tokenizer_config.json",
-        )
-    general = tokenizer_problems(tok)
-    samples = render_samples(load(path).examples, tok, count, seed) if tok.chat_template else []
-    failed = bool(general) or any(s.problems for s in samples)
+    report = render(path, base, count, seed)
+    general, samples, failed = report.problems, report.samples, report.failed
     if as_json:
-        emit_json({"problems": general, "samples": [s.to_json() for s in samples]})
+        emit_json(report.to_json())
     else:
         from rich.console import Console
         from rich.text import Text

@@ -8,24 +8,20 @@ from pathlib import Path
 import click
 
 from cli.common import emit_json, handle_errors
-
-GGUF_TYPES = ["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
-MLX_TYPES = ["float16", "bfloat16", "float32", "q8", "q6", "q4", "q3"]
+from exporters.formats import EXPORT_TARGETS, GGUF_TYPES, MLX_GROUP_SIZES, MLX_TYPES
 
 
 @click.command("export")
 @click.argument("source", required=False)
-@click.option(
-    "--to", "to", type=click.Choice(["gguf", "merged", "mlx"]), default="gguf", show_default=True
-)
+@click.option("--to", "to", type=click.Choice(EXPORT_TARGETS), default="gguf", show_default=True)
 @click.option(
     "--quant",
-    type=click.Choice(GGUF_TYPES + MLX_TYPES),
+    type=click.Choice([*GGUF_TYPES, *MLX_TYPES]),
     help="GGUF type (default f16), or MLX type for --to mlx (default float16).",
 )
 @click.option(
     "--group-size",
-    type=click.Choice(["32", "64", "128"]),
+    type=click.Choice([str(n) for n in MLX_GROUP_SIZES]),
     default="64",
     show_default=True,
     help="MLX quantization group size.",

@@ -6,15 +6,15 @@ terminal can be followed, cancelled or fetched from any other.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.common import emit_json, handle_errors
+from providers import NAMES
 
-BACKENDS = ("auto", "together", "openai", "fireworks", "bedrock", "local", "unsloth", "mlx")
+BACKENDS = ("auto", *NAMES)
 
 
 def _journal() -> Any:
@@ -81,15 +81,9 @@ def train_cmd(
         click.echo(f"launched {rec.id} on {rec.provider} (remote {rec.remote_id})", err=True)
         click.echo(f"  follow: tunegate logs {rec.id} --follow", err=True)
     if wait:
-        rec = handle.wait(progress=not as_json, interval=float(_poll_interval()))
+        rec = handle.wait(progress=not as_json)
     if as_json:
         emit_json(job_json(rec, journal))
-
-
-def _poll_interval() -> float:
-    import os
-
-    return float(os.environ.get("TUNEGATE_POLL_S", "10"))
 
 
 @click.command("jobs")
@@ -145,33 +139,13 @@ def logs_cmd(job_id: str, follow: bool, as_json: bool) -> None:
 
     journal = _journal()
     job = Job(job_id, journal)
-    last, losses = 0, []
+    losses: list[float] = []
     try:
-        while True:
-            rec = job.status() if follow else job.record
-            for ev in job.events(after=last):
-                last = ev.id
-                loss = (ev.data or {}).get("loss")
-                if loss is not None:
-                    losses.append(float(loss))
-                if as_json:
-                    click.echo(
-                        json.dumps(
-                            {
-                                "id": ev.id,
-                                "ts": ev.ts,
-                                "kind": ev.kind,
-                                "message": ev.message,
-                                "step": ev.step,
-                                "data": ev.data,
-                            }
-                        )
-                    )
-                else:
-                    click.echo(event_line(ev))
-            if not follow or rec.terminal:
-                break
-            time.sleep(_poll_interval())
+        for ev in job.follow(live=follow):
+            loss = (ev.data or {}).get("loss")
+            if loss is not None:
+                losses.append(float(loss))
+            click.echo(json.dumps(ev.to_json()) if as_json else event_line(ev))
     except KeyboardInterrupt:
         click.echo(f"stopped following; {job.id} keeps running", err=True)
     if losses and not as_json:
@@ -237,6 +211,6 @@ def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
             f"resumed {rec.id} ({rec.remote_id}); follow: tunegate logs {rec.id} --follow", err=True
         )
     if wait:
-        rec = job.wait(progress=not as_json, interval=_poll_interval())
+        rec = job.wait(progress=not as_json)
     if as_json:
         emit_json(job_json(rec, journal))

@@ -8,61 +8,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
-
-PROVIDERS = ("local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock")
-
-
-def _overrides(opts: dict[str, Any]) -> dict[str, Any]:
-    """CLI options as a nested JobSpec patch (only what was given)."""
-    patch: dict[str, Any] = {}
-    top = {"base": "base_model", "method": "method", "objective": "objective", "task": "task"}
-    for opt, key in top.items():
-        if opts.get(opt) is not None:
-            patch[key] = opts[opt]
-    nested = {
-        "lora": {"rank": "rank", "alpha": "alpha"},
-        "training": {
-            "epochs": "epochs",
-            "max_seq_len": "max_seq_len",
-            "batch_size": "batch_size",
-            "packing": "packing",
-        },
-        "serving": {
-            "serve": "tokens_per_day",
-            "horizon_days": "horizon_days",
-            "always_on": "always_on",
-        },
-        "constraints": {
-            "local_only": "local_only",
-            "max_usd": "max_usd",
-            "deadline_hours": "deadline_hours",
-        },
-    }
-    for section, mapping in nested.items():
-        values = {key: opts[opt] for opt, key in mapping.items() if opts.get(opt) is not None}
-        if values:
-            patch[section] = values
-    if opts.get("providers"):
-        patch.setdefault("constraints", {})["providers"] = [
-            p.strip() for p in opts["providers"].split(",") if p.strip()
-        ]
-    return patch
-
-
-def build_spec(job: Path | None, opts: dict[str, Any]):
-    """A JobSpec from the job file (if any) with command-line options applied on top."""
-    from gateway.errors import SpecError
-    from gateway.spec import JobSpec
-
-    patch = _overrides(opts)
-    if job is not None:
-        return JobSpec.from_yaml(job).with_overrides(patch)
-    if "base_model" not in patch:
-        raise SpecError(
-            "give a job file or --base MODEL",
-            fix="e.g. tunegate plan --base Qwen/Qwen3-8B --examples 5000 --avg-tokens 600",
-        )
-    return JobSpec.from_dict(patch)
+from providers import NAMES as PROVIDERS
 
 
 @click.command("plan")
@@ -131,21 +77,18 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
     """
     from cli import render
     from gateway.router import plan
+    from gateway.spec import JobSpec
 
-    spec = build_spec(job, opts)
+    spec = JobSpec.from_options(job, **opts)
     result = plan(
         spec,
         examples=opts.get("examples"),
         avg_tokens=opts.get("avg_tokens"),
         hardware=opts.get("hardware"),
     )
-    export = None
-    if spec.export is not None:  # the job says where it goes: check that path now (no ML imports)
-        from exporters.check import check_export
-
-        export = check_export(spec, deep=False)
+    export = result.export_check
     if as_json:
-        emit_json({**result.to_json(), **({"export_check": export.to_json()} if export else {})})
+        emit_json(result.to_json())
         return
     if show_spec:
         render.spec(result)

@@ -17,11 +17,12 @@ from typing import Any
 
 from exporters.adapter import read_adapter
 from exporters.converter import sha256_file
+from exporters.formats import EXPORT_TARGETS
 from exporters.gguf import CONVERTER_TYPES, adapter_to_gguf, check_type, convert, quantize
 from exporters.verify import VerifyReport
 from gateway.errors import ExportError
 
-TARGETS = ("merged", "gguf", "mlx")
+TARGETS = EXPORT_TARGETS
 
 
 @dataclass

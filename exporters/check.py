@@ -197,7 +197,9 @@ def _mlx(
             f"mlx-lm has no implementation of {kind or 'this model type'}",
             "pip install -U mlx-lm, or export --to gguf",
         )
-    bits = {"q8": 8, "q6": 6, "q4": 4, "q3": 3}.get(quant)
+    from exporters.formats import MLX_QUANT_BITS
+
+    bits = MLX_QUANT_BITS.get(quant)
     hidden = int(config.get("hidden_size") or 0)
     if bits and not adapter_only and hidden and hidden % group_size:
         result.add(

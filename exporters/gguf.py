@@ -19,19 +19,10 @@ from pathlib import Path
 
 from exporters.adapter import Adapter, read_adapter
 from exporters.converter import Converter, get_converter
+from exporters.formats import GGUF_CONVERTER_TYPES, GGUF_K_QUANTS, GGUF_TYPES
 from gateway.errors import ExportError
 
-CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
-K_QUANTS = {
-    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-    "q4_k_s": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
-    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-    "q5_k_s": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
-    "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
-    "q3_k_m": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
-    "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
-}
-TYPES = (*CONVERTER_TYPES, *K_QUANTS)
+CONVERTER_TYPES, K_QUANTS, TYPES = GGUF_CONVERTER_TYPES, GGUF_K_QUANTS, GGUF_TYPES
 
 
 def check_type(quant: str) -> str:

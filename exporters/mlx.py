@@ -14,12 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from exporters.formats import MLX_FLOAT_TYPES, MLX_QUANT_BITS, MLX_TYPES
 from exporters.verify import CHECK_PROMPTS, VerifyReport, _end_ids, _greedy_hf, _load_source
 from gateway.errors import ExportError
 
-FLOAT_TYPES = ("float32", "float16", "bfloat16")
-QUANT_BITS = {"q8": 8, "q6": 6, "q4": 4, "q3": 3}
-MLX_TYPES = (*FLOAT_TYPES, *QUANT_BITS)
+FLOAT_TYPES, QUANT_BITS = MLX_FLOAT_TYPES, MLX_QUANT_BITS
 # next-token agreement (teacher-forced, every position) each quantized type must reach
 MLX_TOP1 = {"q8": 0.95, "q6": 0.92, "q4": 0.85, "q3": 0.75}
 GREEDY_TOKENS = 16

@@ -6,16 +6,26 @@ Launching (journal first, create once, reconcile after a crash) lives in `gatewa
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import JobError
 from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir, normalize_state
-from gateway.journal import STATES, JobRecord, Journal
+from gateway.journal import STATES, EventRecord, JobRecord, Journal
 from gateway.retry import idempotent
 from providers.base import Provider, Resumable
 
 __all__ = ["Artifact", "Job", "JobUpdate", "RemoteEvent", "job_dir", "jobs", "normalize_state"]
+
+
+def poll_interval_s(interval: float | None = None) -> float:
+    """Seconds between polls: `interval` if given, else `TUNEGATE_POLL_S` (default 10)."""
+    if interval is not None:
+        return float(interval)
+    return float(os.environ.get("TUNEGATE_POLL_S", "10"))
 
 
 def get_provider(name: str) -> Provider:
@@ -92,12 +102,25 @@ class Job:
                 out["loss"] = data["loss"]
         return out
 
-    def wait(self, progress: bool = False, interval: float = 10.0) -> JobRecord:
-        """Poll until the job ends. Ctrl-C stops waiting (the job keeps running) and says how
-        to pick it up again."""
+    def wait(self, progress: bool = False, interval: float | None = None) -> JobRecord:
+        """Poll until the job ends, every `interval` seconds (default `poll_interval_s()`).
+        Ctrl-C stops waiting (the job keeps running) and says how to pick it up again."""
         from gateway.waiting import wait_for
 
-        return wait_for(self, progress=progress, interval=interval)
+        return wait_for(self, progress=progress, interval=poll_interval_s(interval))
+
+    def follow(self, *, live: bool = True, interval: float | None = None) -> Iterator[EventRecord]:
+        """Every journaled event, oldest first; with `live`, keep polling the provider and
+        yield new events until the job ends. Stopping the iteration never stops the job."""
+        last = 0
+        while True:
+            rec = self.status() if live else self.record
+            for ev in self.events(after=last):
+                last = ev.id
+                yield ev
+            if not live or rec.terminal:
+                return
+            time.sleep(poll_interval_s(interval))
 
     def resume(self) -> JobRecord:
         """Start a failed or cancelled local job again from its last checkpoint."""

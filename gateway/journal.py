@@ -68,6 +68,16 @@ class EventRecord:
     step: int | None
     data: dict[str, Any] | None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "kind": self.kind,
+            "message": self.message,
+            "step": self.step,
+            "data": self.data,
+        }
+
 
 def scrub(value: Any) -> Any:
     """Drop mapping entries whose key names a secret, at any depth."""

@@ -34,6 +34,7 @@ class Plan:
     breakeven_tokens_per_day: float | None = None
     breakeven_note: str = ""
     warnings: list[str] = field(default_factory=list)
+    export_check: Any = None  # exporters.check.ExportCheck, when the job says where it goes
 
     @property
     def choice(self) -> Offer | None:
@@ -106,6 +107,7 @@ class Plan:
             "spec_origin": self.origin,
             "explain": self.explain(),
             "warnings": self.warnings,
+            **({"export_check": self.export_check.to_json()} if self.export_check else {}),
         }
 
 
@@ -202,4 +204,9 @@ def plan(
         )
     elif model.closed:
         note = "closed model: it can only be served by its provider"
-    return Plan(resolved, origin, model, report, machine, offers, breakeven, note, warnings)
+    export = None
+    if spec.export is not None:  # the job says where it goes: check that path now (no ML imports)
+        from exporters.check import check_export
+
+        export = check_export(spec, deep=False)
+    return Plan(resolved, origin, model, report, machine, offers, breakeven, note, warnings, export)

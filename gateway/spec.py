@@ -19,6 +19,7 @@ from gateway.units import parse_count
 Method = Literal["lora", "qlora", "dora", "full"]
 Objective = Literal["sft", "dpo"]
 Task = Literal["style", "sft", "code"]
+# equals providers.NAMES (tests/unit/test_registries.py): the core cannot import providers
 ProviderName = Literal["local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock"]
 PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
 
@@ -79,14 +80,18 @@ class Constraints(_Section):
     providers: list[ProviderName] | None = None
 
 
-GgufType = Literal["f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m", "q4_k_s", "q4_0"]
-MlxType = Literal["float16", "bfloat16", "float32", "q8", "q6", "q4", "q3"]
+# these literals equal exporters.formats (tests/unit/test_registries.py); the core cannot import it
+GgufType = Literal[
+    "f32", "f16", "bf16", "q8_0", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q3_k_m", "q4_0"
+]
+MlxType = Literal["float32", "float16", "bfloat16", "q8", "q6", "q4", "q3"]
+ExportTarget = Literal["merged", "gguf", "mlx"]
 
 
 class ExportConfig(_Section):
     """Where the result is going; `tunegate export --check` and the plan check it up front."""
 
-    to: Literal["gguf", "merged", "mlx"] = "gguf"
+    to: ExportTarget = "gguf"
     quant: GgufType | MlxType | None = None
     group_size: Literal[32, 64, 128] = 64  # MLX quantization groups
     adapter_only: bool = False
@@ -163,6 +168,21 @@ class JobSpec(_Section):
         except ValidationError as exc:
             lines = [f"{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors()]
             raise SpecError(f"invalid {where}: " + "; ".join(lines)) from None
+
+    @classmethod
+    def from_options(cls, job: str | Path | None = None, **options: Any) -> JobSpec:
+        """A job file (if any) with options on top, or a spec from options alone (`base` at
+        least): what `tunegate plan`/`train` flags build. Option names are the CLI's
+        (`base`, `rank`, `serve`, `providers="a,b"`, ...; see `OPTION_KEYS`); None is unset."""
+        patch = option_patch(options)
+        if job is not None:
+            return cls.from_yaml(job).with_overrides(patch)
+        if "base_model" not in patch:
+            raise SpecError(
+                "give a job file or --base MODEL",
+                fix="e.g. tunegate plan --base Qwen/Qwen3-8B --examples 5000 --avg-tokens 600",
+            )
+        return cls.from_dict(patch)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
@@ -249,3 +269,41 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
         else:
             break
     return line
+
+
+# option name -> (section or "" for top level, spec key)
+OPTION_KEYS: dict[str, tuple[str, str]] = {
+    "base": ("", "base_model"),
+    "method": ("", "method"),
+    "objective": ("", "objective"),
+    "task": ("", "task"),
+    "rank": ("lora", "rank"),
+    "alpha": ("lora", "alpha"),
+    "epochs": ("training", "epochs"),
+    "max_seq_len": ("training", "max_seq_len"),
+    "batch_size": ("training", "batch_size"),
+    "packing": ("training", "packing"),
+    "serve": ("serving", "tokens_per_day"),
+    "horizon_days": ("serving", "horizon_days"),
+    "always_on": ("serving", "always_on"),
+    "local_only": ("constraints", "local_only"),
+    "max_usd": ("constraints", "max_usd"),
+    "deadline_hours": ("constraints", "deadline_hours"),
+}
+
+
+def option_patch(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as a nested JobSpec patch (only what was given; other names are ignored)."""
+    patch: dict[str, Any] = {}
+    for opt, (section, key) in OPTION_KEYS.items():
+        value = options.get(opt)
+        if value is None:
+            continue
+        if section:
+            patch.setdefault(section, {})[key] = value
+        else:
+            patch[key] = value
+    if options.get("providers"):
+        names = [p.strip() for p in str(options["providers"]).split(",") if p.strip()]
+        patch.setdefault("constraints", {})["providers"] = names
+    return patch

@@ -10,22 +10,28 @@ fast and works with only the base install.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import NamedTuple
 
 from providers.base import Planner, Provider
 
-# provider name -> "module:Class"
-REGISTRY: dict[str, str] = {
-    "local": "providers.local_hf:LocalHF",
-    "unsloth": "providers.unsloth:Unsloth",
-    "mlx": "providers.mlx:MLX",
-    "together": "providers.together:Together",
-    "fireworks": "providers.fireworks:Fireworks",
-    "openai": "providers.openai:OpenAI",
-    "bedrock": "providers.bedrock:Bedrock",
+
+class Backend(NamedTuple):
+    path: str  # "module:Class", imported on first use
+    kind: str  # "local" (this machine, or a rented GPU) | "hosted"
+
+
+# the one list of training backends: name -> where it lives, what kind it is
+REGISTRY: dict[str, Backend] = {
+    "local": Backend("providers.local_hf:LocalHF", "local"),
+    "unsloth": Backend("providers.unsloth:Unsloth", "local"),
+    "mlx": Backend("providers.mlx:MLX", "local"),
+    "together": Backend("providers.together:Together", "hosted"),
+    "fireworks": Backend("providers.fireworks:Fireworks", "hosted"),
+    "openai": Backend("providers.openai:OpenAI", "hosted"),
+    "bedrock": Backend("providers.bedrock:Bedrock", "hosted"),
 }
-
-
 NAMES: tuple[str, ...] = tuple(REGISTRY)
+HOSTED: tuple[str, ...] = tuple(n for n, b in REGISTRY.items() if b.kind == "hosted")
 
 
 def get_provider(name: str) -> Provider:
@@ -34,7 +40,7 @@ def get_provider(name: str) -> Provider:
         from gateway.errors import JobError
 
         raise JobError(f"unknown backend {name!r}", fix=f"one of: {', '.join(REGISTRY)}")
-    module, _, cls = REGISTRY[name].partition(":")
+    module, _, cls = REGISTRY[name].path.partition(":")
     return getattr(import_module(module), cls)()
 
 

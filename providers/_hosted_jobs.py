@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import SpecError
 from gateway.journal import JobRecord
 from gateway.secrets import require
 from gateway.spec import JobSpec
@@ -46,31 +45,17 @@ class HostedJobs:
 def prepare_data(
     spec: JobSpec, provider: str, target: str, jobdir: Path
 ) -> tuple[Path, Path | None]:
-    """Check the job's files against the provider's rules and write them in its format.
+    """The job's files checked under the provider's rules and written in its format into the
+    job directory (the user's files are only read)."""
+    from gateway.data.prepare import prepare
 
-    The user's files are only read; the converted copies live in the job directory.
-    """
-    from gateway.data.checker import check
-    from gateway.data.convert import convert
-
-    out: list[Path | None] = []
-    for role, path in (("train", spec.train), ("valid", spec.validation)):
-        if path is None:
-            out.append(None)
-            continue
-        report = check(Path(path), provider=provider)
-        if report.errors:
-            shown = "\n  ".join(f.format(str(path)) for f in report.errors[:10])
-            more = len(report.errors) - 10
-            raise SpecError(
-                f"{len(report.errors)} problem(s) in {path} for {provider}:\n  {shown}"
-                + (f"\n  ... and {more} more" if more > 0 else ""),
-                fix=f"tunegate data check {path} --provider {provider}",
-            )
-        dest = jobdir / f"{role}.{provider}.jsonl"
-        convert(report.loaded.examples, target, dest)
-        out.append(dest)
-    return out[0], out[1]  # type: ignore[return-value]
+    train = prepare(Path(spec.train), target, jobdir / f"train.{provider}.jsonl", provider=provider)  # type: ignore[arg-type]
+    valid = None
+    if spec.validation is not None:
+        valid = prepare(
+            Path(spec.validation), target, jobdir / f"valid.{provider}.jsonl", provider=provider
+        )
+    return train, valid
 
 
 def upload_files(

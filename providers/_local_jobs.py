@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import JobError, SpecError
+from gateway.errors import JobError
 from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir
 from gateway.journal import JobRecord
 from gateway.spec import JobSpec
@@ -68,23 +68,14 @@ class LocalJobs:
     # launch ---------------------------------------------------------------------------------
     def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
         """'Upload' for a local job: check and convert the data into JOBDIR, resolve the base."""
-        from gateway.data.checker import check
-        from gateway.data.convert import convert
+        from gateway.data.prepare import prepare
         from gateway.models import resolve_model
 
         out = {}
         for role, path in (("train", spec.train), ("valid", spec.validation)):
-            if path is None:
-                continue
-            report = check(Path(path))
-            if report.errors:
-                shown = "\n  ".join(f.format(str(path)) for f in report.errors[:10])
-                raise SpecError(
-                    f"{len(report.errors)} problem(s) in {path}:\n  {shown}",
-                    fix=f"tunegate data check {path}",
-                )
-            convert(report.loaded.examples, self.data_target, jobdir / f"{role}.jsonl")
-            out[role] = f"{role}.jsonl"
+            if path is not None:
+                prepare(Path(path), self.data_target, jobdir / f"{role}.jsonl")
+                out[role] = f"{role}.jsonl"
         base = resolve_model(spec.base_model)
         job = JobDir(jobdir)
         job.spec_file.write_text(

@@ -23,6 +23,9 @@ _EXPORTS = {
     "split_file": "gateway.data.dedup",
     "token_stats": "gateway.data.tokens",
     "render_samples": "gateway.data.render",
+    "render": "gateway.data.render",
+    "load_clean": "gateway.data.prepare",
+    "prepare": "gateway.data.prepare",
 }
 __all__ = [
     "CheckReport",
@@ -32,7 +35,10 @@ __all__ = [
     "convert",
     "dedup_file",
     "load",
+    "load_clean",
+    "prepare",
     "quick_report",
+    "render",
     "render_samples",
     "split_file",
     "to_hf_dataset",

@@ -86,6 +86,39 @@ def render_example(ex: Example, tok: Any) -> Rendered:
     return Rendered(ex.line, pieces, problems)
 
 
+@dataclass
+class RenderReport:
+    """`render(path, base)`: the tokenizer's own problems and the rendered samples."""
+
+    problems: list[str]
+    samples: list[Rendered]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems) or any(s.problems for s in self.samples)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"problems": self.problems, "samples": [s.to_json() for s in self.samples]}
+
+
+def render(path: Any, base: str, n: int = 5, seed: int = 0) -> RenderReport:
+    """Samples of a file as `base` sees them, with the never-stops checks; the tokenizer must be
+    on disk (nothing is downloaded)."""
+    from gateway.data.formats import load
+    from gateway.data.tokens import load_tokenizer
+    from gateway.errors import TunegateError
+
+    tok = load_tokenizer(base)
+    if tok is None:
+        raise TunegateError(
+            f"no tokenizer for '{base}' on disk",
+            fix="pass a local model folder, or download the "
+            f"tokenizer files: huggingface-cli download {base} tokenizer.json tokenizer_config.json",
+        )
+    samples = render_samples(load(path).examples, tok, n, seed) if tok.chat_template else []
+    return RenderReport(tokenizer_problems(tok), samples)
+
+
 def render_samples(examples: list[Example], tok: Any, n: int = 5, seed: int = 0) -> list[Rendered]:
     chats = [ex for ex in examples if ex.kind in ("chat", "completion", "preference")]
     picked = random.Random(seed).sample(chats, min(n, len(chats)))

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def world(monkeypatch):
-    monkeypatch.setitem(providers.REGISTRY, mem.NAME, "tests.fakes.memory_provider:MemoryProvider")
+    entry = providers.Backend("tests.fakes.memory_provider:MemoryProvider", "hosted")
+    monkeypatch.setitem(providers.REGISTRY, mem.NAME, entry)
     monkeypatch.setattr(mem, "WORLD", mem.World())
     monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "0.2")
     monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", "0.001")
