@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -q
 
-.PHONY: demo plan-demo test lint format bench clean
+.PHONY: demo plan-demo test test-unit test-contract test-pipeline lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ plan-demo: $(VENV)/.installed-base
 
 test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# one kind at a time: pure logic (seconds), official SDKs against local fakes, real parts
+test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all
+	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-all
 	$(BIN)/ruff check .

@@ -105,9 +105,10 @@ def _gguf(
     if path is None and job is not None:
         rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
         if not rows:
-            from gateway.export import export
+            from exporters.api import export
 
-            result = export(job.id, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
+            art = for_export(job.id, journal)
+            result = export(art, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
             row = _artifact_row(str(result.artifact_id), journal)
             sha = row["sha256"] if row and row["uri"] == str(result.files[0]) else None
             return DeploySource(ref, job, result.files[0], result.artifact_id, sha)
@@ -144,9 +145,8 @@ def _merged(
     merged = path is not None and (path / "config.json").is_file()
     if merged and not (path / "adapter_config.json").exists():  # type: ignore[operator]
         return DeploySource(ref, job, path.resolve(), art_id)  # type: ignore[union-attr]
-    from gateway.export import export
+    from exporters.api import export
 
-    result = export(
-        path if path is not None else job.id, "merged", journal=journal, progress=progress
-    )  # type: ignore[union-attr]
+    what = path if path is not None else for_export(job.id, journal)  # type: ignore[union-attr]
+    result = export(what, "merged", journal=journal, progress=progress)
     return DeploySource(ref, job, Path(result.path), result.artifact_id)

@@ -6,7 +6,7 @@
           lora_alpha / r  (rsLoRA: lora_alpha / sqrt(r))                    <->       scale
 
 Both compute y = Wx + scale * B(A(x)) (DoRA then rescales each output row to its magnitude), so
-a converted adapter gives the same logits (tests/test_mlx.py). Files are read and written with
+a converted adapter gives the same logits (tests/pipeline/test_mlx.py). Files are read and written with
 safetensors' numpy API: no torch or mlx needed.
 """
 

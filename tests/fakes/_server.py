@@ -189,8 +189,22 @@ class FakeServer:
         _send(h, reply)
 
 
+SECRET = "sk-tunegate-test-SECRET-0123456789abcdef"  # a key no output may ever contain
+
+
+def retry_env(
+    monkeypatch: Any, timeout_s: float, budget_s: float, max_wait_s: float | None
+) -> None:
+    """Short client timeouts and retry budgets, so injected faults cost a test seconds."""
+    monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", str(timeout_s))
+    monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", str(budget_s))
+    if max_wait_s is not None:
+        monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", str(max_wait_s))
+
+
 class FakeAPI:
-    """A provider fake: its routes served by `self.server`, usable as a context manager."""
+    """A provider fake: its routes served by `self.server`, usable as a context manager; its
+    `env(monkeypatch)` points the provider's official SDK at it."""
 
     server: FakeServer
 

@@ -19,10 +19,12 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import SECRET, FakeServer, Faults, Reply, Request, retry_env
 
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
+ROLE = "arn:aws:iam::123456789012:role/tunegate-bedrock"
+BUCKET = "tg-train-data"
 POLLS_TO_COMPLETE = 3
 CUSTOMIZABLE = {
     "meta.llama3-1-8b-instruct-v1:0:128k",
@@ -57,6 +59,22 @@ class BedrockFake:
         ]
         self.server = FakeServer(
             routes, faults or Faults(), creates=("POST /model-customization-jobs",)
+        )
+
+    def env(self, monkeypatch: Any, *, timeout_s=2, budget_s=30, max_wait_s=0.3) -> None:
+        """boto3 at moto (and this front for Bedrock), a role and a bucket that exist."""
+        import boto3
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", self.moto_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", self.bedrock_url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTUNEGATETEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.setenv("TUNEGATE_BEDROCK_ROLE_ARN", ROLE)
+        monkeypatch.setenv("TUNEGATE_BEDROCK_S3_URI", f"s3://{BUCKET}/tunegate")
+        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
+        boto3.client("s3", endpoint_url=self.moto_url, region_name=REGION).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
 
     def __enter__(self) -> BedrockFake:

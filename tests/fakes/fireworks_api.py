@@ -14,7 +14,7 @@ import json
 import threading
 from typing import Any
 
-from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request
+from tests.fakes._server import SECRET, FakeAPI, FakeServer, Faults, Reply, Request, retry_env
 from tests.fakes.fireworks_serving import ServingRoutes, _error, _iso
 
 STAGES = [
@@ -87,6 +87,12 @@ class FireworksFake(ServingRoutes, FakeAPI):
             rf"POST {_ACCT}/dpoJobs",
         )
         self.server = FakeServer(routes, faults, creates=creates)
+
+    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=0.3) -> None:
+        monkeypatch.setenv("FIREWORKS_BASE_URL", self.base_url)
+        monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
+        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", self.account)
+        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
 
     # datasets -------------------------------------------------------------------------------
     def create_dataset(self, req: Request) -> Reply:

@@ -14,7 +14,16 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request, chat_reply
+from tests.fakes._server import (
+    SECRET,
+    FakeAPI,
+    FakeServer,
+    Faults,
+    Reply,
+    Request,
+    chat_reply,
+    retry_env,
+)
 
 TOTAL_STEPS = 4
 
@@ -46,6 +55,11 @@ class OpenAIFake(FakeAPI):
             ("POST", r"/v1/chat/completions", self.chat),
         ]
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine_tuning/jobs",))
+
+    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=None) -> None:
+        monkeypatch.setenv("OPENAI_BASE_URL", self.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
 
     @property
     def base_url(self) -> str:

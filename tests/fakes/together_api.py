@@ -19,7 +19,16 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes._server import FakeAPI, FakeServer, Faults, Reply, Request, chat_reply
+from tests.fakes._server import (
+    SECRET,
+    FakeAPI,
+    FakeServer,
+    Faults,
+    Reply,
+    Request,
+    chat_reply,
+    retry_env,
+)
 from tests.fakes.together_v2 import TogetherV2
 
 TOTAL_STEPS = 3
@@ -83,6 +92,11 @@ class TogetherFake(FakeAPI):
             r"^/v2-storage/",
         )  # presigned storage is not Together's API
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine-tunes",))
+
+    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=None) -> None:
+        monkeypatch.setenv("TOGETHER_BASE_URL", self.base_url)
+        monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
+        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):08x}-0000-4000-8000-000000000000"

@@ -21,7 +21,7 @@ from gateway.launch import launch, reconcile
 from gateway.router import plan
 from gateway.spec import JobSpec
 from tests.fakes import memory_provider as mem
-from tests.hosted_helpers import job_file
+from tests.job_files import job_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,9 +12,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from gateway.deploy import chat, deploy, deployments, get_deployment, undeploy
-from gateway.errors import ExportError, JobError
+from gateway.errors import JobError
 
-pytest.importorskip("ollama")
 pytestmark = pytest.mark.slow
 
 QUESTION = "What is 2 + 2?"
@@ -22,6 +21,7 @@ QUESTION = "What is 2 + 2?"
 
 @pytest.fixture
 def ollama_fake(tmp_path):
+    pytest.importorskip("ollama")
     from tests.fakes.ollama_api import OllamaFake
 
     with OllamaFake(tmp_path / "ollama-blobs") as fake:
@@ -97,6 +97,7 @@ def test_cli_deploy_deployments_chat_undeploy(smollm2_gguf, ollama_fake):
 
 
 def test_unreachable_ollama_is_a_clear_error(smollm2_gguf):
+    pytest.importorskip("ollama")
     res = CliRunner().invoke(
         main,
         ["deploy", str(smollm2_gguf.files[0]), "--to", "ollama", "--host", "http://127.0.0.1:9"],
@@ -107,33 +108,6 @@ def test_unreachable_ollama_is_a_clear_error(smollm2_gguf):
     assert "Traceback" not in res.output
     (dep,) = deployments(all=True)
     assert dep.state == "failed"
-
-
-def test_deploy_refuses_what_it_cannot_serve(tmp_path):
-    with pytest.raises(ExportError, match="not a GGUF file, an export folder"):
-        deploy("nothing-here", "ollama")
-    (tmp_path / "a.gguf").write_bytes(b"GGUF")
-    (tmp_path / "b.gguf").write_bytes(b"GGUF")
-    with pytest.raises(ExportError, match="2 model GGUF files"):
-        deploy(str(tmp_path), "ollama")
-
-
-def test_openai_deployment_is_the_jobs_model(monkeypatch, tmp_path):
-    pytest.importorskip("openai")
-    from gateway.launch import launch
-    from gateway.spec import JobSpec
-    from tests.fakes.openai_api import OpenAIFake
-    from tests.hosted_helpers import SECRET, job_file
-
-    with OpenAIFake() as fake:
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-        job = launch(JobSpec.from_yaml(job_file(tmp_path, "gpt-4o-mini")), backend="openai")
-        assert job.wait(interval=0).state == "succeeded"
-        dep = deploy(job.id, "openai")
-        assert dep.endpoint.startswith("ft:gpt-4o-mini") and dep.state == "live"
-        reply = chat(dep.id, "hello")
-        assert reply.text == f"[{dep.endpoint}] olleh" and reply.finish_reason == "stop"
 
 
 def test_real_smollm2_template_is_recognised(smollm2_gguf):

@@ -7,7 +7,7 @@ import pytest
 from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import job_file
 
 pytest.importorskip("openai")
 
@@ -15,10 +15,7 @@ pytest.importorskip("openai")
 @pytest.fixture
 def fake(monkeypatch):
     with OpenAIFake() as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-        monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "0.5")
-        monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "30")
+        server.env(monkeypatch)
         yield server
 
 

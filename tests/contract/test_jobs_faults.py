@@ -20,25 +20,13 @@ from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.openai_api import OpenAIFake
 from tests.fakes.together_api import TogetherFake
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import SECRET, job_file
 
 pytest.importorskip("openai")
 pytest.importorskip("together")
 pytest.importorskip("zstandard")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(monkeypatch, fake, provider: str) -> None:
-    if provider == "openai":
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    else:
-        monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url)
-        monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
-    monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "0.4")
-    monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "60")
-    monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", "0.5")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -53,7 +41,7 @@ def test_thirty_percent_faults_one_remote_job_per_launch(
 ):
     faults = Faults(rate=0.3, seed=7, slow_s=0.8)
     with fake_cls(faults) as fake:
-        _env(monkeypatch, fake, provider)
+        fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         keys = []
         for i in range(3):
             work = tmp_path / f"run{i}"
@@ -76,7 +64,7 @@ def test_lost_create_answer_is_adopted_not_repeated(monkeypatch, tmp_path):
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "lost")
     with OpenAIFake(faults) as fake:
-        _env(monkeypatch, fake, "openai")
+        fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         job = launch(JobSpec.from_yaml(job_file(tmp_path, "gpt-4o-mini")), backend="openai")
         kinds = [e.kind for e in job.events()]
         assert "adopted" in kinds and len(fake.jobs) == 1
@@ -87,7 +75,7 @@ def test_server_error_on_create_is_searched_then_retried_once(monkeypatch, tmp_p
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "500")
     with OpenAIFake(faults) as fake:
-        _env(monkeypatch, fake, "openai")
+        fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         job = launch(JobSpec.from_yaml(job_file(tmp_path, "gpt-4o-mini")), backend="openai")
         creates = [r for r in fake.server.requests if r.path == "/v1/fine_tuning/jobs"]
         assert [r.method for r in creates] == ["POST", "GET", "POST"]  # create, search, create
@@ -98,7 +86,7 @@ def test_refused_create_fails_without_retry(monkeypatch, tmp_path):
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "400")
     with OpenAIFake(faults) as fake:
-        _env(monkeypatch, fake, "openai")
+        fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         with pytest.raises(ProviderError, match="refused"):
             launch(JobSpec.from_yaml(job_file(tmp_path, "gpt-4o-mini")), backend="openai")
         creates = [r for r in fake.server.requests if r.path == "/v1/fine_tuning/jobs"]
@@ -171,7 +159,7 @@ def test_client_killed_during_create_is_reconciled_on_next_start(tmp_path):
 
 def test_no_key_in_journal_logs_or_cli_output(monkeypatch, tmp_path):
     with TogetherFake() as fake:
-        _env(monkeypatch, fake, "together")
+        fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         monkeypatch.setenv("TUNEGATE_POLL_S", "0")
         runner = CliRunner()
         job_yaml = job_file(tmp_path, "meta-llama/Llama-3.1-8B-Instruct")

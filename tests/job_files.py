@@ -1,4 +1,5 @@
-"""Job files for the hosted-training tests: small SFT and DPO datasets and a job.yaml."""
+"""Job files for the tests: small SFT and DPO datasets and a job.yaml, for a hosted base
+(`job_file`) or a tiny local model trained for real (`local_job`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-SECRET = "sk-tunegate-test-SECRET-0123456789abcdef"
+from gateway.spec import JobSpec
+from tests.fakes._server import SECRET as SECRET  # the key every leak test looks for
 
 
 def chats(n: int, seed: int = 0) -> list[dict]:
@@ -55,3 +57,34 @@ def job_file(tmp_path: Path, base: str, objective: str = "sft", n: int = 12, **e
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def local_job(
+    tmp_path: Path, model: Path, objective="sft", method="lora", n=48, valid=8, **training
+):
+    rows = preferences(n) if objective == "dpo" else chats(n)
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    spec = {
+        "name": "tiny",
+        "base_model": str(model),
+        "train": "train.jsonl",
+        "method": method,
+        "objective": objective,
+        "lora": {"rank": 8, "alpha": 16},
+        "training": {
+            "epochs": 2,
+            "batch_size": 4,
+            "grad_accum": 1,
+            "learning_rate": 5e-3,
+            "max_seq_len": 128,
+            **training,
+        },
+    }
+    if valid:
+        write_jsonl(
+            tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000)
+        )
+        spec["validation"] = "valid.jsonl"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return JobSpec.from_yaml(path)

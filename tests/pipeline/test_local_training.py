@@ -9,51 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from gateway.jobs import job_dir
 from gateway.launch import launch
-from gateway.spec import JobSpec
 from providers._worker import JobDir
-from tests.hosted_helpers import chats, preferences, write_jsonl
+from tests.job_files import local_job as _job
+from tests.job_files import write_jsonl
 from tests.tiny_models import tiny_llama
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
-
-
-def _job(tmp_path: Path, model: Path, objective="sft", method="lora", n=48, valid=8, **training):
-    rows = preferences(n) if objective == "dpo" else chats(n)
-    write_jsonl(tmp_path / "train.jsonl", rows)
-    spec = {
-        "name": "tiny",
-        "base_model": str(model),
-        "train": "train.jsonl",
-        "method": method,
-        "objective": objective,
-        "lora": {"rank": 8, "alpha": 16},
-        "training": {
-            "epochs": 2,
-            "batch_size": 4,
-            "grad_accum": 1,
-            "learning_rate": 5e-3,
-            "max_seq_len": 128,
-            **training,
-        },
-    }
-    if valid:
-        write_jsonl(
-            tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000)
-        )
-        spec["validation"] = "valid.jsonl"
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return JobSpec.from_yaml(path)
 
 
 def _logits(model_dir: Path, adapter: Path | None):

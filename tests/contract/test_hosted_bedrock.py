@@ -12,41 +12,21 @@ from gateway.journal import Journal
 from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import job_file
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 pytest.importorskip("flask")
 
-from tests.fakes.bedrock_api import REGION, BedrockFake
+from tests.fakes.bedrock_api import BUCKET, REGION, ROLE, BedrockFake
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
-ROLE = "arn:aws:iam::123456789012:role/tunegate-bedrock"
-BUCKET = "tg-train-data"
-
-
-def _env(monkeypatch, fake: BedrockFake) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", fake.moto_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", fake.bedrock_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTUNEGATETEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("TUNEGATE_BEDROCK_ROLE_ARN", ROLE)
-    monkeypatch.setenv("TUNEGATE_BEDROCK_S3_URI", f"s3://{BUCKET}/tunegate")
-    monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "2")
-    monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "30")
-    monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", "0.3")
-    import boto3
-
-    boto3.client("s3", endpoint_url=fake.moto_url, region_name=REGION).create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
 
 
 @pytest.fixture
 def fake(monkeypatch):
     with BedrockFake() as server:
-        _env(monkeypatch, server)
+        server.env(monkeypatch)
         yield server
 
 
@@ -180,7 +160,7 @@ def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
         rate=0.3, seed=5, slow_s=2.5, kinds=("429", "500", "503", "slow", "drop", "lost")
     )
     with BedrockFake(faults) as fake:
-        _env(monkeypatch, fake)
+        fake.env(monkeypatch)
         for i in range(3):
             work = tmp_path / f"run{i}"
             work.mkdir()

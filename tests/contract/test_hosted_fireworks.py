@@ -12,7 +12,7 @@ from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.fireworks_api import FireworksFake, adapter_files
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import job_file
 
 pytest.importorskip("fireworks")
 
@@ -22,17 +22,8 @@ BASE = "meta-llama/Llama-3.1-8B-Instruct"
 @pytest.fixture
 def fake(monkeypatch):
     with FireworksFake() as server:
-        _env(monkeypatch, server)
+        server.env(monkeypatch)
         yield server
-
-
-def _env(monkeypatch, server: FireworksFake) -> None:
-    monkeypatch.setenv("FIREWORKS_BASE_URL", server.base_url)
-    monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
-    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", server.account)
-    monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "0.5")
-    monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "30")
-    monkeypatch.setenv("TUNEGATE_RETRY_MAX_WAIT_S", "0.3")
 
 
 def test_sft_launch_wait_fetch_adapter(fake, tmp_path):
@@ -129,7 +120,7 @@ def test_cut_download_resumes(fake, tmp_path):
 def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
     faults = Faults(rate=0.3, seed=11, slow_s=0.8)
     with FireworksFake(faults) as server:
-        _env(monkeypatch, server)
+        server.env(monkeypatch)
         for i in range(3):
             work = tmp_path / f"run{i}"
             work.mkdir()

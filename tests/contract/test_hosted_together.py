@@ -11,7 +11,7 @@ import pytest
 from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.together_api import TOTAL_STEPS, TogetherFake
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import job_file
 
 pytest.importorskip("together")
 pytest.importorskip("zstandard")
@@ -22,10 +22,7 @@ BASE = "meta-llama/Llama-3.1-8B-Instruct"
 @pytest.fixture
 def fake(monkeypatch):
     with TogetherFake() as server:
-        monkeypatch.setenv("TOGETHER_BASE_URL", server.base_url)
-        monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
-        monkeypatch.setenv("TUNEGATE_HTTP_TIMEOUT_S", "0.5")
-        monkeypatch.setenv("TUNEGATE_RETRY_BUDGET_S", "30")
+        server.env(monkeypatch)
         yield server
 
 

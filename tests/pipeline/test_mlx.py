@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 from gateway.launch import launch
 from providers._worker import JobDir
 from providers.mlx.adapters import mlx_to_peft, peft_to_mlx
-from tests.test_local_training import _job
+from tests.job_files import local_job as _job
 from tests.tiny_models import tiny_llama
 
 IDS = [[5, 6, 7, 8, 9, 10, 11, 12]]

@@ -14,8 +14,7 @@ pytest.importorskip("peft")
 
 from gateway.deploy import chat, deploy, undeploy
 from gateway.errors import ExportError
-from tests.fakes.bedrock_api import BedrockFake
-from tests.test_hosted_bedrock import BUCKET, _env
+from tests.fakes.bedrock_api import BUCKET, BedrockFake
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
@@ -25,7 +24,7 @@ QUESTION = [{"role": "user", "content": "What does the for statement do?"}]
 @pytest.fixture
 def fake(monkeypatch):
     with BedrockFake() as server:
-        _env(monkeypatch, server)
+        server.env(monkeypatch)
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.bedrock_url)
         yield server
 

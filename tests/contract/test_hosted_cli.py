@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.hosted_helpers import SECRET, job_file
+from tests.job_files import SECRET, job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -21,18 +21,16 @@ def backend(request, monkeypatch):
     if request.param == "fireworks":
         pytest.importorskip("fireworks")
         from tests.fakes.fireworks_api import FireworksFake
-        from tests.test_hosted_fireworks import _env
 
         with FireworksFake() as fake:
-            _env(monkeypatch, fake)
+            fake.env(monkeypatch)
             yield request.param
     else:
         pytest.importorskip("moto.server")
         from tests.fakes.bedrock_api import BedrockFake
-        from tests.test_hosted_bedrock import _env
 
         with BedrockFake() as fake:
-            _env(monkeypatch, fake)
+            fake.env(monkeypatch)
             yield request.param
 
 

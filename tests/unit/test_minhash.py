@@ -62,14 +62,18 @@ def test_groups_find_every_close_pair_and_no_distant_one():
     for g, group in enumerate(prints.near_groups(0.8)):
         for line in group:
             grouped[line] = g
+    close = distant = 0
     for i in range(0, len(texts), 5):
         for j in range(i + 1, i + 5):
             same = grouped.get(i + 1) is not None and grouped.get(i + 1) == grouped.get(j + 1)
             true = _jaccard(texts[i], texts[j])
             if true >= 0.93:
+                close += 1
                 assert same, (i, j, true)
             if true < 0.6:
+                distant += 1
                 assert not same, (i, j, true)
+    assert close >= 5 and distant >= 5, (close, distant)  # both properties were really checked
 
 
 def test_agrees_with_datasketch_minhash_lsh():
