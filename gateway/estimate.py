@@ -196,7 +196,10 @@ def estimate_training(
         + (" (gradient checkpointing)" if spec.training.gradient_checkpointing else ""),
     ]
     if not spec.training.packing:
-        assumptions.append("packing off: padding adds 0-40 % (likely 15 %) tokens")
+        pad = Range.of(cal["flops"]["padding_waste_without_packing"]) + -1.0
+        assumptions.append(
+            f"packing off: padding adds {pad.low:.0%}-{pad.high:.0%} (likely {pad.likely:.0%}) tokens"
+        )
     if spec.method == "qlora":
         assumptions.append(
             f"QLoRA dequantisation slows {conf['label']} by x{Range.of(conf['qlora_time_factor']).likely:g}"

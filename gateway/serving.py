@@ -225,7 +225,10 @@ def owned_route(
             f"this machine serves ~{human_count(cap.likely)} tok/s; {human_count(needed)} tok/s needed",
         )
     kwh = catalog.prices["electricity"]["usd_per_kwh"]
-    duty = Range(0.3, 0.6, 1.0) if tokens_per_day > 0 else Range.zero()
+    cycle = catalog.calibration["owned_serving_duty_cycle"]
+    duty = (
+        Range(cycle["low"], cycle["likely"], cycle["high"]) if tokens_per_day > 0 else Range.zero()
+    )
     usd = duty * (hw.watts * max(1, n_devices) / 1000 * HOURS_PER_MONTH * kwh)
     return ServeRoute(
         "owned",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.errors import SpecError
 from gateway.units import parse_count
+from gateway.yaml_lines import line_of
 
 Method = Literal["lora", "qlora", "dora", "full"]
 Objective = Literal["sft", "dpo"]
@@ -242,33 +243,9 @@ def spec_error(exc: ValidationError, path: Path | str, text: str) -> SpecError:
             if not (isinstance(p, str) and p.startswith(("literal[", "list[")))
         )
         key = ".".join(str(p) for p in loc) or "<top>"
-        line = _line_of(text, loc)
+        line = line_of(text, loc)
         lines.append(f"{path}:{line}: {key}: {_describe({**err, 'loc': loc})}")
     return SpecError("\n".join(lines))
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int:
-    """1-based line of the deepest YAML node on `loc` (the key itself for unknown keys)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return 1
-    line = 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if match is None:
-                break
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 # option name -> (section or "" for top level, spec key)

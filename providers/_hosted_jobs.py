@@ -78,6 +78,13 @@ def setting(rec: JobRecord, section: str, key: str) -> Any:
     return (rec.spec.get(section) or {}).get(key)
 
 
+def name_limit(provider: str) -> int:
+    """The longest remote name `provider` takes (rules.yaml: names)."""
+    from gateway.catalog import load_catalog
+
+    return load_catalog().rules.names[provider].max_chars
+
+
 def suffix_for(rec: JobRecord, limit: int) -> str:
     """A remote model-name suffix that carries the idempotency key (how a job is found again)."""
     name = re.sub(r"[^a-z0-9-]+", "-", (rec.name or "").lower()).strip("-")

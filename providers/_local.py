@@ -108,13 +108,15 @@ def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -
     row = lookup(provider, hw.id, ctx.spec.base_model, ctx.spec.method)
     if row is None:
         return
-    rate = Range(0.85 * row["tokens_per_s"], row["tokens_per_s"], 1.15 * row["tokens_per_s"])
+    band = ctx.catalog.calibration["measured_here_band"]
+    tok_s = row["tokens_per_s"]
+    rate = Range(band["low"] * tok_s, tok_s, band["high"] * tok_s)
     tokens = ctx.report.total_tokens * (ctx.spec.training.epochs or 1)
     offer.tokens_per_second = rate
     offer.train_hours = Range.of(tokens) * rate.inverse() / 3600
     offer.assumptions.append(
         f"throughput measured on this machine by job {row['job_id']} ({row['at']}): "
-        f"{row['tokens_per_s']:,.0f} tokens/s"
+        f"{tok_s:,.0f} tokens/s (x{band['low']:g}-{band['high']:g})"
     )
 
 

@@ -23,9 +23,17 @@ from gateway.retry import http_timeout_s, idempotent
 from gateway.secrets import MissingKeyError
 from gateway.spec import JobSpec
 from gateway.units import HOURS_PER_MONTH, Range
-from providers._bedrock_hp import hyperparameters
+from providers._bedrock_hyperparameters import hyperparameters
 from providers._hosted import base_offer, epoch_tokens, hosted_hours
-from providers._hosted_jobs import HostedJobs, files, key_name, model_id, prepare_data, suffix_for
+from providers._hosted_jobs import (
+    HostedJobs,
+    files,
+    key_name,
+    model_id,
+    name_limit,
+    prepare_data,
+    suffix_for,
+)
 
 STATES = {
     "inprogress": "running",
@@ -76,10 +84,9 @@ class Bedrock(HostedJobs):
         offer.needs += _missing_settings(spec)
         hosted = model.hosted.get("bedrock")
         if hosted is None:
+            tunable = ", ".join(m.id for m in ctx.catalog.models if "bedrock" in m.hosted)
             return [
-                offer.refuse(
-                    f"Bedrock does not customize {model.id} (Llama 3.1/3.2 only in this catalog)"
-                )
+                offer.refuse(f"Bedrock does not customize {model.id} (this catalog has: {tunable})")
             ]
         offer.model_id = hosted.id
         if spec.objective != "sft":
@@ -247,7 +254,7 @@ class Bedrock(HostedJobs):
         bedrock = self.client("bedrock", ids["region"])
         request: dict[str, Any] = {
             "jobName": key_name(rec),
-            "customModelName": suffix_for(rec, 63),
+            "customModelName": suffix_for(rec, name_limit("bedrock")),
             "roleArn": self.role_arn(),
             "clientRequestToken": rec.idempotency_key,
             "baseModelIdentifier": model_id(rec),

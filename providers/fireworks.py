@@ -40,8 +40,6 @@ from providers._hosted_jobs import (
     user_set,
 )
 
-MIN_RANK, MAX_RANK = 4, 64  # PEFT r accepted by Fireworks (provider-contracts.md section 3)
-MAX_DPO_BETA = 0.5  # DpoConfig.beta "must be > 0 and < 0.5" (fireworks SDK docstring)
 STATES = {
     "job_state_unspecified": "queued",
     "job_state_creating": "queued",
@@ -84,18 +82,19 @@ class Fireworks(HostedJobs):
         offer.model_id = hosted.id
         if spec.method in ("full", "dora"):
             offer.refuse(f"Fireworks tunes LoRA adapters only ({spec.method} requested)")
+        limits = ctx.catalog.rules.lora["fireworks"]
         rank = spec.lora.rank or 16
-        if spec.uses_adapter and not MIN_RANK <= rank <= MAX_RANK:
+        if spec.uses_adapter and not limits.min_rank <= rank <= limits.max_rank:
             offer.refuse(
-                f"Fireworks accepts LoRA rank {MIN_RANK}-{MAX_RANK}; the job asks for {rank}"
+                f"Fireworks accepts LoRA rank {limits.min_rank}-{limits.max_rank}; "
+                f"the job asks for {rank}"
             )
         if spec.method == "qlora":
             offer.notes.append("QLoRA runs as 16-bit LoRA on Fireworks")
         beta = spec.training.dpo_beta
-        if spec.objective == "dpo" and beta is not None and beta >= MAX_DPO_BETA:
-            offer.refuse(
-                f"Fireworks accepts DPO beta below {MAX_DPO_BETA}; the job asks for {beta}"
-            )
+        top = limits.max_dpo_beta
+        if spec.objective == "dpo" and beta is not None and top is not None and beta >= top:
+            offer.refuse(f"Fireworks accepts DPO beta below {top}; the job asks for {beta}")
         prices = ctx.catalog.prices["training"]["fireworks"]
         row = band(prices["bands"], model.size_b)
         if row is None:
@@ -317,9 +316,9 @@ class Fireworks(HostedJobs):
 
 
 def output_model(rec: JobRecord) -> str:
-    from providers._hosted_jobs import suffix_for
+    from providers._hosted_jobs import name_limit, suffix_for
 
-    return suffix_for(rec, 63)
+    return suffix_for(rec, name_limit("fireworks"))
 
 
 def _download_files(

@@ -32,7 +32,15 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
+from providers._hosted_jobs import (
+    HostedJobs,
+    files,
+    model_id,
+    name_limit,
+    setting,
+    suffix_for,
+    user_set,
+)
 
 STATES = {
     "pending": "queued",
@@ -47,7 +55,6 @@ STATES = {
     "completed": "succeeded",
 }
 NANODOLLARS = 1_000_000_000  # Together reports total_price in nanodollars (together.lib.utils)
-SUFFIX_LIMIT = 40
 
 
 def _ts(value: Any) -> float | None:
@@ -210,7 +217,7 @@ class Together(HostedJobs):
                 if lora
                 else {}
             ),
-            suffix=suffix_for(rec, SUFFIX_LIMIT),
+            suffix=suffix_for(rec, name_limit(self.name)),
             random_seed=spec.training.seed,
             training_method=method["method"],
             **(
@@ -223,7 +230,7 @@ class Together(HostedJobs):
 
     def find(self, rec: JobRecord) -> str | None:
         """The remote job whose suffix carries this job's idempotency key, if any."""
-        suffix = suffix_for(rec, SUFFIX_LIMIT)
+        suffix = suffix_for(rec, name_limit(self.name))
         for job in self.client().fine_tuning.list().data or []:
             name = str(getattr(job, "x_model_output_name", None) or "")
             if getattr(job, "suffix", None) == suffix or name.endswith(suffix):

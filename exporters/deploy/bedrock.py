@@ -19,20 +19,6 @@ from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import DeployError, ExportError, ProviderError
 from gateway.retry import describe, idempotent, poll_until
 
-# config.json model_type values Custom Model Import accepts (provider-contracts.md section 4)
-ARCHITECTURES = {
-    "llama": "Llama",
-    "mllama": "Llama (vision)",
-    "mistral": "Mistral",
-    "mixtral": "Mixtral",
-    "qwen2": "Qwen2/2.5",
-    "qwen2_vl": "Qwen2-VL",
-    "qwen2_5_vl": "Qwen2.5-VL",
-    "qwen3": "Qwen3",
-    "gpt_bigcode": "GPTBigCode",
-    "t5": "Flan-T5",
-    "gpt_oss": "GPT-OSS",
-}
 SIDE_FILES = re.compile(
     r"(config|generation_config|tokenizer(_config)?|special_tokens_map)\.json$|tokenizer\.model$|\.safetensors(\.index\.json)?$|chat_template\.jinja$"
 )
@@ -44,16 +30,21 @@ def _slug(name: str) -> str:
 
 
 def check_architecture(model: Path) -> str:
+    """Bedrock's name for the model's architecture, if Custom Model Import takes it
+    (rules.yaml: architectures.bedrock_import)."""
+    from gateway.catalog import load_catalog
+
+    accepts = load_catalog().rules.architectures["bedrock_import"].accepts
     cfg = json.loads((model / "config.json").read_text())
     kind = str(cfg.get("model_type") or "")
-    if kind not in ARCHITECTURES:
+    if kind not in accepts:
         raise ExportError(
             f"Bedrock Custom Model Import does not take {kind or 'this'} models",
-            fix="supported: " + ", ".join(sorted(set(ARCHITECTURES.values()))),
+            fix="supported: " + ", ".join(sorted(set(accepts.values()))),
         )
     if not list(model.glob("*.safetensors")):
         raise ExportError(f"{model} has no .safetensors weights; Bedrock imports only those")
-    return ARCHITECTURES[kind]
+    return accepts[kind]
 
 
 def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from exporters.deploy.base import (
 from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import ExportError
 from gateway.retry import http_timeout_s, idempotent, poll_until
-from providers.fireworks import MAX_RANK, MIN_RANK, Fireworks
+from providers.fireworks import Fireworks
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 READY_WAIT_S = 1800.0
@@ -42,7 +42,9 @@ def _wait(what: str, fetch: Any, done: set[str], failed: set[str]) -> Any:
 
 def slug(name: str) -> str:
     text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return ("tg-" + text)[:63].rstrip("-")
+    from providers._hosted_jobs import name_limit
+
+    return ("tg-" + text)[: name_limit("fireworks")].rstrip("-")
 
 
 def _conflict_ok(fn: Any) -> None:
@@ -97,12 +99,14 @@ def upload_adapter(client: Any, adapter: Path, model_id: str, base: str) -> str:
 def _check_adapter(adapter: Path) -> tuple[int, list[str]]:
     """(rank, target modules) of a PEFT adapter Fireworks can serve; an `ExportError` else."""
     from exporters.adapter import adapter_config
+    from gateway.catalog import load_catalog
 
+    limits = load_catalog().rules.lora["fireworks"]
     config = adapter_config(adapter)
     r = int(config.get("r") or 0)
-    if not MIN_RANK <= r <= MAX_RANK:
+    if not limits.min_rank <= r <= limits.max_rank:
         raise ExportError(
-            f"Fireworks serves LoRA ranks {MIN_RANK}-{MAX_RANK}; this adapter has {r}"
+            f"Fireworks serves LoRA ranks {limits.min_rank}-{limits.max_rank}; this adapter has {r}"
         )
     modules = config.get("target_modules") or []
     if isinstance(modules, str):

@@ -1,4 +1,4 @@
-"""The catalog: models, hardware, prices and calibration, as data.
+"""The catalog: models, hardware, prices, calibration and provider rules, as data.
 
 Bundled YAML files are merged with the user's overrides in `$TUNEGATE_HOME/catalog/*.yaml`
 (same file names; models replace by id, everything else merges key by key), so a price that
@@ -18,10 +18,19 @@ from pydantic import ValidationError
 
 from gateway.catalog.hf_config import model_from_hf_cache
 from gateway.catalog.schema import Hardware, HardwareFile, ModelInfo, ModelsFile
+from gateway.catalog.tables import CalibrationFile, PricesFile, RulesFile
 from gateway.errors import CatalogError, UnknownModelError
 
 _HERE = Path(__file__).parent
-FILES = ("models.yaml", "hardware.yaml", "prices.yaml", "calibration.yaml")
+FILES = ("models.yaml", "hardware.yaml", "prices.yaml", "calibration.yaml", "rules.yaml")
+# the checked shape of each merged file (models and hardware are read into their types)
+SCHEMAS = {
+    "models.yaml": ModelsFile,
+    "hardware.yaml": HardwareFile,
+    "prices.yaml": PricesFile,
+    "calibration.yaml": CalibrationFile,
+    "rules.yaml": RulesFile,
+}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -35,8 +44,9 @@ def tunegate_home() -> Path:
 class Catalog:
     models: list[ModelInfo]
     hardware: dict[str, Hardware]
-    prices: dict[str, Any]
-    calibration: dict[str, Any]
+    prices: dict[str, Any]  # checked against tables.PricesFile when loaded
+    calibration: dict[str, Any]  # checked against tables.CalibrationFile when loaded
+    rules: RulesFile
     overrides: list[Path] = field(default_factory=list)
     _index: dict[str, ModelInfo] = field(default_factory=dict, repr=False)
 
@@ -129,12 +139,32 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _validation_error(path: Path, exc: ValidationError) -> CatalogError:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return CatalogError(
-        f"{loc}: {first['msg']}", where=str(path), fix="see docs/catalog.md for the format"
-    )
+def _schema_error(name: str, exc: ValidationError, user_file: Path | None) -> CatalogError:
+    """`file:line: key: what is wrong`, in the user's override when the key is theirs."""
+    from gateway.yaml_lines import line_of
+
+    lines = []
+    for err in exc.errors()[:5]:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        where = _HERE / name
+        if user_file is not None and _has(_read(user_file), loc):
+            where = user_file
+        line = line_of(where.read_text(encoding="utf-8"), loc)
+        key = ".".join(str(p) for p in loc) or "<top>"
+        lines.append(f"{where}:{line}: {key}: {err['msg']}")
+    return CatalogError("\n".join(lines), fix="see docs/catalog.md for the format")
+
+
+def _has(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether the (first key of the) path `loc` is written in `data`."""
+    for part in loc:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        ):
+            data = data[part]
+        else:
+            return False
+    return True
 
 
 @lru_cache(maxsize=8)
@@ -155,20 +185,24 @@ def _load(home: str) -> Catalog:
             raw[name] = {**raw[name], "models": list(by_id.values())}
         else:
             raw[name] = _merge(raw[name], user)
-    try:
-        models = ModelsFile.model_validate(raw["models.yaml"]).models
-    except ValidationError as exc:
-        raise _validation_error(
-            user_dir / "models.yaml" if overrides else _HERE / "models.yaml", exc
-        ) from None
-    try:
-        hw_file = HardwareFile.model_validate(raw["hardware.yaml"])
-    except ValidationError as exc:
-        raise _validation_error(
-            user_dir / "hardware.yaml" if overrides else _HERE / "hardware.yaml", exc
-        ) from None
-    hardware = {k: v.model_copy(update={"id": k}) for k, v in hw_file.hardware.items()}
-    return Catalog(models, hardware, raw["prices.yaml"], raw["calibration.yaml"], overrides)
+    checked = {}
+    for name, schema in SCHEMAS.items():
+        try:
+            checked[name] = schema.model_validate(raw[name])
+        except ValidationError as exc:
+            user_file = user_dir / name
+            raise _schema_error(name, exc, user_file if user_file.is_file() else None) from None
+    hardware = {
+        k: v.model_copy(update={"id": k}) for k, v in checked["hardware.yaml"].hardware.items()
+    }
+    return Catalog(
+        checked["models.yaml"].models,
+        hardware,
+        raw["prices.yaml"],
+        raw["calibration.yaml"],
+        checked["rules.yaml"],
+        overrides,
+    )
 
 
 def load_catalog(home: Path | None = None) -> Catalog:

@@ -32,36 +32,6 @@ SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
     "fim": ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<fim_prefix>", "<fim_suffix>"),
 }
 
-# Per-provider file rules (provider-contracts.md; R = recalled, verify). Tokens per example is
-# checked against the base model's context when a base is given.
-PROVIDER_RULES: dict[str, dict[str, Any]] = {
-    "openai": {
-        "min_examples": 10,
-        "max_bytes": 512 * 1024**2,
-        "roles": ROLES,
-        "kinds": {"chat", "preference"},
-    },
-    "together": {
-        "min_examples": 1,
-        "max_bytes": int(50.1 * 1024**3),
-        "roles": ROLES,
-        "kinds": {"chat", "completion", "text", "preference"},
-    },
-    "fireworks": {
-        "min_examples": 3,
-        "max_bytes": 150 * 1024**2,
-        "roles": {"system", "user", "assistant"},
-        "kinds": {"chat", "preference"},
-    },
-    "bedrock": {
-        "min_examples": 32,
-        "max_examples": 10_000,
-        "max_bytes": 1024**3,
-        "roles": {"system", "user", "assistant"},
-        "kinds": {"chat", "completion"},
-    },
-}
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -331,43 +301,45 @@ def _lines(lines: list[int], limit: int = 8) -> str:
 
 
 def _provider_rules(loaded: LoadedFile, provider: str, file_bytes: int) -> list[Finding]:
-    rules = PROVIDER_RULES.get(provider)
+    """The provider's file rules, from the catalog (rules.yaml: data)."""
+    from gateway.catalog import load_catalog
+
+    rules = load_catalog().rules.data.get(provider)
     if rules is None:
         return []
     out, n = [], len(loaded.examples)
-    if n < rules["min_examples"]:
+    if n < rules.min_examples:
         out.append(
-            _err(1, f"{provider} needs at least {rules['min_examples']} examples (file has {n})")
+            _err(1, f"{provider} needs at least {rules.min_examples} examples (file has {n})")
         )
-    if "max_examples" in rules and n > rules["max_examples"]:
+    if rules.max_examples is not None and n > rules.max_examples:
         out.append(
-            _err(
-                1, f"{provider} accepts at most {rules['max_examples']:,} examples (file has {n:,})"
-            )
+            _err(1, f"{provider} accepts at most {rules.max_examples:,} examples (file has {n:,})")
         )
-    if file_bytes > rules["max_bytes"]:
+    if file_bytes > rules.max_bytes:
         out.append(
             _err(
                 1,
-                f"file is {file_bytes / 1e6:.0f} MB; {provider} accepts at most {rules['max_bytes'] / 1e6:.0f} MB",
+                f"file is {file_bytes / 1e6:.0f} MB; {provider} accepts at most {rules.max_bytes / 1e6:.0f} MB",
             )
         )
+    kinds, roles = sorted(rules.kinds), sorted(rules.roles)
     for ex in loaded.examples:
-        if ex.kind not in rules["kinds"]:
+        if ex.kind not in kinds:
             out.append(
                 _err(
                     ex.line,
-                    f"{provider} does not take {ex.kind} examples (expected {', '.join(sorted(rules['kinds']))})",
+                    f"{provider} does not take {ex.kind} examples (expected {', '.join(kinds)})",
                 )
             )
             continue
         for i, msg in enumerate(ex.messages):
             role = msg.get("role") if isinstance(msg, dict) else None
-            if isinstance(role, str) and role in ROLES and role not in rules["roles"]:
+            if isinstance(role, str) and role in ROLES and role not in roles:
                 out.append(
                     _err(
                         ex.line,
-                        f"message {i + 1}: {provider} does not accept role '{role}' (expected {', '.join(sorted(rules['roles']))})",
+                        f"message {i + 1}: {provider} does not accept role '{role}' (expected {', '.join(roles)})",
                     )
                 )
     return out
