@@ -12,7 +12,7 @@ from typing import Any, Literal
 from gateway.catalog import Catalog
 from gateway.catalog.schema import Hardware, ModelInfo
 from gateway.data.report import DatasetReport
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import GB, Range
 
 Stack = Literal["hf", "unsloth", "mlx"]
@@ -42,7 +42,7 @@ def lora_param_count(
     return per_layer * (min(layers, model.layers) if layers else model.layers)
 
 
-def trained_layers(spec: JobSpec, model: ModelInfo) -> int:
+def trained_layers(spec: ResolvedSpec, model: ModelInfo) -> int:
     return (
         min(spec.lora.layers, model.layers)
         if spec.lora.layers and spec.uses_adapter
@@ -50,16 +50,18 @@ def trained_layers(spec: JobSpec, model: ModelInfo) -> int:
     )
 
 
-def processed_tokens(spec: JobSpec, report: DatasetReport, cal: dict[str, Any]) -> Range:
+def processed_tokens(spec: ResolvedSpec, report: DatasetReport, cal: dict[str, Any]) -> Range:
     """Tokens the trainer processes: dataset x epochs, padded unless packing is on."""
-    epochs = spec.training.epochs or 1
+    epochs = spec.training.epochs
     base = report.total_tokens * epochs
     if spec.training.packing:
         return Range.of(base)
     return Range.of(cal["flops"]["padding_waste_without_packing"]) * base
 
 
-def flops_per_token(spec: JobSpec, model: ModelInfo, cal: dict[str, Any], seq_len: float) -> float:
+def flops_per_token(
+    spec: ResolvedSpec, model: ModelInfo, cal: dict[str, Any], seq_len: float
+) -> float:
     """Training FLOPs per processed token (DPO: per token of either sequence of a pair)."""
     f = cal["flops"]
     n = model.n_active
@@ -86,7 +88,7 @@ def _mfu(stack: Stack, hw: Hardware, cal: dict[str, Any]) -> Range:
 
 
 def tokens_per_second(
-    spec: JobSpec,
+    spec: ResolvedSpec,
     model: ModelInfo,
     hw: Hardware,
     stack: Stack,
@@ -110,13 +112,13 @@ def _weight_bytes(hw: Hardware) -> int:
 
 
 def training_memory(
-    spec: JobSpec, model: ModelInfo, hw: Hardware, stack: Stack, cal: dict[str, Any]
+    spec: ResolvedSpec, model: ModelInfo, hw: Hardware, stack: Stack, cal: dict[str, Any]
 ) -> tuple[Range, dict[str, float]]:
     """Peak accelerator memory (RAM on CPU) in GB, with the likely breakdown by part."""
     mem = cal["memory"]
     wb = _weight_bytes(hw)
-    seq = spec.training.max_seq_len or 2048
-    batch = spec.training.batch_size or 1
+    seq = spec.training.max_seq_len
+    batch = spec.training.batch_size
     pairs = 2 if spec.objective == "dpo" else 1
     emb = model.embedding_params
     linear = model.n_params - emb
@@ -124,11 +126,11 @@ def training_memory(
         weights = Range.of(mem["nf4_bytes_per_param"]) * linear + emb * 2
     else:
         weights = Range.of(model.n_params * wb)
-    opt = mem["optimizer_bytes_per_param"].get(spec.training.optimizer or "adamw_8bit", 2)
+    opt = mem["optimizer_bytes_per_param"].get(spec.training.optimizer, 2)
     if spec.uses_adapter:
         tw = 4 if hw.vendor == "cpu" else cal["stacks"][stack]["trainable_weight_bytes"]
         n_train = lora_param_count(
-            model, spec.lora.rank or 16, spec.lora.target_modules or "all-linear", spec.lora.layers
+            model, spec.lora.rank, spec.lora.target_modules, spec.lora.layers
         )
         trainable = n_train * (2 * tw + opt)
         if spec.method == "dora":  # DoRA materialises W + BA of one projection to take its norm
@@ -168,7 +170,7 @@ def training_memory(
 
 
 def estimate_training(
-    spec: JobSpec,
+    spec: ResolvedSpec,
     model: ModelInfo,
     report: DatasetReport,
     hw: Hardware,
@@ -179,12 +181,12 @@ def estimate_training(
     """Time and memory for one run of `spec` on `hw` with the given software stack."""
     cal = catalog.calibration
     tokens = processed_tokens(spec, report, cal)
-    seq = spec.training.max_seq_len or 2048
+    seq = spec.training.max_seq_len
     seq_len = min(seq, report.avg_tokens or seq)
     fpt = flops_per_token(spec, model, cal, seq_len)
     rate = tokens_per_second(spec, model, hw, stack, cal, seq_len)
     train_s = tokens * rate.inverse()
-    evals = (spec.training.n_evals or 0) * report.validation_tokens
+    evals = spec.training.n_evals * report.validation_tokens
     eval_s = rate.inverse() * (evals / 3)  # forward only: a third of a training step's FLOPs
     hours = (train_s + eval_s) / 3600 + Range.of(cal["setup_hours"][setup])
     memory, parts = training_memory(spec, model, hw, stack, cal)

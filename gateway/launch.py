@@ -25,7 +25,7 @@ from providers.base import Provider, Quoting
 if TYPE_CHECKING:
     from gateway.offer import Offer
     from gateway.router import Plan
-    from gateway.spec import JobSpec
+    from gateway.spec import JobSpec, ResolvedSpec
 
 CREATE_ATTEMPTS = 5
 ADOPT_GRACE_S = 600.0  # how long a create that may have reached the provider is searched for
@@ -53,6 +53,21 @@ def _offer_for(plan: Plan, backend: str | None) -> Offer:
     return feasible[0]
 
 
+def _with_settings(
+    spec: ResolvedSpec, origin: dict[str, str], offer: Offer
+) -> tuple[ResolvedSpec, dict[str, str]]:
+    """The spec as this offer runs it: the settings it decided (gradient checkpointing from
+    its memory estimate) written in, so the journaled spec leaves nothing to a backend."""
+    if not offer.settings:
+        return spec, origin
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in offer.settings.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    update = {k: getattr(spec, k).model_copy(update=v) for k, v in sections.items()}
+    return spec.model_copy(update=update), {**origin, **offer.settings_why}
+
+
 def launch(
     plan_or_spec: Plan | JobSpec,
     *,
@@ -69,7 +84,7 @@ def launch(
 
     the_plan = plan_or_spec if isinstance(plan_or_spec, Plan) else plan(plan_or_spec)
     offer = _offer_for(the_plan, backend)
-    spec = the_plan.spec
+    spec, origin = _with_settings(the_plan.spec, the_plan.origin, offer)
     if spec.train is None:
         raise PlanError("the job has no training file (set `train:` in the job file)")
     provider = get_provider(offer.provider)
@@ -86,7 +101,7 @@ def launch(
         offer.provider,
         spec.objective,
         spec.base_model,
-        {**spec.model_dump(mode="json"), "_origin": the_plan.origin},
+        {**spec.model_dump(mode="json"), "_origin": origin},
         offer=offer.to_json(),
         estimate=estimate,
         name=spec.name,
@@ -98,7 +113,7 @@ def launch(
     return Job(rec.id, journal)
 
 
-def _upload(journal: Journal, provider: Provider, rec: JobRecord, spec: JobSpec) -> JobRecord:
+def _upload(journal: Journal, provider: Provider, rec: JobRecord, spec: ResolvedSpec) -> JobRecord:
     """Check, convert and upload the data; a failure is journaled before it is raised."""
     rec = journal.update(rec.id, state="uploading")
     try:
@@ -116,7 +131,7 @@ def _quote_and_confirm(
     journal: Journal,
     provider: Provider,
     rec: JobRecord,
-    spec: JobSpec,
+    spec: ResolvedSpec,
     estimate: dict[str, Any],
     confirm: Callable[[JobRecord, dict[str, Any] | None], bool] | None,
 ) -> None:
@@ -145,7 +160,9 @@ def _quote_and_confirm(
         raise JobError("launch not confirmed; nothing was created")
 
 
-def _create_once(journal: Journal, provider: Provider, rec: JobRecord, spec: JobSpec) -> JobRecord:
+def _create_once(
+    journal: Journal, provider: Provider, rec: JobRecord, spec: ResolvedSpec
+) -> JobRecord:
     """Create the remote job at most once: after any doubtful failure, search before retrying.
 
     Attempts continue for the retry budget (`TUNEGATE_RETRY_BUDGET_S`), at least CREATE_ATTEMPTS.

@@ -13,7 +13,7 @@ from gateway.catalog import Catalog
 from gateway.catalog.schema import ModelInfo
 from gateway.data.report import DatasetReport
 from gateway.hardware import Machine
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import DAYS_PER_MONTH, Range
 
 
@@ -22,7 +22,7 @@ class PlanContext:
     """Everything a provider needs to price a job; built once per plan."""
 
     catalog: Catalog
-    spec: JobSpec  # resolved: every hyperparameter set
+    spec: ResolvedSpec  # every hyperparameter set (gradient checkpointing: per offer)
     model: ModelInfo
     report: DatasetReport
     machine: Machine
@@ -36,9 +36,7 @@ class PlanContext:
     @property
     def context_tokens(self) -> int:
         """Typical request length when serving (prompt + answer), for KV-cache sizing."""
-        return int(
-            min(self.spec.training.max_seq_len or 2048, max(256.0, self.report.avg_tokens * 2))
-        )
+        return int(min(self.spec.training.max_seq_len, max(256.0, self.report.avg_tokens * 2)))
 
 
 @dataclass
@@ -62,6 +60,10 @@ class Offer:
     needs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    # settings this offer decided for the job ("training.gradient_checkpointing": False, ...):
+    # launching the offer records them in the journaled spec, with `why` as their origin
+    settings: dict[str, Any] = field(default_factory=dict)
+    settings_why: dict[str, str] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -111,4 +113,5 @@ class Offer:
             "needs": self.needs,
             "notes": self.notes,
             "assumptions": self.assumptions,
+            **({"settings": self.settings} if self.settings else {}),
         }

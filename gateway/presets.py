@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from gateway.catalog.schema import ModelInfo
-from gateway.spec import JobSpec
+from gateway.spec import JobSpec, ResolvedSpec
 
 PRESETS: dict[str, dict[str, Any]] = {
     "style": {"rank": 16, "alpha": 16},
@@ -52,7 +52,7 @@ def resolve(
     p95_tokens: float | None = None,
     avg_tokens: float | None = None,
     model: ModelInfo | None = None,
-) -> tuple[JobSpec, dict[str, str]]:
+) -> tuple[ResolvedSpec, dict[str, str]]:
     """Return a copy of `spec` with every hyperparameter set, and where each value came from.
 
     Without a p95 length (planning from numbers), p95 is taken as twice the average: chat data
@@ -95,14 +95,23 @@ def resolve(
     )
     steps = None
     if examples:
-        steps = examples * (train.epochs or 1) / (train.batch_size * train.grad_accum)
+        steps = examples * train.epochs / (train.batch_size * train.grad_accum)  # type: ignore[operator]
     fill(train, "warmup_ratio", warmup_for(steps), "rule:run length", "training")
     fill(train, "scheduler", "cosine", "default", "training")
     fill(train, "optimizer", "adamw_8bit", "default", "training")
-    fill(train, "gradient_checkpointing", True, "default", "training")
+    if train.gradient_checkpointing is None:  # decided per offer from its memory estimate
+        origin["training.gradient_checkpointing"] = "plan:only where memory needs it"
+    else:
+        origin["training.gradient_checkpointing"] = "job"
     fill(train, "packing", False, "default", "training")
     fill(train, "n_evals", 0 if spec.validation is None else 4, "default", "training")
-    if spec.objective == "dpo":
-        fill(train, "dpo_beta", 0.1, "default", "training")
-    resolved = spec.model_copy(update={"lora": lora, "training": train})
-    return resolved, origin
+    fill(
+        train,
+        "dpo_beta",
+        0.1,
+        "default" if spec.objective == "dpo" else "default (DPO only)",
+        "training",
+    )
+    data = spec.model_dump()
+    data.update(lora=lora.model_dump(), training=train.model_dump())
+    return ResolvedSpec.model_validate(data), origin

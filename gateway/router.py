@@ -45,7 +45,7 @@ class Plan:
         return [o for o in self.offers if o.feasible]
 
     def tokens(self) -> dict[str, Any]:
-        epochs = self.spec.training.epochs or 1
+        epochs = self.spec.training.epochs
         return {
             **self.report.to_json(),
             "epochs": epochs,

@@ -216,6 +216,46 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{err['msg']} (got {got!r})" if not isinstance(got, dict | list) else err["msg"]
 
 
+class ResolvedTraining(TrainingConfig):
+    """Training settings with every value decided, so no backend supplies its own default.
+
+    `gradient_checkpointing` alone may stay None here: it trades time for memory, so each
+    local offer decides it from its own memory estimate, and the launched job records the
+    chosen offer's decision (`Offer.settings`)."""
+
+    learning_rate: float = Field(gt=0, lt=1)
+    epochs: float = Field(gt=0, le=100)
+    batch_size: int = Field(ge=1, le=4096)
+    grad_accum: int = Field(ge=1, le=4096)
+    max_seq_len: int = Field(ge=16, le=1_048_576)
+    warmup_ratio: float = Field(ge=0, le=0.5)
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
+    optimizer: Literal["adamw_8bit", "paged_adamw_8bit", "adamw", "adamw_torch", "adafactor", "sgd"]
+    packing: bool
+    n_evals: int = Field(ge=0, le=100)
+    dpo_beta: float = Field(gt=0, le=10)
+
+
+class ResolvedSpec(JobSpec):
+    """What `gateway.presets.resolve` returns and every backend receives: a `JobSpec` whose
+    hyperparameters are all set, each recorded with where it came from. LoRA values are set
+    for every adapter method (a full fine-tune has none to set)."""
+
+    training: ResolvedTraining
+
+    @model_validator(mode="after")
+    def _adapter_is_total(self) -> ResolvedSpec:
+        if self.uses_adapter:
+            unset = [
+                k
+                for k in ("rank", "alpha", "dropout", "target_modules")
+                if getattr(self.lora, k) is None
+            ]
+            if unset:
+                raise ValueError(f"lora {', '.join(unset)} unset in a resolved spec")
+        return self
+
+
 def read_yaml(path: Path, what: str, keys: str) -> tuple[str, Any]:
     """(text, mapping) of a YAML file; errors say `file:line: what is wrong`."""
     try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.catalog import Catalog
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 
 
 def hyperparameters(
-    spec: JobSpec, origin: Mapping[str, str], catalog: Catalog, base: str
+    spec: ResolvedSpec, origin: Mapping[str, str], catalog: Catalog, base: str
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """(Bedrock hyperParameters, refusals, notes) for a base model, from the catalog's limits.
 

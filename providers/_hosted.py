@@ -37,11 +37,7 @@ def epoch_tokens(ctx: PlanContext, packing_billed: bool = True) -> float:
     spec, report = ctx.spec, ctx.report
     if spec.training.packing or packing_billed:
         return report.total_tokens
-    return (
-        report.examples
-        * (spec.training.max_seq_len or 2048)
-        * (2 if spec.objective == "dpo" else 1)
-    )
+    return report.examples * spec.training.max_seq_len * (2 if spec.objective == "dpo" else 1)
 
 
 def hosted_hours(ctx: PlanContext, tokens: Range | float) -> Range:

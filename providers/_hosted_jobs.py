@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.journal import JobRecord
 from gateway.secrets import require
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 
 
 class HostedJobs:
@@ -32,7 +32,7 @@ class HostedJobs:
     def check_ready(self) -> None:
         self._keys()
 
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         client = self.client()
         return upload_files(
             spec, self.name, self.data_format, jobdir, lambda path: self._upload_one(client, path)
@@ -43,7 +43,7 @@ class HostedJobs:
 
 
 def prepare_data(
-    spec: JobSpec, provider: str, target: str, jobdir: Path
+    spec: ResolvedSpec, provider: str, target: str, jobdir: Path
 ) -> tuple[Path, Path | None]:
     """The job's files checked under the provider's rules and written in its format into the
     job directory (the user's files are only read)."""
@@ -59,7 +59,7 @@ def prepare_data(
 
 
 def upload_files(
-    spec: JobSpec, provider: str, target: str, jobdir: Path, upload_one: Any
+    spec: ResolvedSpec, provider: str, target: str, jobdir: Path, upload_one: Any
 ) -> dict[str, str]:
     """Check and convert the job's files, then upload each with `upload_one(path) -> file id`."""
     train, valid = prepare_data(spec, provider, target, jobdir)

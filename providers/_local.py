@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.catalog.schema import Hardware
-from gateway.estimate import Stack, estimate_training
+from gateway.estimate import Stack, TrainingEstimate, estimate_training
 from gateway.hardware import machine_hardware
 from gateway.offer import Offer, PlanContext
 from gateway.serving import ServeRoute, cheapest_rented, owned_route
@@ -57,18 +57,16 @@ def _offer(
     unsupported = support(hw, ctx)
     if unsupported:
         offer.refuse(unsupported)
-    est = estimate_training(
-        spec, model, ctx.report, hw, stack, ctx.catalog, "local" if kind == "local" else "rented"
-    )
+    gpus = max(1, ctx.machine.gpus) if kind == "local" and hw.vendor == "nvidia" else 1
+    available = hw.usable_gb * (gpus if stack == "hf" else 1)
+    offer.memory_available_gb = available
+    est = _estimate(ctx, offer, stack, hw, "local" if kind == "local" else "rented", available)
     offer.train_hours = est.hours
     offer.vram_gb = est.memory_gb
     offer.tokens_per_second = est.tokens_per_second
     offer.assumptions += est.assumptions
     if kind == "local":
         _use_measured(ctx, offer, provider, hw)
-    gpus = max(1, ctx.machine.gpus) if kind == "local" and hw.vendor == "nvidia" else 1
-    available = hw.usable_gb * (gpus if stack == "hf" else 1)
-    offer.memory_available_gb = available
     if est.memory_gb.likely > available:
         what = "RAM" if hw.vendor == "cpu" else "GPU memory"
         offer.refuse(
@@ -101,6 +99,43 @@ def _offer(
     return offer
 
 
+def _estimate(
+    ctx: PlanContext, offer: Offer, stack: Stack, hw: Hardware, setup: str, available: float
+) -> TrainingEstimate:
+    """The training estimate, with gradient checkpointing decided from memory when the job
+    leaves it open: off where the job fits without it (it costs ~a third more compute), on
+    where it does not. The offer records the choice and its price in time."""
+    spec, key = ctx.spec, "training.gradient_checkpointing"
+
+    def run(ckpt: bool | None) -> TrainingEstimate:
+        training = spec.training.model_copy(update={"gradient_checkpointing": ckpt})
+        s = spec.model_copy(update={"training": training})
+        return estimate_training(s, ctx.model, ctx.report, hw, stack, ctx.catalog, setup)  # type: ignore[arg-type]
+
+    if spec.training.gradient_checkpointing is not None:
+        return run(spec.training.gradient_checkpointing)
+    if stack == "unsloth":  # it offloads checkpointed activations by design (its memory model)
+        offer.settings[key], offer.settings_why[key] = True, "plan:on, Unsloth offloads activations"
+        return run(True)
+    off, on = run(False), run(True)
+    extra = off.tokens_per_second.likely / on.tokens_per_second.likely - 1  # compute time
+    fits = off.memory_gb.likely <= available
+    offer.settings[key] = not fits
+    if fits:
+        why = (
+            f"gradient checkpointing off: the job fits without it (~{off.memory_gb.likely:.1f} "
+            f"of {available:.1f} GB); on would add {extra:.0%} time"
+        )
+    else:
+        why = (
+            f"gradient checkpointing on: without it the job needs ~{off.memory_gb.likely:.1f} GB "
+            f"of {available:.1f} GB; it adds {extra:.0%} time"
+        )
+    offer.settings_why[key] = "plan:off, fits without it" if fits else "plan:on, needed to fit"
+    offer.assumptions.append(why)
+    return off if fits else on
+
+
 def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -> None:
     """Replace the modelled throughput with what a finished job measured here, if any."""
     from gateway.measured import lookup
@@ -111,7 +146,7 @@ def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -
     band = ctx.catalog.calibration["measured_here_band"]
     tok_s = row["tokens_per_s"]
     rate = Range(band["low"] * tok_s, tok_s, band["high"] * tok_s)
-    tokens = ctx.report.total_tokens * (ctx.spec.training.epochs or 1)
+    tokens = ctx.report.total_tokens * ctx.spec.training.epochs
     offer.tokens_per_second = rate
     offer.train_hours = Range.of(tokens) * rate.inverse() / 3600
     offer.assumptions.append(

@@ -21,7 +21,7 @@ from typing import Any
 from gateway.errors import JobError
 from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir
 from gateway.journal import JobRecord
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from providers._worker import JobDir
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ class LocalJobs:
         require(*self.requires, what=f"the {self.name} backend")
 
     # launch ---------------------------------------------------------------------------------
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """'Upload' for a local job: check and convert the data into JOBDIR, resolve the base."""
         from gateway.data.prepare import prepare
         from gateway.models import resolve_model
@@ -121,7 +121,7 @@ class LocalJobs:
         job.pid_file.write_text(str(proc.pid))
         return f"local:{proc.pid}"
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         return self._start(rec, resume=False)
 
     def find(self, rec: JobRecord) -> str | None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gateway.job_types import Artifact, JobUpdate
     from gateway.journal import JobRecord
     from gateway.offer import Offer, PlanContext
-    from gateway.spec import JobSpec
+    from gateway.spec import ResolvedSpec
 
 Kind = Literal["local", "hosted"]
 
@@ -45,12 +45,12 @@ class Provider(Planner, Protocol):
         """Raise a `TunegateError` with the fix when credentials or an extra are missing."""
         ...
 
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """Check and convert the data into `jobdir`, upload it; returns the remote file ids.
         Safe to repeat: nothing here is billed."""
         ...
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         """One create request, never retried inside; returns the remote job id. The caller
         decides what a failure means."""
         ...
@@ -74,7 +74,7 @@ class Provider(Planner, Protocol):
 
 @runtime_checkable
 class Quoting(Protocol):
-    def quote(self, rec: JobRecord, spec: JobSpec) -> dict[str, Any] | None:
+    def quote(self, rec: JobRecord, spec: ResolvedSpec) -> dict[str, Any] | None:
         """The provider's own price for the uploaded files, or None when it has none."""
         ...
 

@@ -21,7 +21,7 @@ from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
 from gateway.secrets import MissingKeyError
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import HOURS_PER_MONTH, Range
 from providers._bedrock_hyperparameters import hyperparameters
 from providers._hosted import base_offer, epoch_tokens, hosted_hours
@@ -52,7 +52,7 @@ def _has_aws_credentials(env: Mapping[str, str] | object) -> bool:
     )
 
 
-def _missing_settings(spec: JobSpec) -> list[str]:
+def _missing_settings(spec: ResolvedSpec) -> list[str]:
     """What the config still lacks for a launch (planning goes on without it)."""
     from gateway.config import load_config
 
@@ -107,7 +107,7 @@ class Bedrock(HostedJobs):
         price = train["models"].get(hosted.id)
         if price is None:
             return [offer.refuse(f"no Bedrock training price for {hosted.id} in the catalog")]
-        epochs = int(hyper.get("epochCount") or round(spec.training.epochs or 1))
+        epochs = int(hyper.get("epochCount") or round(spec.training.epochs))
         billed = epochs * epoch_tokens(ctx)
         offer.billed_tokens = billed
         offer.train_usd = Range.of(billed / 1e3 * price["usd"])
@@ -172,7 +172,7 @@ class Bedrock(HostedJobs):
             )
         return role
 
-    def _where(self, spec: JobSpec, rec: JobRecord) -> tuple[str, str]:
+    def _where(self, spec: ResolvedSpec, rec: JobRecord) -> tuple[str, str]:
         """(region, s3://bucket/prefix for this job) from the job, the config, then boto3."""
         import boto3
 
@@ -199,7 +199,7 @@ class Bedrock(HostedJobs):
             raise SpecError("no AWS region for Bedrock", fix="export AWS_REGION=us-west-2")
         return region, f"{base.rstrip('/')}/{key_name(rec)}"
 
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """Check the base is customizable here, convert the data to its family's schema, and
         upload it with checksums; returns the S3 URIs (and the region the job runs in)."""
         from gateway.data.convert import bedrock_target
@@ -239,7 +239,7 @@ class Bedrock(HostedJobs):
                 fix="choose another base model or region, or another backend",
             )
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         """One create request; "already exists" means an earlier request of this launch landed."""
         from botocore.exceptions import ClientError
 

@@ -19,7 +19,7 @@ from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
 from gateway.serving import per_token_route
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import Range
 from providers._hosted import (
     apply_route,
@@ -83,7 +83,7 @@ class Fireworks(HostedJobs):
         if spec.method in ("full", "dora"):
             offer.refuse(f"Fireworks tunes LoRA adapters only ({spec.method} requested)")
         limits = ctx.catalog.rules.lora["fireworks"]
-        rank = spec.lora.rank or 16
+        rank = spec.lora.rank
         if spec.uses_adapter and not limits.min_rank <= rank <= limits.max_rank:
             offer.refuse(
                 f"Fireworks accepts LoRA rank {limits.min_rank}-{limits.max_rank}; "
@@ -100,7 +100,7 @@ class Fireworks(HostedJobs):
         if row is None:
             return [offer.refuse(f"no Fireworks price band for a {model.size_b:.0f}B model")]
         rate = row["sft"] * (prices["dpo_multiplier"] if spec.objective == "dpo" else 1)
-        billed = (spec.training.epochs or 1) * epoch_tokens(ctx)
+        billed = spec.training.epochs * epoch_tokens(ctx)
         offer.billed_tokens = billed
         offer.train_usd = Range.of(billed / 1e6 * rate)
         offer.train_hours = hosted_hours(ctx, billed)
@@ -134,7 +134,7 @@ class Fireworks(HostedJobs):
             timeout=http_timeout_s(),
         )
 
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """Check, convert and upload each file as a dataset named after the job's key."""
         train, valid = prepare_data(spec, self.name, "fireworks", jobdir)
         client = self.client()
@@ -170,13 +170,13 @@ class Fireworks(HostedJobs):
             )
         return str(existing.name or f"accounts/{client.account_id}/datasets/{dataset_id}")
 
-    def _training(self, rec: JobRecord, spec: JobSpec) -> dict[str, Any]:
+    def _training(self, rec: JobRecord, spec: ResolvedSpec) -> dict[str, Any]:
         """The training settings in the SDK's snake_case (sent camelCase)."""
         out: dict[str, Any] = {
             "base_model": model_id(rec),
             "output_model": output_model(rec),
-            "epochs": max(1, round(spec.training.epochs or 1)),
-            "lora_rank": int(spec.lora.rank or 16),
+            "epochs": max(1, round(spec.training.epochs)),
+            "lora_rank": spec.lora.rank,
         }
         if spec.training.learning_rate:
             out["learning_rate"] = spec.training.learning_rate
@@ -186,7 +186,7 @@ class Fireworks(HostedJobs):
             out["batch_size_samples"] = int(setting(rec, "training", "batch_size"))
         return out
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         """One create request with the job id chosen here; "already exists" means a previous
         request of this very launch got through, so that job is the answer."""
         import fireworks
@@ -201,7 +201,7 @@ class Fireworks(HostedJobs):
                     display_name=rec.name or rec.id,
                     training_config=training,
                     # the API's default loss for a "DPO job" is GRPO: say DPO explicitly
-                    loss_config={"method": "DPO", "dpo": {"beta": spec.training.dpo_beta or 0.1}},
+                    loss_config={"method": "DPO", "dpo": {"beta": spec.training.dpo_beta}},
                 )
             else:
                 client.supervised_fine_tuning_jobs.create(

@@ -15,7 +15,7 @@ from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
 from gateway.serving import blended_per_1m, per_token_route
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import Range
 from providers._hosted import base_offer, epoch_tokens, hosted_hours, no_serving
 from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
@@ -60,7 +60,7 @@ class OpenAI(HostedJobs):
         price = prices["models"].get(hosted.id)
         if price is None:
             return [offer.refuse(f"no OpenAI training price for {hosted.id} in the catalog")]
-        billed = (spec.training.epochs or 1) * epoch_tokens(ctx)
+        billed = spec.training.epochs * epoch_tokens(ctx)
         offer.billed_tokens = billed
         offer.train_usd = Range.of(billed / 1e6 * price["usd"])
         offer.train_hours = hosted_hours(ctx, billed)
@@ -111,10 +111,10 @@ class OpenAI(HostedJobs):
 
         return idempotent(single, what="upload")
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         """One create request; the caller decides what a failure means."""
         hyper: dict[str, Any] = {
-            "n_epochs": max(1, round(setting(rec, "training", "epochs") or 1))
+            "n_epochs": max(1, round(spec.training.epochs))
             if user_set(rec, "training.epochs")
             else "auto",
             "batch_size": setting(rec, "training", "batch_size")
@@ -125,7 +125,7 @@ class OpenAI(HostedJobs):
         }
         method = "dpo" if spec.objective == "dpo" else "supervised"
         if method == "dpo":
-            hyper["beta"] = spec.training.dpo_beta or "auto"
+            hyper["beta"] = spec.training.dpo_beta
         ids = files(rec)
         job = self.client().fine_tuning.jobs.create(
             model=model_id(rec),

@@ -20,7 +20,7 @@ from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
 from gateway.retry import http_timeout_s, idempotent
 from gateway.serving import per_token_route
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import Range
 from providers._download import download
 from providers._hosted import (
@@ -95,10 +95,10 @@ class Together(HostedJobs):
         if row is None:
             return [offer.refuse(f"no Together price band for a {model.size_b:.0f}B model")]
         key = f"{spec.objective}_{'full' if spec.method == 'full' else 'lora'}"
-        epochs = spec.training.epochs or 1
+        epochs = spec.training.epochs
         billed = (
             epochs * epoch_tokens(ctx, packing_billed=False)
-            + (spec.training.n_evals or 0) * ctx.report.validation_tokens
+            + spec.training.n_evals * ctx.report.validation_tokens
         )
         offer.billed_tokens = billed
         offer.train_usd = Range.of(max(prices.get("minimum_usd", 0), billed / 1e6 * row[key]))
@@ -135,29 +135,30 @@ class Together(HostedJobs):
             ).id
         )
 
-    def _training(self, rec: JobRecord, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _training(
+        self, rec: JobRecord, spec: ResolvedSpec
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(training_type, training_method) as Together's API spells them."""
         if spec.method == "full":
             ttype: dict[str, Any] = {"type": "Full"}
         else:
-            lora = rec.spec.get("lora") or {}
-            modules = lora.get("target_modules") or "all-linear"
+            modules = spec.lora.target_modules
             ttype = {
                 "type": "Lora",
-                "lora_r": int(lora.get("rank") or 16),
-                "lora_alpha": int(lora.get("alpha") or 16),
-                "lora_dropout": float(lora.get("dropout") or 0.0),
+                "lora_r": spec.lora.rank,
+                "lora_alpha": int(spec.lora.alpha),
+                "lora_dropout": spec.lora.dropout,
                 "lora_trainable_modules": modules
                 if isinstance(modules, str)
                 else ",".join(modules),
             }
         if spec.objective == "dpo":
-            method: dict[str, Any] = {"method": "dpo", "dpo_beta": spec.training.dpo_beta or 0.1}
+            method: dict[str, Any] = {"method": "dpo", "dpo_beta": spec.training.dpo_beta}
         else:
             method = {"method": "sft", "train_on_inputs": "auto"}
         return ttype, method
 
-    def quote(self, rec: JobRecord, spec: JobSpec) -> dict[str, Any] | None:
+    def quote(self, rec: JobRecord, spec: ResolvedSpec) -> dict[str, Any] | None:
         """Together's own price estimate for the uploaded files (shown before anything is billed)."""
         ttype, method = self._training(rec, spec)
         ids = files(rec)
@@ -167,8 +168,8 @@ class Together(HostedJobs):
                 training_file=ids["training_file"],
                 **({"validation_file": ids["validation_file"]} if "validation_file" in ids else {}),
                 model=model_id(rec),
-                n_epochs=max(1, round(spec.training.epochs or 1)),
-                n_evals=spec.training.n_evals or 0,
+                n_epochs=max(1, round(spec.training.epochs)),
+                n_evals=spec.training.n_evals,
                 training_method=method,
                 training_type=ttype,
             ),
@@ -184,7 +185,7 @@ class Together(HostedJobs):
             "eval_tokens": est.estimated_eval_token_count,
         }
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         """One create request; the caller decides what a failure means."""
         client = self.client()
         ttype, method = self._training(rec, spec)
@@ -198,14 +199,14 @@ class Together(HostedJobs):
             validation_file=ids.get("validation_file", ""),
             model=model_id(rec),
             model_limits=limits,
-            n_epochs=max(1, round(spec.training.epochs or 1)),
-            n_evals=spec.training.n_evals or 0,
+            n_epochs=max(1, round(spec.training.epochs)),
+            n_evals=spec.training.n_evals,
             batch_size=setting(rec, "training", "batch_size")
             if user_set(rec, "training.batch_size")
             else "max",
-            learning_rate=spec.training.learning_rate or 1e-5,
-            warmup_ratio=spec.training.warmup_ratio or 0.0,
-            packing=bool(spec.training.packing) if spec.training.packing is not None else True,
+            learning_rate=spec.training.learning_rate,
+            warmup_ratio=spec.training.warmup_ratio,
+            packing=spec.training.packing,
             lora=lora,
             **(
                 {

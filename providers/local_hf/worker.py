@@ -110,10 +110,10 @@ def load_hf(cfg: dict[str, Any]) -> tuple[Any, Any, Any]:
         from peft import LoraConfig
 
         peft_config = LoraConfig(
-            r=int(lora.get("rank") or 16),
-            lora_alpha=float(lora.get("alpha") or 16),
-            lora_dropout=float(lora.get("dropout") or 0.0),
-            target_modules=lora.get("target_modules") or "all-linear",
+            r=int(lora["rank"]),
+            lora_alpha=float(lora["alpha"]),
+            lora_dropout=float(lora["dropout"]),
+            target_modules=lora["target_modules"],
             use_rslora=bool(lora.get("rslora")),
             use_dora=method == "dora",
             task_type="CAUSAL_LM",
@@ -146,15 +146,15 @@ def fit(
     train_ds = Dataset.from_list(train_rows)
     eval_ds = Dataset.from_list(valid_rows) if valid_rows else None
 
-    batch = int(tr.get("batch_size") or 2)
-    accum = int(tr.get("grad_accum") or 1)
-    epochs = float(tr.get("epochs") or 1)
+    batch = int(tr["batch_size"])
+    accum = int(tr["grad_accum"])
+    epochs = float(tr["epochs"])
     steps_per_epoch = max(1, math.ceil(len(train_rows) / (batch * accum)))
     total = max(1, math.ceil(steps_per_epoch * epochs))
     every = max(1, total // 20)  # log and checkpoint often: a crash loses little
     eval_every = max(every, total // 8)  # evaluation costs a pass over the validation set
     patience = tr.get("early_stopping_patience")
-    optim = tr.get("optimizer") or "adamw_torch"
+    optim = tr["optimizer"]
     if not cuda:
         optim = _OPTIMIZERS_CPU.get(optim, optim)
     common: dict[str, Any] = {
@@ -163,9 +163,9 @@ def fit(
         "per_device_train_batch_size": batch,
         "per_device_eval_batch_size": batch,
         "gradient_accumulation_steps": accum,
-        "learning_rate": float(tr.get("learning_rate") or 2e-4),
-        "lr_scheduler_type": tr.get("scheduler") or "cosine",
-        "warmup_steps": round(float(tr.get("warmup_ratio") or 0) * total),
+        "learning_rate": float(tr["learning_rate"]),
+        "lr_scheduler_type": tr["scheduler"],
+        "warmup_steps": round(float(tr["warmup_ratio"]) * total),
         "optim": optim,
         "logging_steps": every,
         "save_strategy": "steps",
@@ -176,12 +176,12 @@ def fit(
         "bf16": bf16,
         "fp16": cuda and not bf16,
         "use_cpu": not cuda,
-        "gradient_checkpointing": bool(tr.get("gradient_checkpointing")) and cuda,
-        "seed": int(tr.get("seed") or 42),
+        "gradient_checkpointing": bool(tr["gradient_checkpointing"]),  # the plan decided it
+        "seed": int(tr["seed"]),
         "report_to": [],
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-        "max_length": int(tr.get("max_seq_len") or 1024),
+        "max_length": int(tr["max_seq_len"]),
     }
     callbacks = []
     if patience and eval_ds is not None:
@@ -192,7 +192,7 @@ def fit(
     if objective == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(beta=float(tr.get("dpo_beta") or 0.1), **common)
+        args = DPOConfig(beta=float(tr["dpo_beta"]), **common)
         trainer_cls: Any = DPOTrainer
     else:
         from trl import SFTConfig, SFTTrainer

@@ -34,47 +34,46 @@ def mlx_args(cfg: dict[str, Any], job: JobDir, n_layers: int, n_train: int) -> d
     """The mlx-lm training arguments for a resolved spec (also what tests check)."""
     spec = cfg["spec"]
     tr, lora = spec["training"], spec.get("lora") or {}
-    rank, alpha = int(lora.get("rank") or 8), float(lora.get("alpha") or 16)
+    full = spec.get("method") == "full"
+    rank, alpha = (8, 16.0) if full else (int(lora["rank"]), float(lora["alpha"]))  # unused if full
     scale = alpha / math.sqrt(rank) if lora.get("rslora") else alpha / rank
-    targets = lora.get("target_modules") or "all-linear"
+    targets = "all-linear" if full else lora["target_modules"]
     keys = (
         list(_LEAVES.values()) if targets == "all-linear" else [_LEAVES.get(t, t) for t in targets]
     )
-    batch = min(int(tr.get("batch_size") or 4), max(1, n_train))
-    accum = int(tr.get("grad_accum") or 1)
-    iters = max(1, math.ceil(n_train * float(tr.get("epochs") or 1) / (batch * accum)))
+    batch = min(int(tr["batch_size"]), max(1, n_train))
+    accum = int(tr["grad_accum"])
+    iters = max(1, math.ceil(n_train * float(tr["epochs"]) / (batch * accum)))
     every = max(1, iters // 20)
     method = spec["method"]
     return {
         "model": cfg["base_path"],
         "train": True,
         "fine_tune_type": "full" if method == "full" else ("dora" if method == "dora" else "lora"),
-        "optimizer": "adamw"
-        if str(tr.get("optimizer") or "").startswith(("adamw", "paged"))
-        else "adam",
+        "optimizer": "adamw" if str(tr["optimizer"]).startswith(("adamw", "paged")) else "adam",
         "optimizer_config": {"adam": {}, "adamw": {}},
         "data": str(job.path / "mlx-data"),
-        "seed": int(tr.get("seed") or 0),
+        "seed": int(tr["seed"]),
         "num_layers": min(int(lora.get("layers") or n_layers), n_layers),
         "batch_size": batch,
         "iters": iters,
         "val_batches": -1,
-        "learning_rate": float(tr.get("learning_rate") or 1e-4),
+        "learning_rate": float(tr["learning_rate"]),
         "steps_per_report": every,
         "steps_per_eval": every if "valid" in cfg["files"] else iters + 1,
         "resume_adapter_file": None,
         "adapter_path": str(job.checkpoints),
         "save_every": every,
         "test": False,
-        "max_seq_length": int(tr.get("max_seq_len") or 2048),
-        "grad_checkpoint": bool(tr.get("gradient_checkpointing")),
+        "max_seq_length": int(tr["max_seq_len"]),
+        "grad_checkpoint": bool(tr["gradient_checkpointing"]),
         "grad_accumulation_steps": accum,
         "clear_cache_threshold": 0,
         "lr_schedule": None,
         "lora_parameters": {
             "rank": rank,
             "scale": scale,
-            "dropout": float(lora.get("dropout") or 0.0),
+            "dropout": 0.0 if full else float(lora["dropout"]),
             "keys": keys,
         },
         "mask_prompt": True,

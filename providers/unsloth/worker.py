@@ -20,24 +20,27 @@ def unsloth_config(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     tr, lora, method = spec["training"], spec.get("lora") or {}, spec["method"]
     if method == "full":
         raise ValueError("tunegate runs full fine-tuning with the local (TRL+PEFT) backend")
-    targets = lora.get("target_modules") or "all-linear"
+    targets = lora["target_modules"]
     return {
         "load": {
             "model_name": cfg["base_path"],
-            "max_seq_length": int(tr.get("max_seq_len") or 2048),
+            "max_seq_length": int(tr["max_seq_len"]),
             "load_in_4bit": method == "qlora",
             "dtype": None,  # Unsloth picks bf16 where the GPU has it, else fp16
         },
         "peft": {
-            "r": int(lora.get("rank") or 16),
-            "lora_alpha": float(lora.get("alpha") or 16),
-            "lora_dropout": float(lora.get("dropout") or 0.0),
+            "r": int(lora["rank"]),
+            "lora_alpha": float(lora["alpha"]),
+            "lora_dropout": float(lora["dropout"]),
             "target_modules": _ALL_LINEAR if targets == "all-linear" else list(targets),
             "bias": "none",
-            "use_gradient_checkpointing": "unsloth" if tr.get("gradient_checkpointing") else False,
+            # Unsloth's offloaded checkpointing is part of its memory model: on unless turned off
+            "use_gradient_checkpointing": False
+            if tr.get("gradient_checkpointing") is False
+            else "unsloth",
             "use_rslora": bool(lora.get("rslora")),
             "use_dora": method == "dora",
-            "random_state": int(tr.get("seed") or 42),
+            "random_state": int(tr["seed"]),
         },
     }
 

@@ -23,7 +23,7 @@ from typing import Any
 from gateway.job_types import Artifact, JobUpdate
 from gateway.journal import JobRecord
 from gateway.offer import Offer, PlanContext
-from gateway.spec import JobSpec
+from gateway.spec import ResolvedSpec
 from gateway.units import Range
 
 NAME = "memory"
@@ -85,12 +85,12 @@ class MemoryProvider:
     def check_ready(self) -> None:
         return None
 
-    def upload(self, rec: JobRecord, spec: JobSpec, jobdir: Path) -> dict[str, str]:
+    def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         if WORLD.on_upload is not None:
             WORLD.on_upload(rec)
         return {"training_file": "file-1"}
 
-    def create(self, rec: JobRecord, spec: JobSpec) -> str:
+    def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         WORLD.create_calls += 1
         outcome = WORLD._next(WORLD.creates, WORLD.create_calls)
         if outcome == "refuse":

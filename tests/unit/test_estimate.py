@@ -7,7 +7,10 @@ from gateway.spec import JobSpec
 
 
 def _spec(model_id, **kw):
-    return JobSpec(base_model=model_id, **kw)
+    """A resolved spec (the estimator takes only those): the job's values, presets for the rest."""
+    from gateway.catalog import load_catalog
+
+    return resolve(JobSpec(base_model=model_id, **kw), model=load_catalog().model(model_id))[0]
 
 
 def test_lora_parameter_count_llama_3_1_8b(catalog):
