@@ -19,14 +19,13 @@ from typing import Any
 from gateway.extras import EXTRAS, installed
 from gateway.hardware import Machine
 
-# provider -> (what it needs, any one of these variables is enough for each need)
-CREDENTIALS: dict[str, list[tuple[str, ...]]] = {
-    "together": [("TOGETHER_API_KEY",)],
-    "fireworks": [("FIREWORKS_API_KEY",), ("FIREWORKS_ACCOUNT_ID",)],
-    "openai": [("OPENAI_API_KEY",)],
-    "bedrock": [("AWS_ACCESS_KEY_ID", "AWS_PROFILE")],
-    "hf hub": [("HF_TOKEN",)],
-}
+
+def credentials_needed() -> dict[str, list[tuple[str, ...]]]:
+    """provider -> what it needs (any one variable of a tuple is enough), from the registry."""
+    import providers
+
+    needs = {n: providers.get_provider(n).credential_needs() for n in providers.HOSTED}  # type: ignore[attr-defined]
+    return {**needs, "hf hub": [("HF_TOKEN",)]}
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def _ollama(host: str | None, timeout_s: float) -> Check:
 
 def _credentials() -> list[Check]:
     out = []
-    for provider, needs in CREDENTIALS.items():
+    for provider, needs in credentials_needed().items():
         unmet = [n for n in needs if not any(os.environ.get(var, "").strip() for var in n)]
         names = [" or ".join(n) for n in needs]
         if not unmet:

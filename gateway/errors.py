@@ -2,6 +2,25 @@
 
 Every error carries what went wrong, where, and how to fix it, so the CLI can print it as one
 readable line and exit non-zero instead of showing a traceback.
+
+    TunegateError
+    ├── SpecError            a job file or argument is invalid
+    ├── CatalogError         a catalog file is malformed, an id unknown
+    │   └── UnknownModelError
+    ├── HardwareError
+    ├── JournalError
+    ├── PlanError            no backend can run the job under the constraints
+    ├── ProviderError        a provider refused or failed a request
+    ├── JobError             a job cannot do what was asked
+    ├── ArchiveError         a download is unsafe or corrupt
+    ├── ExportError          an export cannot be made or failed verification
+    │   └── DeployError      a deployment cannot be made, removed or reached
+    ├── MissingKeyError      a provider key is not set
+    ├── ConversionError      an example cannot be written in the target format
+    ├── ModelNotFoundError   the base model is not on disk and cannot be fetched
+    └── AdapterFormatError   an adapter uses a feature the other format cannot express
+(`MissingExtraError`, for an optional package, lives with the extras table in
+`gateway.extras`.)
 """
 
 from __future__ import annotations
@@ -69,3 +88,19 @@ class DeployError(ExportError):
     """A deployment cannot be made, removed or reached (unknown target, a source the target
     does not take, a host that refused). An `ExportError`, since deploying is the last step
     of an export."""
+
+
+class MissingKeyError(TunegateError):
+    """A provider key is not set."""
+
+
+class ConversionError(TunegateError):
+    """An example cannot be written in the target format."""
+
+
+class ModelNotFoundError(TunegateError):
+    """The base model cannot be found locally or fetched."""
+
+
+class AdapterFormatError(TunegateError):
+    """An adapter uses a feature the other format cannot express."""

@@ -13,14 +13,10 @@ import sys
 from pathlib import Path
 
 from gateway.catalog import tunegate_home
-from gateway.errors import TunegateError
+from gateway.errors import ModelNotFoundError
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-
-
-class ModelNotFoundError(TunegateError):
-    """The base model cannot be found locally or fetched."""
 
 
 def _hub_id(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from gateway.errors import TunegateError
+from gateway.errors import MissingKeyError
 
 KEY_VARS = (
     "OPENAI_API_KEY",
@@ -19,10 +19,6 @@ KEY_VARS = (
     "HF_TOKEN",
     "WANDB_API_KEY",
 )
-
-
-class MissingKeyError(TunegateError):
-    """A provider key is not set."""
 
 
 def require(var: str, provider: str) -> str:

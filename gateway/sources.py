@@ -7,6 +7,7 @@ file, an export folder, a PEFT adapter folder or a merged model folder. `tg.expo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,13 @@ def for_deploy(
                     fix="give a job id (`tunegate jobs`), or the path of an export",
                 )
             path = None  # type: ignore[assignment]
-    if wants == "gguf":
-        return _gguf(ref, job, path, art_id, journal, progress)
-    if wants == "merged":
-        return _merged(ref, job, path, art_id, journal, progress)
     fetch = _fetcher(job, journal) if job is not None else None
-    return DeploySource(ref, job, path.resolve() if path else None, art_id, fetch=fetch)
+    src = DeploySource(ref, job, path.resolve() if path else None, art_id, fetch=fetch)
+    if wants == "gguf":
+        return _gguf(src, journal, progress)
+    if wants == "merged":
+        return _merged(src, journal, progress)
+    return src
 
 
 def _fetcher(job: JobRecord, journal: Journal) -> Any:
@@ -92,16 +94,10 @@ def _fetcher(job: JobRecord, journal: Journal) -> Any:
     return fetch
 
 
-def _gguf(
-    ref: str,
-    job: JobRecord | None,
-    path: Path | None,
-    art_id: str | None,
-    journal: Journal,
-    progress: bool,
-) -> DeploySource:
+def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     """The one model GGUF of a file, an export folder, an artifact or a job; a job without a
     GGUF export is exported first (AUTO_QUANT, verified)."""
+    path, art_id, job = src.path, src.artifact_id, src.job
     if path is None and job is not None:
         rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
         if not rows:
@@ -109,44 +105,46 @@ def _gguf(
 
             art = for_export(job.id, journal)
             result = export(art, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
-            row = _artifact_row(str(result.artifact_id), journal)
-            sha = row["sha256"] if row and row["uri"] == str(result.files[0]) else None
-            return DeploySource(ref, job, result.files[0], result.artifact_id, sha)
+            gguf = result.files[0]
+            return replace(
+                src,
+                path=gguf,
+                artifact_id=result.artifact_id,
+                sha256=_sha(result.artifact_id, gguf, journal),
+            )
         path, art_id = Path(rows[-1]["uri"]), rows[-1]["id"]
     assert path is not None
     if path.is_file() and path.suffix == ".gguf":
-        return DeploySource(ref, job, path.resolve(), art_id, _sha(art_id, path, journal))
-    files = (
-        sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name) if path.is_dir() else []
-    )
+        files = [path]
+    else:
+        files = (
+            sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name)
+            if path.is_dir()
+            else []
+        )
     if len(files) != 1:
         raise DeployError(
             f"{path} holds {len(files)} model GGUF files; deploy needs exactly one",
             fix="name the .gguf file itself, or export first: tunegate export ID --to gguf",
         )
-    return DeploySource(ref, job, files[0].resolve(), art_id, _sha(art_id, files[0], journal))
+    gguf = files[0].resolve()
+    return replace(src, path=gguf, artifact_id=art_id, sha256=_sha(art_id, gguf, journal))
 
 
 def _sha(art_id: str | None, path: Path, journal: Journal) -> str | None:
     """The hash an export recorded for exactly this file, so it need not be read again."""
     row = _artifact_row(art_id, journal) if art_id else None
-    return row["sha256"] if row and Path(row["uri"]) == path else None
+    return row["sha256"] if row and Path(row["uri"]) == Path(path) else None
 
 
-def _merged(
-    ref: str,
-    job: JobRecord | None,
-    path: Path | None,
-    art_id: str | None,
-    journal: Journal,
-    progress: bool,
-) -> DeploySource:
+def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
-    merged = path is not None and (path / "config.json").is_file()
-    if merged and not (path / "adapter_config.json").exists():  # type: ignore[operator]
-        return DeploySource(ref, job, path.resolve(), art_id)  # type: ignore[union-attr]
+    path = src.path
+    weights = path is not None and (path / "config.json").is_file()
+    if weights and not (path / "adapter_config.json").exists():  # type: ignore[operator]
+        return src
     from exporters.api import export
 
-    what = path if path is not None else for_export(job.id, journal)  # type: ignore[union-attr]
+    what = path if path is not None else for_export(src.job.id, journal)  # type: ignore[union-attr]
     result = export(what, "merged", journal=journal, progress=progress)
-    return DeploySource(ref, job, Path(result.path), result.artifact_id)
+    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)

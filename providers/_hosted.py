@@ -13,13 +13,13 @@ from gateway.units import Range
 def base_offer(ctx: PlanContext, provider: str, keys: list[str]) -> Offer:
     """A hosted offer with nothing priced yet; missing keys are noted, not fatal, for planning."""
     offer = Offer(
-        provider,
-        "hosted",
-        None,
-        Range.zero(),
-        Range.zero(),
-        Range.zero(),
-        ctx.spec.serving.horizon_days,
+        provider=provider,
+        kind="hosted",
+        hardware=None,
+        train_usd=Range.zero(),
+        train_hours=Range.zero(),
+        serve_usd_month=Range.zero(),
+        horizon_days=ctx.spec.serving.horizon_days,
     )
     missing = [k for k in keys if not ctx.env.get(k)]
     if missing:

@@ -32,6 +32,10 @@ class HostedJobs:
     def check_ready(self) -> None:
         self._keys()
 
+    def credential_needs(self) -> list[tuple[str, ...]]:
+        """What `tunegate doctor` checks: each tuple needs one of its variables set."""
+        return [(var,) for var in self.key_vars]
+
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         client = self.client()
         return upload_files(

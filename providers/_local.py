@@ -50,7 +50,14 @@ def _offer(
     spec, model = ctx.spec, ctx.model
     horizon = spec.serving.horizon_days
     offer = Offer(
-        provider, kind, hw.id, Range.zero(), Range.zero(), Range.zero(), horizon, model_id=model.id
+        provider=provider,
+        kind=kind,
+        hardware=hw.id,
+        train_usd=Range.zero(),
+        train_hours=Range.zero(),
+        serve_usd_month=Range.zero(),
+        horizon_days=horizon,
+        model_id=model.id,
     )
     if model.closed:
         return offer.refuse(f"{model.id} is a closed model: only OpenAI can tune it")

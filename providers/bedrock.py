@@ -149,6 +149,9 @@ class Bedrock(HostedJobs):
         )
         return boto3.session.Session().client(service, config=config)
 
+    def credential_needs(self) -> list[tuple[str, ...]]:
+        return [("AWS_ACCESS_KEY_ID", "AWS_PROFILE")]  # or boto3's other sources
+
     def check_ready(self) -> None:
         import boto3
 

@@ -7,26 +7,36 @@ import pytest
 from gateway.catalog import Catalog, load_catalog
 from gateway.hardware import Machine
 
-KEY_VARS = (
-    "OPENAI_API_KEY",
-    "TOGETHER_API_KEY",
-    "FIREWORKS_API_KEY",
-    "FIREWORKS_ACCOUNT_ID",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_PROFILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_BEDROCK",
-    "AWS_ENDPOINT_URL_S3",
-    "TUNEGATE_CONFIG",
-    "TUNEGATE_BEDROCK_ROLE_ARN",
-    "TUNEGATE_BEDROCK_S3_URI",
-    "TUNEGATE_BEDROCK_REGION",
-)
+
+def _key_vars() -> tuple[str, ...]:
+    """Every credential variable a backend reads (from the registry), plus the AWS chain and
+    tunegate's own settings: none of the machine's may leak into a test."""
+    import providers
+
+    names: list[str] = []
+    for name in providers.NAMES:
+        names += getattr(providers.get_provider(name), "key_vars", ())
+    return (
+        *dict.fromkeys(names),
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_BEDROCK",
+        "AWS_ENDPOINT_URL_S3",
+        "TOGETHER_PROJECT_ID",
+        "TUNEGATE_CONFIG",
+        "TUNEGATE_BEDROCK_ROLE_ARN",
+        "TUNEGATE_BEDROCK_S3_URI",
+        "TUNEGATE_BEDROCK_REGION",
+    )
+
+
+KEY_VARS = _key_vars()
 
 
 @pytest.fixture(autouse=True)

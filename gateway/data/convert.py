@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.data.formats import Example, content_text
-from gateway.errors import TunegateError
+from gateway.errors import ConversionError
 
 SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
-
-
-class ConversionError(TunegateError):
-    """An example cannot be written in the target format."""
 
 
 def _fail(ex: Example, target: str, why: str) -> ConversionError:

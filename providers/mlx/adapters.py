@@ -18,17 +18,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import TunegateError
+from gateway.errors import AdapterFormatError
 
 _PEFT_KEY = re.compile(
     r"^base_model\.model\.model\.layers\.(\d+)\.(.+)\.(lora_A|lora_B)\.weight$|"
     r"^base_model\.model\.model\.layers\.(\d+)\.(.+)\.lora_magnitude_vector(?:\.weight)?$"
 )
 _MLX_KEY = re.compile(r"^model\.layers\.(\d+)\.(.+)\.(lora_a|lora_b|m)$")
-
-
-class AdapterFormatError(TunegateError):
-    """An adapter uses a feature the other format cannot express."""
 
 
 def _n_layers(base: Path) -> int:

@@ -104,3 +104,18 @@ def test_overrides_merge_section_by_section_and_validate():
     assert merged.method == "dora" and spec.method == "lora"
     with pytest.raises(SpecError, match="invalid options: method: 'qlra' is not allowed"):
         spec.with_overrides({"method": "qlra"})
+
+
+def test_from_options_builds_what_the_cli_builds(tmp_path):
+    """The SDK owns flags -> spec; the CLI only passes its options through."""
+    job = tmp_path / "job.yaml"
+    job.write_text("base_model: x\ntraining: {epochs: 3}\n")
+    spec = JobSpec.from_options(job, epochs=2, rank=8, serve="2M/day", providers="together, openai")
+    assert spec.training.epochs == 2 and spec.lora.rank == 8
+    assert spec.serving.tokens_per_day == 2_000_000
+    assert spec.constraints.providers == ["together", "openai"]
+    assert JobSpec.from_options(base="x", examples=5).base_model == "x"  # plan-only names ignored
+    with pytest.raises(SpecError, match="give a job file or --base"):
+        JobSpec.from_options(epochs=2)
+    with pytest.raises(SpecError, match=r"constraints\.providers"):
+        JobSpec.from_options(base="x", providers="nope")
