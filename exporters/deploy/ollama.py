@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.chat_format import ChatFormat, detect, gguf_chat_info
 from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared
-from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import DeployError, ExportError, ProviderError
+
+if TYPE_CHECKING:  # the journal types load with the target, not with `tunegate --help`
+    from gateway.deploy_journal import ChatReply, Deployment
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -208,6 +210,7 @@ class Ollama:
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
         import ollama
 
+        from gateway.deploy_journal import ChatReply
         from gateway.retry import http_timeout_s
 
         client = ollama.Client(host=dep.endpoint, timeout=http_timeout_s())
