@@ -10,6 +10,7 @@ import click
 
 from cli.common import emit_json, handle_errors
 from gateway.data.formats import FORMATS
+from gateway.data.hygiene import CONTAMINATION_NGRAM, NEAR_THRESHOLD
 from providers import HOSTED as PROVIDERS
 
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -27,7 +28,7 @@ def data_group() -> None:
     "--eval",
     "eval_path",
     type=IN_FILE,
-    help="Eval file to check for contamination (13-gram overlap).",
+    help=f"Eval file to check for contamination ({CONTAMINATION_NGRAM}-gram overlap).",
 )
 @click.option(
     "--provider", type=click.Choice(PROVIDERS), help="Also apply this provider's file rules."
@@ -35,11 +36,13 @@ def data_group() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), help="Force a format instead of detecting it."
 )
-@click.option("--near-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True)
+@click.option(
+    "--near-threshold", type=click.FloatRange(0.1, 1.0), default=NEAR_THRESHOLD, show_default=True
+)
 @click.option(
     "--ngram",
     type=click.IntRange(3, 50),
-    default=13,
+    default=CONTAMINATION_NGRAM,
     show_default=True,
     help="Contamination n-gram size.",
 )
@@ -192,7 +195,7 @@ def convert_cmd(
 @click.option(
     "--threshold",
     type=click.FloatRange(0.1, 1.0),
-    default=0.8,
+    default=NEAR_THRESHOLD,
     show_default=True,
     help="Near-duplicate Jaccard threshold.",
 )

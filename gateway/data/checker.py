@@ -9,7 +9,13 @@ from typing import Any
 from gateway.catalog import load_catalog
 from gateway.catalog.schema import ModelInfo
 from gateway.data.formats import LoadedFile, load
-from gateway.data.hygiene import Contamination, contamination, fingerprints
+from gateway.data.hygiene import (
+    CONTAMINATION_NGRAM,
+    NEAR_THRESHOLD,
+    Contamination,
+    contamination,
+    fingerprints,
+)
 from gateway.data.tokens import TokenStats, load_tokenizer, token_stats
 from gateway.data.validate import Finding, check_file
 from gateway.errors import TunegateError
@@ -67,8 +73,8 @@ def check(
     eval_path: Path | None = None,
     provider: str | None = None,
     fmt: str | None = None,
-    near_threshold: float = 0.8,
-    ngram: int = 13,
+    near_threshold: float = NEAR_THRESHOLD,
+    ngram: int = CONTAMINATION_NGRAM,
 ) -> CheckReport:
     """Run every check on a training file; the file itself is only read."""
     path = Path(path)

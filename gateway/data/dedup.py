@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.data.convert import write_jsonl
 from gateway.data.formats import Example, load, read_records
-from gateway.data.hygiene import fingerprints
+from gateway.data.hygiene import NEAR_THRESHOLD, fingerprints
 from gateway.data.split import split
 from gateway.data.tokens import token_stats
 
@@ -26,7 +26,7 @@ def drops(
     examples: list[Example],
     *,
     near: bool = True,
-    threshold: float = 0.8,
+    threshold: float = NEAR_THRESHOLD,
     min_tokens: int | None = None,
     max_tokens: int | None = None,
 ) -> dict[int, dict[str, Any]]:

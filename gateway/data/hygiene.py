@@ -12,6 +12,9 @@ from typing import Any
 
 from gateway.data.formats import Example, content_text
 
+NEAR_THRESHOLD = 0.8  # MinHash Jaccard above which two examples count as near-duplicates
+CONTAMINATION_NGRAM = 13  # word n-gram shared with the eval set that flags contamination
+
 _PUNCT = str.maketrans(
     {c: " " for c in string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"}
 )
@@ -109,7 +112,9 @@ def exact_duplicates(examples: Iterable[Example]) -> list[list[int]]:
     return fingerprints(examples, near=False).exact_groups()
 
 
-def near_duplicates(examples: Iterable[Example], threshold: float = 0.8) -> list[list[int]]:
+def near_duplicates(
+    examples: Iterable[Example], threshold: float = NEAR_THRESHOLD
+) -> list[list[int]]:
     """Groups of lines whose word-trigram Jaccard similarity is about `threshold` or more.
 
     One-permutation MinHash with banded LSH (`gateway.data.minhash`); exact duplicates are
@@ -144,7 +149,9 @@ def _task_parts(ex: Example) -> list[str]:
     return [p for p in parts if p]
 
 
-def contamination(train: list[Example], evals: list[Example], n: int = 13) -> list[Contamination]:
+def contamination(
+    train: list[Example], evals: list[Example], n: int = CONTAMINATION_NGRAM
+) -> list[Contamination]:
     """Training examples sharing an n-gram (13 words by default) with an eval example, within
     one message's text (system prompts are left out)."""
     index: dict[int, int] = {}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 from gateway.data.formats import Example
-from gateway.data.hygiene import fingerprints
+from gateway.data.hygiene import NEAR_THRESHOLD, fingerprints
 
 
 def split(
-    examples: list[Example], val_fraction: float, seed: int = 0, threshold: float = 0.8
+    examples: list[Example], val_fraction: float, seed: int = 0, threshold: float = NEAR_THRESHOLD
 ) -> tuple[list[Example], list[Example]]:
     """Split whole duplicate groups (exact or near) so no group straddles train and validation."""
     if not 0 < val_fraction < 1:
