@@ -12,19 +12,20 @@ from gateway.journal import Journal
 from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
-from tests.job_files import job_file
-
-pytest.importorskip("boto3")
-pytest.importorskip("moto.server")
-pytest.importorskip("flask")
-
 from tests.fakes.bedrock_api import BUCKET, REGION, ROLE, BedrockFake
+from tests.job_files import job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 
 
+def _needs_moto() -> None:
+    for name in ("boto3", "moto.server", "flask"):
+        pytest.importorskip(name)
+
+
 @pytest.fixture
 def fake(monkeypatch):
+    _needs_moto()
     with BedrockFake() as server:
         server.env(monkeypatch)
         yield server
@@ -156,6 +157,7 @@ def test_multipart_upload_is_verified_and_not_repeated(fake, tmp_path, monkeypat
 
 
 def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
+    _needs_moto()
     faults = Faults(
         rate=0.3, seed=5, slow_s=2.5, kinds=("429", "500", "503", "slow", "drop", "lost")
     )
@@ -171,30 +173,3 @@ def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
         kinds = {k for _, _, k in faults.injected}
         assert {"429", "500"} <= kinds, faults.injected
         assert any(m == "POST" for m, _, _ in faults.injected)  # creates were faulted too
-
-
-def test_plan_maps_and_checks_hyperparameters(tmp_path, monkeypatch):
-    from gateway.router import plan
-
-    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40))
-    (offer,) = [o for o in plan(spec).offers if o.provider == "bedrock"]
-    assert offer.feasible
-    # the preset's batch size 2 is clamped to Bedrock's fixed 1, and said so
-    assert any("training.batch_size 2 sent as batchSize 1" in n for n in offer.notes)
-    assert "needs bedrock.role_arn (an IAM role) in the tunegate config to launch" in offer.needs
-    monkeypatch.setenv("TUNEGATE_BEDROCK_ROLE_ARN", ROLE)
-    monkeypatch.setenv("TUNEGATE_BEDROCK_S3_URI", f"s3://{BUCKET}/x")
-    spec = JobSpec.from_yaml(
-        job_file(tmp_path, BASE, n=40, training={"batch_size": 8, "learning_rate": 2e-5})
-    )
-    (offer,) = [o for o in plan(spec).offers if o.provider == "bedrock"]
-    assert not offer.feasible and "batchSize 1-1" in offer.reason
-    assert not [n for n in offer.needs if "bedrock." in n]
-
-
-def test_fireworks_refuses_a_dpo_beta_it_does_not_accept(tmp_path):
-    from gateway.router import plan
-
-    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, "dpo", training={"dpo_beta": 0.6}))
-    (offer,) = [o for o in plan(spec).offers if o.provider == "fireworks"]
-    assert not offer.feasible and "beta below 0.5" in offer.reason

@@ -14,13 +14,12 @@ from tests.fakes._server import Faults
 from tests.fakes.fireworks_api import FireworksFake, adapter_files
 from tests.job_files import job_file
 
-pytest.importorskip("fireworks")
-
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 @pytest.fixture
 def fake(monkeypatch):
+    pytest.importorskip("fireworks")
     with FireworksFake() as server:
         server.env(monkeypatch)
         yield server
@@ -118,6 +117,7 @@ def test_cut_download_resumes(fake, tmp_path):
 
 
 def test_thirty_percent_faults_one_job_per_launch(monkeypatch, tmp_path):
+    pytest.importorskip("fireworks")
     faults = Faults(rate=0.3, seed=11, slow_s=0.8)
     with FireworksFake(faults) as server:
         server.env(monkeypatch)

@@ -9,11 +9,10 @@ from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
 from tests.job_files import job_file
 
-pytest.importorskip("openai")
-
 
 @pytest.fixture
 def fake(monkeypatch):
+    pytest.importorskip("openai")
     with OpenAIFake() as server:
         server.env(monkeypatch)
         yield server

@@ -13,14 +13,13 @@ from gateway.spec import JobSpec
 from tests.fakes.together_api import TOTAL_STEPS, TogetherFake
 from tests.job_files import job_file
 
-pytest.importorskip("together")
-pytest.importorskip("zstandard")
-
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 @pytest.fixture
 def fake(monkeypatch):
+    pytest.importorskip("together")
+    pytest.importorskip("zstandard")  # Together's archives
     with TogetherFake() as server:
         server.env(monkeypatch)
         yield server

@@ -22,9 +22,13 @@ from tests.fakes.openai_api import OpenAIFake
 from tests.fakes.together_api import TogetherFake
 from tests.job_files import SECRET, job_file
 
-pytest.importorskip("openai")
-pytest.importorskip("together")
-pytest.importorskip("zstandard")
+
+@pytest.fixture
+def sdks():
+    """The official SDKs the fault tests drive (the missing-key test needs none)."""
+    for name in ("openai", "together", "zstandard"):
+        pytest.importorskip(name)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_thirty_percent_faults_one_remote_job_per_launch(
-    monkeypatch, tmp_path, provider, fake_cls, base
+    sdks, monkeypatch, tmp_path, provider, fake_cls, base
 ):
     faults = Faults(rate=0.3, seed=7, slow_s=0.8)
     with fake_cls(faults) as fake:
@@ -60,7 +64,7 @@ def test_thirty_percent_faults_one_remote_job_per_launch(
             assert sorted(j["metadata"]["tunegate_key"] for j in fake.jobs.values()) == sorted(keys)
 
 
-def test_lost_create_answer_is_adopted_not_repeated(monkeypatch, tmp_path):
+def test_lost_create_answer_is_adopted_not_repeated(sdks, monkeypatch, tmp_path):
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "lost")
     with OpenAIFake(faults) as fake:
@@ -71,7 +75,7 @@ def test_lost_create_answer_is_adopted_not_repeated(monkeypatch, tmp_path):
         assert job.record.remote_id == next(iter(fake.jobs))
 
 
-def test_server_error_on_create_is_searched_then_retried_once(monkeypatch, tmp_path):
+def test_server_error_on_create_is_searched_then_retried_once(sdks, monkeypatch, tmp_path):
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "500")
     with OpenAIFake(faults) as fake:
@@ -82,7 +86,7 @@ def test_server_error_on_create_is_searched_then_retried_once(monkeypatch, tmp_p
         assert len(fake.jobs) == 1 and job.record.state == "queued"
 
 
-def test_refused_create_fails_without_retry(monkeypatch, tmp_path):
+def test_refused_create_fails_without_retry(sdks, monkeypatch, tmp_path):
     faults = Faults()
     faults.script("POST", r"/v1/fine_tuning/jobs$", "400")
     with OpenAIFake(faults) as fake:
@@ -95,7 +99,7 @@ def test_refused_create_fails_without_retry(monkeypatch, tmp_path):
         assert rec.state == "failed" and "create refused" in rec.error
 
 
-def test_client_killed_during_create_is_reconciled_on_next_start(tmp_path):
+def test_client_killed_during_create_is_reconciled_on_next_start(sdks, tmp_path):
     """A CLI process killed after sending the create (before it could journal the answer)."""
     with OpenAIFake() as fake:
         fake.hold_create_s = 30
@@ -157,7 +161,7 @@ def test_client_killed_during_create_is_reconciled_on_next_start(tmp_path):
             assert SECRET not in text
 
 
-def test_no_key_in_journal_logs_or_cli_output(monkeypatch, tmp_path):
+def test_no_key_in_journal_logs_or_cli_output(sdks, monkeypatch, tmp_path):
     with TogetherFake() as fake:
         fake.env(monkeypatch, timeout_s=0.4, budget_s=60, max_wait_s=0.5)
         monkeypatch.setenv("TUNEGATE_POLL_S", "0")

@@ -93,6 +93,7 @@ def test_devices_and_oversize_are_refused(tmp_path):
 
 
 def test_corrupt_archive_is_an_error_not_a_traceback(tmp_path):
+    pytest.importorskip("zstandard")  # a corrupt zstd stream, as the zstd reader sees it
     arc = tmp_path / "junk.tar"
     arc.write_bytes(b"\x28\xb5\x2f\xfd" + b"not really zstd" * 10)
     with pytest.raises(ArchiveError, match="cannot unpack"):
