@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +69,7 @@ class EventRecord:
     data: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "ts": self.ts,
-            "kind": self.kind,
-            "message": self.message,
-            "step": self.step,
-            "data": self.data,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "job_id"}
 
 
 def scrub(value: Any) -> Any:
