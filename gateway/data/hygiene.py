@@ -56,6 +56,7 @@ class Fingerprints:
     lines: list[int]
     exact_keys: list[bytes]
     signatures: Any = None  # numpy (n, bins) uint64 array
+    sets: Any = None  # minhash.ShingleSets: the exact shingle sets candidates are confirmed on
 
     def exact_groups(self) -> list[list[int]]:
         groups: dict[bytes, list[int]] = {}
@@ -66,7 +67,7 @@ class Fingerprints:
     def near_groups(self, threshold: float) -> list[list[int]]:
         from gateway.data.minhash import near_groups
 
-        return near_groups(self.signatures, self.lines, threshold)
+        return near_groups(self.signatures, self.lines, threshold, sets=self.sets)
 
 
 def fingerprints(
@@ -80,16 +81,18 @@ def fingerprints(
     if near:
         import numpy as np
 
-        from gateway.data.minhash import shingle_hashes, signatures
+        from gateway.data.minhash import ShingleSets, shingle_hashes, signatures
     out = Fingerprints([], [], None)
-    blocks = []
+    blocks, set_blocks = [], []
     chunk: list[list[str]] = []
 
     def flush() -> None:
         flat = [w for ws in chunk for w in ws]
         wh = np.fromiter(map(_WORD_HASHES.__getitem__, flat), dtype=np.uint64, count=len(flat))
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
-        blocks.append(signatures(shingle_hashes(wh, lengths), len(chunk), bins))
+        shingles = shingle_hashes(wh, lengths)
+        blocks.append(signatures(shingles, len(chunk), bins))
+        set_blocks.append(ShingleSets.of(shingles, len(chunk)))
         chunk.clear()
 
     for ex in examples:
@@ -104,6 +107,7 @@ def fingerprints(
         if chunk or not blocks:
             flush()
         out.signatures = np.concatenate(blocks)
+        out.sets = ShingleSets.join(set_blocks)
     return out
 
 

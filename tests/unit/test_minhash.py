@@ -146,3 +146,50 @@ def test_large_bucket_of_copies_stays_one_group():
     rows = [_text_example(i + 1, "the same sentence, said again and again") for i in range(3000)]
     groups = fingerprints(rows).near_groups(0.8)
     assert groups == [list(range(1, 3001))]
+
+
+def _templated_pairs() -> list[str]:
+    """The issue's case: 100 distinct short templated pairs, true trigram Jaccard ~0.43."""
+    return [f"Name the capital of country {i}. City {i}." for i in range(100)]
+
+
+def test_distinct_short_texts_are_never_grouped():
+    """Short texts have fewer shingles than bins; their densified signatures agree on most
+    bins. Candidates are confirmed on the exact shingle sets, so none is a duplicate."""
+    texts = _templated_pairs()
+    pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
+    assert max(_jaccard(texts[i], texts[j]) for i, j in pairs) < 0.8  # truly distinct
+    prints = fingerprints([_text_example(i + 1, t) for i, t in enumerate(texts)])
+    assert prints.near_groups(0.8) == []
+    # the estimate alone, as before, grouped some of them: the confirmation is what fixes it
+    from gateway.data.minhash import near_groups
+
+    assert near_groups(prints.signatures, prints.lines, 0.8)  # without the exact sets
+
+
+def test_confirmed_groups_hold_on_exact_similarity():
+    """Every pair inside a reported group (by its chain) is at the threshold or above."""
+    texts = _corpus(3) + _templated_pairs()
+    prints = fingerprints([_text_example(i + 1, t) for i, t in enumerate(texts)])
+    groups = prints.near_groups(0.8)
+    assert groups
+    for group in groups:
+        for a in group[1:]:
+            best = max(_jaccard(texts[a - 1], texts[b - 1]) for b in group if b != a)
+            assert best >= 0.8, (a, group)
+
+
+def test_dedup_keeps_every_distinct_templated_example(tmp_path):
+    import json
+
+    from gateway.data.dedup import dedup_file
+
+    src = tmp_path / "pairs.jsonl"
+    rows = [
+        {"prompt": f"Name the capital of country {i}.", "completion": f"City {i}."}
+        for i in range(100)
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = dedup_file(src, tmp_path / "out.jsonl")
+    kept = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(kept) == 100, report
