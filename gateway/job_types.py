@@ -54,6 +54,19 @@ class Artifact:
     bytes: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Artifact:
+        """An artifact as the journal stores it (`Journal.artifacts()` rows)."""
+        return cls(
+            row["id"],
+            row["job_id"],
+            row["kind"],
+            row["uri"],
+            row["sha256"],
+            row["bytes"],
+            row["meta"] or {},
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

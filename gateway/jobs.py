@@ -16,9 +16,19 @@ from gateway.errors import JobError
 from gateway.job_types import Artifact, JobUpdate, RemoteEvent, job_dir, normalize_state
 from gateway.journal import STATES, EventRecord, JobRecord, Journal
 from gateway.retry import idempotent
-from providers.base import Provider, Resumable
+from providers import get_provider
+from providers.base import Resumable
 
-__all__ = ["Artifact", "Job", "JobUpdate", "RemoteEvent", "job_dir", "jobs", "normalize_state"]
+__all__ = [
+    "Artifact",
+    "Job",
+    "JobUpdate",
+    "RemoteEvent",
+    "get_provider",
+    "job_dir",
+    "jobs",
+    "normalize_state",
+]
 
 
 def poll_interval_s(interval: float | None = None) -> float:
@@ -26,13 +36,6 @@ def poll_interval_s(interval: float | None = None) -> float:
     if interval is not None:
         return float(interval)
     return float(os.environ.get("TUNEGATE_POLL_S", "10"))
-
-
-def get_provider(name: str) -> Provider:
-    """The backend that runs jobs for `name` (a `JobError` naming the known ones otherwise)."""
-    from providers import get_provider as _get
-
-    return _get(name)
 
 
 class Job:
@@ -165,15 +168,7 @@ class Job:
             if wanted and row["kind"] != wanted:
                 continue
             if dest is None or Path(row["uri"]) == Path(dest).resolve():
-                return Artifact(
-                    row["id"],
-                    rec.id,
-                    row["kind"],
-                    row["uri"],
-                    row["sha256"],
-                    row["bytes"],
-                    row["meta"] or {},
-                )
+                return Artifact.from_row(row)
         provider = get_provider(rec.provider)
         default = job_dir(rec.id) / ("merged" if merged else "artifact")
         got = provider.fetch(rec, dest or default, progress=progress, merged=merged)

@@ -41,15 +41,7 @@ def for_export(source: Any, journal: Journal | None = None) -> Any:
     journal = journal or Journal()
     row = _artifact_row(str(source), journal)
     if row is not None:
-        return Artifact(
-            row["id"],
-            row["job_id"],
-            row["kind"],
-            row["uri"],
-            row["sha256"],
-            row["bytes"],
-            row["meta"] or {},
-        )
+        return Artifact.from_row(row)
     return Job(str(source), journal).artifact()
 
 

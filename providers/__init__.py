@@ -44,9 +44,5 @@ def get_provider(name: str) -> Provider:
     return getattr(import_module(module), cls)()
 
 
-def get_planner(name: str) -> Planner:
-    return get_provider(name)
-
-
 def all_planners() -> list[Planner]:
-    return [get_planner(name) for name in REGISTRY]
+    return [get_provider(name) for name in REGISTRY]

@@ -37,10 +37,12 @@ class HostedJobs:
         return [(var,) for var in self.key_vars]
 
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
+        train, valid = prepare_data(spec, self.name, self.data_format, jobdir)
         client = self.client()
-        return upload_files(
-            spec, self.name, self.data_format, jobdir, lambda path: self._upload_one(client, path)
-        )
+        out = {"training_file": self._upload_one(client, train)}
+        if valid is not None:
+            out["validation_file"] = self._upload_one(client, valid)
+        return out
 
     def _upload_one(self, client: Any, path: Path) -> str:
         raise NotImplementedError
@@ -60,17 +62,6 @@ def prepare_data(
             Path(spec.validation), target, jobdir / f"valid.{provider}.jsonl", provider=provider
         )
     return train, valid
-
-
-def upload_files(
-    spec: ResolvedSpec, provider: str, target: str, jobdir: Path, upload_one: Any
-) -> dict[str, str]:
-    """Check and convert the job's files, then upload each with `upload_one(path) -> file id`."""
-    train, valid = prepare_data(spec, provider, target, jobdir)
-    out = {"training_file": upload_one(train)}
-    if valid is not None:
-        out["validation_file"] = upload_one(valid)
-    return out
 
 
 def user_set(rec: JobRecord, key: str) -> bool:

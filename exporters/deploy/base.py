@@ -11,7 +11,7 @@ each target remembering to write it, and a failure is journaled as failed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -48,7 +48,8 @@ class DeployOptions:
     progress: bool = False
 
     def given(self) -> set[str]:
-        return {k for k in ("system", "template", "stops", "host") if getattr(self, k)}
+        """The target-specific options set (`progress` is for every target)."""
+        return {f.name for f in fields(self) if f.name != "progress" and getattr(self, f.name)}
 
 
 @dataclass

@@ -204,9 +204,19 @@ def retry_env(
 
 class FakeAPI:
     """A provider fake: its routes served by `self.server`, usable as a context manager; its
-    `env(monkeypatch)` points the provider's official SDK at it."""
+    `env(monkeypatch)` points the provider's official SDK at it (`sdk_env()`)."""
 
     server: FakeServer
+    max_wait_s: float | None = None  # the retry back-off cap its tests run with
+
+    def sdk_env(self) -> dict[str, str]:
+        """The variables the SDK reads: where the API is, and a key."""
+        raise NotImplementedError
+
+    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=None) -> None:
+        for var, value in self.sdk_env().items():
+            monkeypatch.setenv(var, value)
+        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s or self.max_wait_s)
 
     def __enter__(self) -> Any:
         self.server.__enter__()

@@ -14,7 +14,7 @@ import json
 import threading
 from typing import Any
 
-from tests.fakes._server import SECRET, FakeAPI, FakeServer, Faults, Reply, Request, retry_env
+from tests.fakes._server import SECRET, FakeAPI, FakeServer, Faults, Reply, Request
 from tests.fakes.fireworks_serving import ServingRoutes, _error, _iso
 
 STAGES = [
@@ -88,11 +88,14 @@ class FireworksFake(ServingRoutes, FakeAPI):
         )
         self.server = FakeServer(routes, faults, creates=creates)
 
-    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=0.3) -> None:
-        monkeypatch.setenv("FIREWORKS_BASE_URL", self.base_url)
-        monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
-        monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", self.account)
-        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
+    max_wait_s = 0.3
+
+    def sdk_env(self) -> dict[str, str]:
+        return {
+            "FIREWORKS_BASE_URL": self.base_url,
+            "FIREWORKS_API_KEY": SECRET,
+            "FIREWORKS_ACCOUNT_ID": self.account,
+        }
 
     # datasets -------------------------------------------------------------------------------
     def create_dataset(self, req: Request) -> Reply:

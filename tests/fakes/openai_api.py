@@ -22,7 +22,6 @@ from tests.fakes._server import (
     Reply,
     Request,
     chat_reply,
-    retry_env,
 )
 
 TOTAL_STEPS = 4
@@ -56,10 +55,8 @@ class OpenAIFake(FakeAPI):
         ]
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine_tuning/jobs",))
 
-    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=None) -> None:
-        monkeypatch.setenv("OPENAI_BASE_URL", self.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
+    def sdk_env(self) -> dict[str, str]:
+        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": SECRET}
 
     @property
     def base_url(self) -> str:

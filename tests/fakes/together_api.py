@@ -27,7 +27,6 @@ from tests.fakes._server import (
     Reply,
     Request,
     chat_reply,
-    retry_env,
 )
 from tests.fakes.together_v2 import TogetherV2
 
@@ -93,10 +92,8 @@ class TogetherFake(FakeAPI):
         )  # presigned storage is not Together's API
         self.server = FakeServer(routes, faults, creates=("POST /v1/fine-tunes",))
 
-    def env(self, monkeypatch: Any, *, timeout_s=0.5, budget_s=30, max_wait_s=None) -> None:
-        monkeypatch.setenv("TOGETHER_BASE_URL", self.base_url)
-        monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
-        retry_env(monkeypatch, timeout_s, budget_s, max_wait_s)
+    def sdk_env(self) -> dict[str, str]:
+        return {"TOGETHER_BASE_URL": self.base_url, "TOGETHER_API_KEY": SECRET}
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):08x}-0000-4000-8000-000000000000"
