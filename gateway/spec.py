@@ -25,6 +25,10 @@ ProviderName = Literal["local", "unsloth", "mlx", "together", "fireworks", "open
 PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
 
 
+Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
+Optimizer = Literal["adamw_8bit", "paged_adamw_8bit", "adamw", "adamw_torch", "adafactor", "sgd"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -45,10 +49,8 @@ class TrainingConfig(_Section):
     grad_accum: int | None = Field(None, ge=1, le=4096)
     max_seq_len: int | None = Field(None, ge=16, le=1_048_576)
     warmup_ratio: float | None = Field(None, ge=0, le=0.5)
-    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] | None = None
-    optimizer: (
-        Literal["adamw_8bit", "paged_adamw_8bit", "adamw", "adamw_torch", "adafactor", "sgd"] | None
-    ) = None
+    scheduler: Scheduler | None = None
+    optimizer: Optimizer | None = None
     gradient_checkpointing: bool | None = None
     packing: bool | None = None
     seed: int = 42
@@ -229,8 +231,8 @@ class ResolvedTraining(TrainingConfig):
     grad_accum: int = Field(ge=1, le=4096)
     max_seq_len: int = Field(ge=16, le=1_048_576)
     warmup_ratio: float = Field(ge=0, le=0.5)
-    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
-    optimizer: Literal["adamw_8bit", "paged_adamw_8bit", "adamw", "adamw_torch", "adafactor", "sgd"]
+    scheduler: Scheduler
+    optimizer: Optimizer
     packing: bool
     n_evals: int = Field(ge=0, le=100)
     dpo_beta: float = Field(gt=0, le=10)

@@ -143,12 +143,11 @@ def _schema_error(name: str, exc: ValidationError, user_file: Path | None) -> Ca
     """`file:line: key: what is wrong`, in the user's override when the key is theirs."""
     from gateway.yaml_lines import line_of
 
+    user = _read(user_file) if user_file is not None else {}
     lines = []
     for err in exc.errors()[:5]:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        where = _HERE / name
-        if user_file is not None and _has(_read(user_file), loc):
-            where = user_file
+        where = user_file if user_file is not None and _has(user, loc) else _HERE / name
         line = line_of(where.read_text(encoding="utf-8"), loc)
         key = ".".join(str(p) for p in loc) or "<top>"
         lines.append(f"{where}:{line}: {key}: {err['msg']}")
@@ -156,7 +155,7 @@ def _schema_error(name: str, exc: ValidationError, user_file: Path | None) -> Ca
 
 
 def _has(data: Any, loc: tuple[Any, ...]) -> bool:
-    """Whether the (first key of the) path `loc` is written in `data`."""
+    """Whether the key path `loc` is written in `data` (the user's file, read once)."""
     for part in loc:
         if (isinstance(data, dict) and part in data) or (
             isinstance(data, list) and isinstance(part, int) and part < len(data)
