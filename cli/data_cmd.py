@@ -16,6 +16,30 @@ from providers import HOSTED as PROVIDERS
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+def _dataset_info(fn: Any) -> Any:
+    """--dataset-info / --dataset: LLaMA-Factory's column mapping for the file."""
+    fn = click.option(
+        "--dataset",
+        "dataset",
+        help="Entry name in --dataset-info (default: the entry whose file_name is this file).",
+    )(fn)
+    return click.option(
+        "--dataset-info",
+        "dataset_info",
+        type=IN_FILE,
+        help="LLaMA-Factory dataset_info.json whose entry maps this file's columns and tags "
+        "(one beside the file is used on its own).",
+    )(fn)
+
+
+def _mapping(path: Path, info: Path | None, name: str | None) -> Any:
+    if info is None:
+        return None
+    from gateway.data.sharegpt import Mapping, dataset_entry
+
+    return Mapping(dataset_entry(info, path, name))
+
+
 @click.group("data")
 def data_group() -> None:
     """Check, convert, deduplicate and split training data. Input files are never modified."""
@@ -58,6 +82,7 @@ def data_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the token histogram as a PNG.",
 )
+@_dataset_info
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def check_cmd(
@@ -70,9 +95,14 @@ def check_cmd(
     ngram: int,
     limit: int,
     plot: Path | None,
+    dataset_info: Path | None,
+    dataset: str | None,
     as_json: bool,
 ) -> None:
-    """Format, errors by line, duplicates, contamination and token statistics. Exit 1 on errors."""
+    """Format, errors by line, duplicates, contamination and token statistics. Exit 1 on errors.
+
+    With --provider, the file is also checked as it would be uploaded there unchanged
+    (container, name, record format); a shape-only failure names the `convert` that fixes it."""
     from gateway.data.checker import check
 
     report = check(
@@ -83,6 +113,7 @@ def check_cmd(
         fmt=fmt,
         near_threshold=near_threshold,
         ngram=ngram,
+        mapping=_mapping(path, dataset_info, dataset),
     )
     if plot is not None:
         from gateway.data.plot import histogram_png
@@ -155,6 +186,7 @@ def _print_check(report: Any, limit: int) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Force the input format.")
 @click.option("--base", help="Base model; with --to bedrock picks the record schema of its family.")
+@_dataset_info
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def convert_cmd(
@@ -164,15 +196,18 @@ def convert_cmd(
     valid: Path | None,
     fmt: str | None,
     base: str | None,
+    dataset_info: Path | None,
+    dataset: str | None,
     as_json: bool,
 ) -> None:
-    """Convert a dataset into what a backend takes; refuses files with errors."""
+    """Convert a dataset into what a backend takes; refuses files with errors, and stops at the
+    first line the target cannot express (a tool call, a KTO label, an image) instead of
+    dropping it."""
     from gateway.data.convert import bedrock_target, convert
-
-    target_name = bedrock_target(base) if target == "bedrock" and base else target
     from gateway.data.prepare import load_clean
 
-    loaded = load_clean(path, fmt=fmt)
+    target_name = bedrock_target(base) if target == "bedrock" and base else target
+    loaded = load_clean(path, fmt=fmt, mapping=_mapping(path, dataset_info, dataset))
     valid_examples = load_clean(valid, fmt=fmt).examples if valid else None
     written = convert(loaded.examples, target_name, out, valid_examples)
     result = {

@@ -55,11 +55,21 @@ def prepare_data(
     job directory (the user's files are only read)."""
     from gateway.data.prepare import prepare
 
-    train = prepare(Path(spec.train), target, jobdir / f"train.{provider}.jsonl", provider=provider)  # type: ignore[arg-type]
+    train = prepare(
+        Path(spec.train),  # type: ignore[arg-type]
+        target,
+        jobdir / f"train.{provider}.jsonl",
+        provider=provider,
+        objective=spec.objective,
+    )
     valid = None
     if spec.validation is not None:
         valid = prepare(
-            Path(spec.validation), target, jobdir / f"valid.{provider}.jsonl", provider=provider
+            Path(spec.validation),
+            target,
+            jobdir / f"valid.{provider}.jsonl",
+            provider=provider,
+            objective=spec.objective,
         )
     return train, valid
 

@@ -74,7 +74,12 @@ class LocalJobs:
         out = {}
         for role, path in (("train", spec.train), ("valid", spec.validation)):
             if path is not None:
-                prepare(Path(path), self.data_target, jobdir / f"{role}.jsonl")
+                prepare(
+                    Path(path),
+                    self.data_target,
+                    jobdir / f"{role}.jsonl",
+                    objective=spec.objective,
+                )
                 out[role] = f"{role}.jsonl"
         base = resolve_model(spec.base_model)
         job = JobDir(jobdir)

@@ -195,7 +195,15 @@ class DataRules(Sourced):
     max_examples: int | None = None
     max_bytes: int = Field(gt=0)
     roles: list[str]
-    kinds: list[Literal["chat", "completion", "text", "preference"]]
+    kinds: list[Literal["chat", "completion", "text", "preference", "kto"]]
+    # The file as uploaded: containers the provider reads, record formats it reads as they
+    # are (others need `tunegate data convert --to <convert_to>`), and per-format rules.
+    containers: list[Literal["jsonl", "parquet"]]
+    formats: list[str]
+    convert_to: str
+    parquet_columns: list[str] = []  # Parquet must be pre-tokenized with only these columns
+    preference_answer_messages: int | None = None  # exactly this many messages per answer
+    string_arguments: bool = False  # tool-call arguments must be JSON-encoded strings
 
 
 class LoraRules(Sourced):

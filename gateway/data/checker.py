@@ -16,7 +16,9 @@ from gateway.data.hygiene import (
     contamination,
     fingerprints,
 )
+from gateway.data.sharegpt import Mapping
 from gateway.data.tokens import TokenStats, load_tokenizer, token_stats
+from gateway.data.upload import upload_findings
 from gateway.data.validate import Finding, check_file
 from gateway.errors import TunegateError
 
@@ -75,13 +77,15 @@ def check(
     fmt: str | None = None,
     near_threshold: float = NEAR_THRESHOLD,
     ngram: int = CONTAMINATION_NGRAM,
+    mapping: Mapping | None = None,
 ) -> CheckReport:
-    """Run every check on a training file; the file itself is only read."""
+    """Run every check on a training file; the file itself is only read. With `provider`, the
+    file is also checked as it would be uploaded there unchanged."""
     path = Path(path)
     if not path.is_file():
         raise TunegateError(f"no such file: {path}")
     model = load_catalog().model(base) if base else None
-    loaded = load(path, fmt)
+    loaded = load(path, fmt, mapping=mapping)
     text_only = None if model is None else model.vision_params_b == 0
     findings = check_file(
         loaded,
@@ -90,7 +94,9 @@ def check(
         provider=provider,
         file_bytes=path.stat().st_size,
     )
-    notes: list[str] = []
+    if provider:
+        findings += upload_findings(loaded, provider)
+    notes: list[str] = list(loaded.notes)
     try:
         prints = fingerprints(loaded.examples)
         exact = prints.exact_groups()
@@ -107,14 +113,15 @@ def check(
     tokenizer = load_tokenizer(base)
     stats = token_stats(loaded.examples, tokenizer, base)
     if model is not None and model.context:
+        about = "about " if stats.approximate else ""
         for ex, n in zip(loaded.examples, stats.lengths, strict=True):
             if n > model.context:
                 findings.append(
                     Finding(
                         ex.line,
                         "error",
-                        f"{n:,} tokens, over the {model.context:,}-token context of {model.id} (expected shorter examples)",
+                        f"{about}{n:,} tokens, over the {model.context:,}-token context of {model.id} (expected shorter examples)",
                     )
                 )
-        findings.sort(key=lambda f: (f.line, f.severity))
+    findings.sort(key=lambda f: (f.line, f.severity))
     return CheckReport(path, loaded, findings, exact, near, contaminated, stats, model, notes)

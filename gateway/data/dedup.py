@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.data.convert import write_jsonl
-from gateway.data.formats import Example, load, read_records
+from gateway.data.formats import Example, LoadedFile, load, read_records
 from gateway.data.hygiene import NEAR_THRESHOLD, fingerprints
 from gateway.data.split import split
 from gateway.data.tokens import token_stats
+from gateway.errors import SpecError
 
 
 def write_records(path: Path, source: Path, keep: set[int]) -> int:
@@ -80,13 +81,31 @@ class DedupResult:
 
 
 def dedup_file(source: Path, out: Path, **options: Any) -> DedupResult:
-    """Write the cleaned copy to `out` and every dropped line, with its reason, to OUT.manifest.jsonl."""
+    """Write the cleaned copy to `out` and every dropped line, with its reason, to
+    OUT.manifest.jsonl. Records that are valid JSON but not a known format are copied as they
+    are; lines that cannot be read at all are listed in the manifest, never dropped silently."""
     loaded = load(source)
+    unreadable = _refuse_unreadable(loaded, source)
     dropped = drops(loaded.examples, **options)
-    kept = write_records(out, source, {ex.line for ex in loaded.examples if ex.line not in dropped})
+    keep = {ex.line for ex in loaded.examples if ex.line not in dropped}
+    keep |= {line for line, _ in loaded.unknown_lines} | {line for line, _ in loaded.shape_errors}
+    kept = write_records(out, source, keep)
     manifest = out.with_name(out.name + ".manifest.jsonl")
-    write_jsonl(manifest, [dropped[k] for k in sorted(dropped)])
-    return DedupResult(kept, len(dropped), out, manifest)
+    rows = {**dropped, **unreadable}
+    write_jsonl(manifest, [rows[k] for k in sorted(rows)])
+    return DedupResult(kept, len(rows), out, manifest)
+
+
+def _refuse_unreadable(loaded: LoadedFile, source: Path) -> dict[int, dict[str, Any]]:
+    """Manifest rows for lines that cannot be read; a file unreadable as a whole is refused."""
+    whole = next((r for r in loaded.read_errors if r.code == "file"), None)
+    if whole is not None and not loaded.examples:
+        raise SpecError(f"cannot deduplicate: {whole.error}", where=f"{source}:{whole.line}")
+    return {
+        r.line: {"line": r.line, "reason": f"unreadable: {r.error}"}
+        for r in loaded.read_errors
+        if r.code not in ("file", "bom")
+    }
 
 
 def split_file(source: Path, folder: Path, val_fraction: float, seed: int = 0) -> dict[str, Any]:

@@ -1,47 +1,43 @@
-"""Reading training files and turning every known format into one canonical form.
+"""Every known record format, turned into one canonical form.
 
-Formats: `messages` (OpenAI/ChatML chat), `sharegpt`, `alpaca`, `prompt_completion`, `text`,
-`preference` (TRL prompt/chosen/rejected, string or conversational, and OpenAI DPO
-input/preferred_output/non_preferred_output). Files: JSONL, JSON arrays, Parquet. Lines are
-1-based; for a JSON array or Parquet file, a record's line is its index + 1.
+Formats: `messages` (OpenAI/ChatML chat, legacy function calling included), `sharegpt`
+(LLaMA-Factory's, tools and images included), `alpaca`, `prompt_completion`, `text`,
+`preference` (TRL prompt/chosen/rejected, string, conversational or with an implicit prompt;
+LLaMA-Factory's ShareGPT and Alpaca ranking forms), `openai_preference`
+(input/preferred_output/non_preferred_output), `kto` (unpaired answers with a `label`) and
+`bedrock_conversation`. Reading the file is `readers`' job; this module only sees records.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text", "preference")
-SHAREGPT_ROLES = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "system": "system",
-    "function_call": "assistant",
-    "observation": "tool",
-    "tool": "tool",
-}
+from gateway.data import sharegpt
+from gateway.data.readers import RawRecord, container, read_records
+from gateway.data.shapes import FORMATS, conflict, detect_format, shape_problem
 
-
-@dataclass
-class RawRecord:
-    """One record as read, or the reason it could not be read."""
-
-    line: int
-    data: Any = None
-    error: str | None = None
+__all__ = [
+    "FORMATS",
+    "Example",
+    "LoadedFile",
+    "RawRecord",
+    "detect_format",
+    "load",
+    "read_records",
+    "shape_problem",
+]
 
 
 @dataclass
 class Example:
     """The canonical in-memory form every converter reads.
 
-    `kind` is chat (messages), completion (prompt -> completion), text (raw text) or preference
-    (prompt messages with a chosen and a rejected assistant answer).
+    `kind` is chat (messages), completion (prompt -> completion), text (raw text), preference
+    (prompt messages with a chosen and a rejected assistant answer) or kto (messages whose last
+    assistant turn is labelled desirable or not by `label`). `images` are file references from
+    an `images` column (LLaMA-Factory, TRL vision data).
     """
 
     line: int
@@ -52,6 +48,8 @@ class Example:
     text: str | None = None
     chosen: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    label: Any = None
+    images: Any = None
 
     def all_text(self) -> str:
         """Every piece of text in the example, for dedup, n-grams and token estimates (cached:
@@ -63,8 +61,20 @@ class Example:
         for msg in [*self.messages, *self.chosen, *self.rejected]:
             if isinstance(msg, dict):
                 parts.append(content_text(msg.get("content")))
+                if msg.get("tool_calls"):  # calls are trained text: two examples differ by them
+                    parts.append(_calls_text(msg["tool_calls"]))
         self.__dict__["_all_text"] = text = "\n".join(p for p in parts if p)
         return text
+
+
+def _calls_text(calls: Any) -> str:
+    out = []
+    for call in calls if isinstance(calls, list) else []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            args = fn.get("arguments")
+            out.append(f"{fn.get('name')} {args if isinstance(args, str) else repr(args)}")
+    return "\n".join(out)
 
 
 def content_text(content: Any) -> str:
@@ -77,144 +87,6 @@ def content_text(content: Any) -> str:
     return ""
 
 
-# The top-level shape each format needs: key -> (accepted types, what to say when it is wrong)
-_SHAPES: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
-    "messages": {
-        "messages": ((list,), "a list of {role, content}"),
-        "tools": ((list, type(None)), "a list"),
-    },
-    "sharegpt": {
-        "conversations": ((list,), "a list of {from, value}"),
-        "system": ((str, type(None)), "a string"),
-    },
-    "alpaca": {
-        "instruction": ((str,), "a string"),
-        "output": ((str,), "a string"),
-        "input": ((str, type(None)), "a string"),
-        "system": ((str, type(None)), "a string"),
-        "history": ((list, type(None)), "a list of [user, assistant] pairs"),
-    },
-    "prompt_completion": {
-        "prompt": ((str, list), "a string or messages"),
-        "completion": ((str, list), "a string or messages"),
-    },
-    "text": {"text": ((str,), "a string")},
-    "preference": {
-        "prompt": ((str, list, type(None)), "a string or messages"),
-        "chosen": ((str, list, dict), "a string or messages"),
-        "rejected": ((str, list, dict), "a string or messages"),
-        "input": ((dict, type(None)), "{messages: [...]}"),
-        "preferred_output": ((list, str, dict), "messages"),
-        "non_preferred_output": ((list, str, dict), "messages"),
-    },
-}
-
-
-def shape_problem(record: dict[str, Any], fmt: str) -> str | None:
-    """Why a record of format `fmt` has the wrong top-level shape, or None."""
-    for key, (types, expected) in _SHAPES.get(fmt, {}).items():
-        if key in record and not isinstance(record[key], types):
-            return f"`{key}` is {type(record[key]).__name__} (expected {expected})"
-    if fmt == "preference" and "preferred_output" in record:
-        inp = record.get("input")
-        if not isinstance(inp, dict) or not isinstance(inp.get("messages"), list):
-            return "`input` has no messages list (expected {messages: [...]})"
-    return None
-
-
-def read_records(path: Path) -> Iterator[RawRecord]:
-    """Yield records with their line numbers; unreadable lines come back with an error."""
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        yield from _read_parquet(path)
-        return
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
-    if stripped.startswith(b"["):
-        yield from _read_array(path)
-        return
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                yield RawRecord(
-                    1,
-                    error="file starts with a UTF-8 byte-order mark (expected plain UTF-8 without BOM)",
-                )
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield RawRecord(
-                    number, error=f"not valid UTF-8 at byte {exc.start} (expected UTF-8 text)"
-                )
-                continue
-            try:
-                yield RawRecord(number, json.loads(text))
-            except ValueError as exc:
-                msg = getattr(exc, "msg", str(exc))
-                yield RawRecord(
-                    number,
-                    error=f"invalid JSON: {msg} at column {getattr(exc, 'colno', '?')} (expected one JSON object per line)",
-                )
-
-
-def _read_array(path: Path) -> Iterator[RawRecord]:
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        yield RawRecord(
-            1, error="file starts with a UTF-8 byte-order mark (expected plain UTF-8 without BOM)"
-        )
-        raw = raw[3:]
-    try:
-        records = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        yield RawRecord(1, error=f"not valid UTF-8 at byte {exc.start} (expected UTF-8 text)")
-        return
-    except ValueError as exc:
-        yield RawRecord(
-            getattr(exc, "lineno", 1), error=f"invalid JSON array: {getattr(exc, 'msg', exc)}"
-        )
-        return
-    for index, record in enumerate(records, start=1):
-        yield RawRecord(index, record)
-
-
-def _read_parquet(path: Path) -> Iterator[RawRecord]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        yield RawRecord(1, error="reading Parquet needs pyarrow (pip install 'tunegate[data]')")
-        return
-    index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
-        for row in batch.to_pylist():
-            index += 1
-            yield RawRecord(index, row)
-
-
-def detect_format(record: Any) -> str | None:
-    """The format of one record, or None when no known format fits."""
-    if not isinstance(record, dict):
-        return None
-    keys = set(record)
-    if ("chosen" in keys and "rejected" in keys) or "preferred_output" in keys:
-        return "preference"
-    if "messages" in keys:
-        return "messages"
-    if "conversations" in keys:
-        return "sharegpt"
-    if "instruction" in keys and "output" in keys:
-        return "alpaca"
-    if "prompt" in keys and "completion" in keys:
-        return "prompt_completion"
-    if "text" in keys:
-        return "text"
-    return None
-
-
 def _as_messages(value: Any, role: str) -> list[dict[str, Any]]:
     """A string or a list of messages, as messages (a bare string becomes one `role` turn)."""
     if isinstance(value, list):
@@ -224,121 +96,165 @@ def _as_messages(value: Any, role: str) -> list[dict[str, Any]]:
     return [{"role": role, "content": value}]
 
 
+def _modern(msgs: list[Any]) -> list[Any]:
+    """OpenAI's legacy function calling (`function_call`, role `function`) as tool calls and
+    tool results, paired by id; modern messages pass through untouched."""
+    if not any(
+        isinstance(m, dict) and ("function_call" in m or m.get("role") == "function") for m in msgs
+    ):
+        return msgs
+    out, pending = [], None
+    for i, m in enumerate(msgs):
+        if isinstance(m, dict) and isinstance(m.get("function_call"), dict):
+            call = m["function_call"]
+            pending = f"call_{i}_0"
+            rest = {k: v for k, v in m.items() if k != "function_call"}
+            out.append(
+                {**rest, "tool_calls": [{"id": pending, "type": "function", "function": call}]}
+            )
+        elif isinstance(m, dict) and m.get("role") == "function":
+            rest = {k: v for k, v in m.items() if k not in ("role", "name")}
+            out.append({"role": "tool", **({"tool_call_id": pending} if pending else {}), **rest})
+            pending = None
+        else:
+            out.append(m)
+    return out
+
+
+def _alpaca_turns(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """System, history pairs and the instruction (+ input) as messages, without the answer."""
+    msgs = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    for pair in record.get("history") or []:
+        if isinstance(pair, list | tuple) and len(pair) == 2:
+            msgs += [
+                {"role": "user", "content": pair[0]},
+                {"role": "assistant", "content": pair[1]},
+            ]
+    prompt = record.get("instruction") or ""
+    if record.get("input"):
+        prompt = f"{prompt}\n\n{record['input']}"
+    return [*msgs, {"role": "user", "content": prompt}]
+
+
+def _common_prefix(a: list[Any], b: list[Any]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _images(record: dict[str, Any]) -> Any:
+    images = record.get("images")
+    return ([images] if isinstance(images, str) else images) or None
+
+
+def _prompt_completion(line: int, record: dict[str, Any], fmt: str, kind: str) -> Example:
+    prompt, completion = record.get("prompt"), record.get("completion")
+    if isinstance(prompt, list) or isinstance(completion, list) or kind == "kto":
+        msgs = [*_as_messages(prompt, "user"), *_as_messages(completion, "assistant")]
+        return Example(line, "chat" if kind != "kto" else kind, fmt, messages=msgs)
+    msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+    return Example(line, "completion", fmt, messages=msgs)
+
+
+def _bedrock_turns(record: dict[str, Any]) -> list[dict[str, Any]]:
+    def text_of(blocks: Any) -> Any:
+        if isinstance(blocks, list) and all(
+            isinstance(b, dict) and set(b) == {"text"} for b in blocks
+        ):
+            return "\n".join(str(b["text"]) for b in blocks)
+        return blocks
+
+    system = (
+        [{"role": "system", "content": text_of(record["system"])}] if record.get("system") else []
+    )
+    msgs = record.get("messages") or []
+    return system + [
+        {**m, "content": text_of(m.get("content"))} if isinstance(m, dict) else m for m in msgs
+    ]
+
+
 def to_example(line: int, record: dict[str, Any], fmt: str) -> Example:
     """Convert one record of a known format; shape problems are left for the validator."""
     if fmt == "messages":
-        return Example(
-            line,
-            "chat",
-            fmt,
-            messages=list(record.get("messages") or []),
-            tools=record.get("tools"),
-        )
+        tools = record.get("tools")
+        if tools is None and record.get("functions"):
+            tools = [{"type": "function", "function": f} for f in record["functions"]]
+        msgs = _modern(list(record.get("messages") or []))
+        return Example(line, "chat", fmt, messages=msgs, tools=tools, images=_images(record))
+    if fmt == "bedrock_conversation":
+        return Example(line, "chat", fmt, messages=_bedrock_turns(record))
     if fmt == "sharegpt":
-        msgs = []
-        for turn in record.get("conversations") or []:
-            if not isinstance(turn, dict):
-                msgs.append({"role": None, "content": turn})
-                continue
-            speaker = turn.get("from")
-            msg: dict[str, Any] = {
-                "role": SHAREGPT_ROLES.get(speaker, speaker),
-                "content": turn.get("value"),
-            }
-            if speaker == "function_call":
-                msg = {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": _sharegpt_call(turn.get("value")),
-                }
-            msgs.append(msg)
-        if record.get("system"):
-            msgs.insert(0, {"role": "system", "content": record["system"]})
-        return Example(line, "chat", fmt, messages=msgs, tools=record.get("tools"))
+        msgs = sharegpt.to_messages(record.get("conversations"), record.get("system"))
+        tools = sharegpt.parse_tools(record.get("tools"))
+        return Example(line, "chat", fmt, messages=msgs, tools=tools, images=_images(record))
     if fmt == "alpaca":
-        msgs = [{"role": "system", "content": record["system"]}] if record.get("system") else []
-        for pair in record.get("history") or []:
-            if isinstance(pair, list | tuple) and len(pair) == 2:
-                msgs += [
-                    {"role": "user", "content": pair[0]},
-                    {"role": "assistant", "content": pair[1]},
-                ]
-        prompt = record.get("instruction") or ""
-        if record.get("input"):
-            prompt = f"{prompt}\n\n{record['input']}"
-        msgs += [
-            {"role": "user", "content": prompt},
-            {"role": "assistant", "content": record.get("output")},
-        ]
-        return Example(line, "chat", fmt, messages=msgs)
+        msgs = [*_alpaca_turns(record), {"role": "assistant", "content": record.get("output")}]
+        return Example(line, "chat", fmt, messages=msgs, images=_images(record))
     if fmt == "prompt_completion":
-        prompt, completion = record.get("prompt"), record.get("completion")
-        if isinstance(prompt, list) or isinstance(completion, list):
-            return Example(
-                line,
-                "chat",
-                fmt,
-                messages=[*_as_messages(prompt, "user"), *_as_messages(completion, "assistant")],
-            )
-        return Example(
-            line,
-            "completion",
-            fmt,
-            messages=[
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": completion},
-            ],
-        )
+        return _prompt_completion(line, record, fmt, "chat")
     if fmt == "text":
         return Example(line, "text", fmt, text=record.get("text"))
-    # preference
-    if "preferred_output" in record:
-        prompt = (
-            (record.get("input") or {}).get("messages", [])
-            if isinstance(record.get("input"), dict)
-            else []
-        )
+    if fmt == "kto":
+        label = record.get("label", record.get("kto_tag"))
+        if "messages" in record:
+            ex = Example(line, "kto", fmt, messages=_modern(list(record["messages"])))
+        elif "conversations" in record:
+            ex = Example(
+                line,
+                "kto",
+                fmt,
+                messages=sharegpt.to_messages(record["conversations"], record.get("system")),
+            )
+        else:
+            ex = _prompt_completion(line, record, fmt, "kto")
+        ex.label, ex.images = label, _images(record)
+        return ex
+    if fmt == "openai_preference":
+        inp = record.get("input") if isinstance(record.get("input"), dict) else {}
         return Example(
             line,
             "preference",
             fmt,
-            messages=list(prompt),
-            tools=(record.get("input") or {}).get("tools")
-            if isinstance(record.get("input"), dict)
-            else None,
+            messages=list(inp.get("messages") or []),
+            tools=inp.get("tools"),
             chosen=_as_messages(record.get("preferred_output"), "assistant"),
             rejected=_as_messages(record.get("non_preferred_output"), "assistant"),
         )
+    return _preference(line, record, fmt)
+
+
+def _preference(line: int, record: dict[str, Any], fmt: str) -> Example:
+    """TRL's pairs (explicit or implicit prompt), LLaMA-Factory's ShareGPT and Alpaca rankings."""
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    if "conversations" in record:
+        return Example(
+            line,
+            "preference",
+            fmt,
+            messages=sharegpt.to_messages(record.get("conversations"), record.get("system")),
+            tools=sharegpt.parse_tools(record.get("tools")),
+            chosen=sharegpt.answer(chosen),
+            rejected=sharegpt.answer(rejected),
+            images=_images(record),
+        )
+    if "instruction" in record:
+        prompt = _alpaca_turns(record)
+    elif record.get("prompt") not in (None, "", []):
+        prompt = _as_messages(record["prompt"], "user")
+    elif isinstance(chosen, list) and isinstance(rejected, list):  # implicit prompt (TRL)
+        n = _common_prefix(chosen, rejected)
+        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+    else:
+        prompt = []
     return Example(
         line,
         "preference",
         fmt,
-        messages=_as_messages(record.get("prompt", []), "user")
-        if record.get("prompt") not in (None, "")
-        else [],
-        chosen=_as_messages(record.get("chosen"), "assistant"),
-        rejected=_as_messages(record.get("rejected"), "assistant"),
+        messages=prompt,
+        chosen=_as_messages(chosen, "assistant"),
+        rejected=_as_messages(rejected, "assistant"),
     )
-
-
-def _sharegpt_call(value: Any) -> list[dict[str, Any]]:
-    try:
-        call = json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        call = {"name": None, "arguments": value}
-    if not isinstance(call, dict):
-        call = {"name": None, "arguments": call}
-    args = call.get("arguments", {})
-    return [
-        {
-            "id": "call_0",
-            "type": "function",
-            "function": {
-                "name": call.get("name"),
-                "arguments": args if isinstance(args, str) else json.dumps(args),
-            },
-        }
-    ]
 
 
 @dataclass
@@ -348,30 +264,58 @@ class LoadedFile:
     examples: list[Example]
     read_errors: list[RawRecord]
     formats_by_line: dict[str, list[int]]
-    unknown_lines: list[int]
+    unknown_lines: list[tuple[int, str]]
     shape_errors: list[tuple[int, str]] = field(default_factory=list)
+    conflicts: list[tuple[int, str]] = field(default_factory=list)
+    container: str = "jsonl"
+    notes: list[str] = field(default_factory=list)
 
 
-def load(path: Path, fmt: str | None = None) -> LoadedFile:
-    """Read a file into canonical examples, keeping every unreadable line and format per line."""
-    examples: list[Example] = []
-    errors: list[RawRecord] = []
-    by_format: dict[str, list[int]] = {}
-    unknown: list[int] = []
-    shapes: list[tuple[int, str]] = []
+def _unknown(data: Any) -> str:
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        what = kind.get(type(data), "a number")
+        return f"record is {what}, not an object (expected an object with the keys of one format)"
+    keys = ", ".join(sorted(map(str, data))[:6]) or "no keys"
+    return (
+        f"unrecognised record with keys {keys} (expected the keys of one format: messages, "
+        "conversations, instruction/output, prompt/completion, text, or prompt/chosen/rejected)"
+    )
+
+
+def load(
+    path: Path, fmt: str | None = None, *, mapping: sharegpt.Mapping | None = None
+) -> LoadedFile:
+    """Read a file into canonical examples, keeping every unreadable line and format per line.
+
+    `mapping` renames LLaMA-Factory columns (a dataset_info.json entry); without one, an entry
+    for this file in a dataset_info.json beside it is used, and said so in `notes`."""
+    path = Path(path)
+    notes: list[str] = []
+    if mapping is None:
+        entry = sharegpt.entry_beside(path)
+        if entry is not None:
+            mapping = sharegpt.Mapping(entry)
+            notes.append(f"columns mapped by {path.parent / 'dataset_info.json'}")
+    loaded = LoadedFile(path, None, [], [], {}, [], container=container(path), notes=notes)
     for raw in read_records(path):
         if raw.error:
-            errors.append(raw)
+            loaded.read_errors.append(raw)
             continue
-        record_fmt = fmt or detect_format(raw.data)
-        if record_fmt is None or not isinstance(raw.data, dict):
-            unknown.append(raw.line)
+        data = mapping.apply(raw.data) if mapping else raw.data
+        record_fmt = fmt or detect_format(data)
+        if record_fmt is None or not isinstance(data, dict):
+            loaded.unknown_lines.append((raw.line, _unknown(data)))
             continue
-        by_format.setdefault(record_fmt, []).append(raw.line)
-        problem = shape_problem(raw.data, record_fmt)
+        loaded.formats_by_line.setdefault(record_fmt, []).append(raw.line)
+        problem = shape_problem(data, record_fmt)
         if problem:
-            shapes.append((raw.line, f"{record_fmt} record: {problem}"))
+            loaded.shape_errors.append((raw.line, f"{record_fmt} record: {problem}"))
             continue
-        examples.append(to_example(raw.line, raw.data, record_fmt))
-    majority = max(by_format, key=lambda k: len(by_format[k])) if by_format else None
-    return LoadedFile(Path(path), majority, examples, errors, by_format, unknown, shapes)
+        clash = conflict(data)
+        if clash:
+            loaded.conflicts.append((raw.line, clash))
+        loaded.examples.append(to_example(raw.line, data, record_fmt))
+    by = loaded.formats_by_line
+    loaded.format = max(by, key=lambda k: len(by[k])) if by else None
+    return loaded

@@ -31,7 +31,8 @@ def normalize(text: str) -> str:
 
 def _exact_key(ex: Example, normalized: str) -> bytes:
     roles = "|".join(str(m.get("role")) for m in ex.messages if isinstance(m, dict))
-    return hashlib.blake2b(f"{ex.kind}|{roles}|{normalized}".encode(), digest_size=16).digest()
+    key = f"{ex.kind}|{roles}|{normalized}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(key, digest_size=16).digest()
 
 
 class _WordHashes(dict):
@@ -68,6 +69,13 @@ class Fingerprints:
         from gateway.data.minhash import near_groups
 
         return near_groups(self.signatures, self.lines, threshold, sets=self.sets)
+
+    def near_pairs(self, threshold: float) -> list[tuple[int, int]]:
+        """The confirmed pairs behind `near_groups`, as line numbers (what benches measure)."""
+        from gateway.data.minhash import confirmed_pairs
+
+        pairs = confirmed_pairs(self.signatures, threshold, sets=self.sets)
+        return [(self.lines[a], self.lines[b]) for a, b in pairs]
 
 
 def fingerprints(

@@ -9,17 +9,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.data.formats import LoadedFile, load
-from gateway.data.validate import check_file
+from gateway.data.sharegpt import Mapping
+from gateway.data.validate import Finding, check_file
 from gateway.errors import SpecError
 
 SHOWN = 10  # errors quoted in the refusal; `tunegate data check` lists them all
 
 
-def load_clean(path: Path, *, provider: str | None = None, fmt: str | None = None) -> LoadedFile:
-    """The file, loaded, if it has no errors (with `provider`, under its rules too)."""
+# The example kinds each training objective learns from (a KTO file is never read as SFT).
+OBJECTIVE_KINDS = {
+    "sft": ("chat", "completion", "text"),
+    "dpo": ("preference",),
+}
+
+
+def load_clean(
+    path: Path,
+    *,
+    provider: str | None = None,
+    fmt: str | None = None,
+    objective: str | None = None,
+    mapping: Mapping | None = None,
+) -> LoadedFile:
+    """The file, loaded, if it has no errors (with `provider`, under its rules too; with
+    `objective`, only the example kinds that objective trains on)."""
     path = Path(path)
-    loaded = load(path, fmt)
+    loaded = load(path, fmt, mapping=mapping)
     findings = check_file(loaded, provider=provider, file_bytes=path.stat().st_size)
+    if objective is not None:
+        findings += _objective_findings(loaded, objective)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         flag = f" --provider {provider}" if provider else ""
@@ -33,6 +51,22 @@ def load_clean(path: Path, *, provider: str | None = None, fmt: str | None = Non
     return loaded
 
 
+def _objective_findings(loaded: LoadedFile, objective: str) -> list[Finding]:
+    kinds = OBJECTIVE_KINDS.get(objective, ())
+    wrong = [ex for ex in loaded.examples if ex.kind not in kinds]
+    if not wrong:
+        return []
+    takes = {"preference": "dpo", "kto": "kto (not supported yet)"}.get(wrong[0].kind, "sft")
+    return [
+        Finding(
+            wrong[0].line,
+            "error",
+            f"{len(wrong)} {wrong[0].kind} example(s) in a {objective} job "
+            f"(expected {', '.join(kinds)} examples; {wrong[0].kind} data trains with objective {takes})",
+        )
+    ]
+
+
 def prepare(
     path: Path,
     target: str,
@@ -40,9 +74,11 @@ def prepare(
     *,
     provider: str | None = None,
     fmt: str | None = None,
+    objective: str | None = None,
 ) -> Path:
     """`path` checked (refused with its errors) and written to `dest` in `target`'s format."""
     from gateway.data.convert import convert
 
-    convert(load_clean(path, provider=provider, fmt=fmt).examples, target, dest)
+    loaded = load_clean(path, provider=provider, fmt=fmt, objective=objective)
+    convert(loaded.examples, target, dest)
     return dest

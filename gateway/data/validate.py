@@ -7,12 +7,13 @@ silently learn the wrong thing); warnings do not.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from gateway.data.findings import ROLES, Finding
+from gateway.data.findings import error as _err
+from gateway.data.findings import warning as _warn
 from gateway.data.formats import Example, LoadedFile, content_text
-
-ROLES = {"system", "user", "assistant", "tool"}
+from gateway.data.upload import provider_rules
 
 # Special tokens of each chat-template family: appearing inside training text they corrupt the
 # rendered conversation (sources: each family's tokenizer_config.json).
@@ -31,27 +32,6 @@ SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
     "harmony": ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>"),
     "fim": ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<fim_prefix>", "<fim_suffix>"),
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    line: int
-    severity: str  # "error" | "warning"
-    message: str
-
-    def format(self, path: str) -> str:
-        return f"{path}:{self.line}: {self.severity}: {self.message}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "severity": self.severity, "message": self.message}
-
-
-def _err(line: int, msg: str) -> Finding:
-    return Finding(line, "error", msg)
-
-
-def _warn(line: int, msg: str) -> Finding:
-    return Finding(line, "warning", msg)
 
 
 def _check_tool_calls(line: int, where: str, calls: Any) -> list[Finding]:
@@ -73,25 +53,28 @@ def _check_tool_calls(line: int, where: str, calls: Any) -> list[Finding]:
                 )
             )
             continue
-        args = fn.get("arguments")
-        if isinstance(args, str):
-            try:
-                json.loads(args)
-            except ValueError:
-                out.append(
-                    _err(
-                        line,
-                        f"{where}: tool_calls[{i}].function.arguments is not valid JSON (expected a JSON object encoded as a string)",
-                    )
-                )
-        elif not isinstance(args, dict):
-            out.append(
-                _err(
-                    line,
-                    f"{where}: tool_calls[{i}].function.arguments missing (expected a JSON string)",
-                )
-            )
+        problem = _arguments_problem(fn.get("arguments"))
+        if problem:
+            out.append(_err(line, f"{where}: tool_calls[{i}].function.arguments {problem}"))
     return out
+
+
+def _arguments_problem(args: Any) -> str | None:
+    """Arguments are a JSON object encoded as a string (OpenAI's form) or an object (what HF
+    chat templates take); anything else, a double-encoded string included, is wrong."""
+    if isinstance(args, dict):
+        return None
+    if not isinstance(args, str):
+        return f"is {type(args).__name__} (expected a JSON object encoded as a string)"
+    try:
+        decoded = json.loads(args)
+    except (ValueError, RecursionError):
+        return "is not valid JSON (expected a JSON object encoded as a string)"
+    if isinstance(decoded, str):
+        return "is encoded twice (a JSON string holding JSON; expected the object encoded once)"
+    if not isinstance(decoded, dict):
+        return f"encodes a {type(decoded).__name__} (expected a JSON object)"
+    return None
 
 
 def _check_tools(line: int, tools: Any) -> list[Finding]:
@@ -119,6 +102,29 @@ def _check_tools(line: int, tools: Any) -> list[Finding]:
     return out
 
 
+def _content_problem(content: Any) -> str | None:
+    """What is wrong with a message's content, said as what it is (not "empty")."""
+    if isinstance(content, str):
+        return None if content.strip() else "has empty content (expected text)"
+    if content is None:
+        return "has no content (expected text)"
+    if isinstance(content, list):
+        if not content:
+            return "has an empty content list (expected text or content parts)"
+        for k, part in enumerate(content):
+            if not isinstance(part, dict):
+                return f"content part {k + 1} is {type(part).__name__} (expected {{type, text}})"
+            if _is_image(part):
+                continue
+            if not isinstance(part.get("text"), str):
+                kind = part.get("type", "untyped")
+                return f"content part {k + 1} ({kind}) has no text (expected {{type: text, text}})"
+        if not content_text(content).strip() and not _has_image(content):
+            return "has content parts with empty text (expected text)"
+        return None
+    return f"content is {type(content).__name__} (expected a string or a list of content parts)"
+
+
 def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
     line, out = ex.line, []
     msgs = ex.messages
@@ -129,12 +135,14 @@ def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
         where = f"message {i + 1}"
         if not isinstance(msg, dict):
             out.append(_err(line, f"{where} is not an object (expected {{role, content}})"))
+            prev = None
             continue
         role = msg.get("role")
         if role is None:
             out.append(
                 _err(line, f"{where} has no role (expected one of assistant, system, tool, user)")
             )
+            prev = None
             continue
         if not isinstance(role, str) or role not in ROLES:
             out.append(
@@ -143,6 +151,7 @@ def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
                     f"{where} has unknown role {role!r} (expected one of assistant, system, tool, user)",
                 )
             )
+            prev = None
             continue
         if role == "system" and i != 0:
             out.append(
@@ -154,20 +163,15 @@ def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
         content = msg.get("content")
         if role == "assistant" and msg.get("tool_calls") is not None:
             out += _check_tool_calls(line, where, msg["tool_calls"])
-        elif not content_text(content).strip() and not _has_image(content):
-            out.append(_err(line, f"{where} ({role}) has empty content (expected text)"))
+            if content not in (None, "") and _content_problem(content):
+                out.append(_err(line, f"{where} ({role}) {_content_problem(content)}"))
+        elif _content_problem(content):
+            out.append(_err(line, f"{where} ({role}) {_content_problem(content)}"))
         if _has_image(content):
-            msg_text = f"{where} has an image part"
-            if text_only:
-                out.append(
-                    _err(
-                        line, f"{msg_text}, but the base model is text-only (expected text content)"
-                    )
-                )
-            elif text_only is None:
-                out.append(_warn(line, f"{msg_text}; check that the base model takes images"))
-        if "weight" in msg and msg["weight"] not in (0, 1):
-            out.append(_err(line, f"{where}: weight {msg['weight']!r} (expected 0 or 1)"))
+            out += _image_finding(line, f"{where} has an image part", text_only)
+        weight = msg.get("weight", 0)
+        if "weight" in msg and (type(weight) is not int or weight not in (0, 1)):
+            out.append(_err(line, f"{where}: weight {weight!r} (expected the integer 0 or 1)"))
         if prev is not None and role != "system":
             if role == prev and role in ("user", "assistant"):
                 out.append(
@@ -187,11 +191,32 @@ def _check_messages(ex: Example, text_only: bool | None) -> list[Finding]:
     return out
 
 
+def _image_finding(line: int, what: str, text_only: bool | None) -> list[Finding]:
+    if text_only:
+        return [_err(line, f"{what}, but the base model is text-only (expected text content)")]
+    if text_only is None:
+        return [_warn(line, f"{what}; check that the base model takes images")]
+    return []
+
+
+def _is_image(part: dict[str, Any]) -> bool:
+    return str(part.get("type", "")).startswith(("image", "input_image")) or "image_url" in part
+
+
 def _has_image(content: Any) -> bool:
-    return isinstance(content, list) and any(
-        isinstance(p, dict) and str(p.get("type", "")).startswith(("image", "input_image"))
-        for p in content
-    )
+    return isinstance(content, list) and any(isinstance(p, dict) and _is_image(p) for p in content)
+
+
+def _answer_problem(side: str, msgs: list[Any]) -> str | None:
+    if not msgs:
+        return f"empty {side} answer (expected a non-empty assistant reply)"
+    for k, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") != "assistant":
+            role = m.get("role") if isinstance(m, dict) else type(m).__name__
+            return f"{side} message {k + 1} has role {role!r} (expected assistant)"
+        if not m.get("tool_calls") and _content_problem(m.get("content")):
+            return f"{side} answer {_content_problem(m.get('content'))}"
+    return None
 
 
 def check_example(
@@ -203,27 +228,22 @@ def check_example(
         if not isinstance(ex.text, str) or not ex.text.strip():
             out.append(_err(ex.line, "empty text (expected a non-empty `text` string)"))
     elif ex.kind == "preference":
-        out += (
-            _check_messages(ex, text_only)
-            if ex.messages
-            else [
-                _err(
-                    ex.line,
-                    "preference pair without a prompt (expected `prompt` or `input.messages`)",
-                )
-            ]
-        )
+        if ex.messages:
+            out += _check_messages(ex, text_only)
+        else:
+            hint = (
+                "expected `prompt`, `input.messages`, or conversations that share their first turns"
+            )
+            out.append(_err(ex.line, f"preference pair without a prompt ({hint})"))
         for side, msgs in (("chosen", ex.chosen), ("rejected", ex.rejected)):
-            if not msgs or not any(
-                content_text(m.get("content")).strip() for m in msgs if isinstance(m, dict)
-            ):
-                out.append(
-                    _err(ex.line, f"empty {side} answer (expected a non-empty assistant reply)")
-                )
+            problem = _answer_problem(side, msgs)
+            if problem:
+                out.append(_err(ex.line, problem))
         if ex.chosen and ex.chosen == ex.rejected:
             out.append(
                 _warn(ex.line, "chosen and rejected are identical: the pair teaches nothing")
             )
+        out += _check_tools(ex.line, ex.tools)
     else:
         out += _check_messages(ex, text_only)
         roles = [m.get("role") for m in ex.messages if isinstance(m, dict)]
@@ -238,7 +258,15 @@ def check_example(
             out.append(
                 _warn(ex.line, "conversation ends on a user turn: that turn is never trained on")
             )
+        if ex.kind == "kto":
+            if not isinstance(ex.label, bool):
+                out.append(_err(ex.line, f"KTO label {ex.label!r} (expected true or false)"))
+            if roles and roles[-1] != "assistant":
+                out.append(_err(ex.line, "KTO example must end with the labelled assistant answer"))
         out += _check_tools(ex.line, ex.tools)
+    if ex.images:
+        n = len(ex.images) if isinstance(ex.images, list) else 1
+        out += _image_finding(ex.line, f"record has {n} image(s) in `images`", text_only)
     out += _special_tokens(ex, template)
     return out
 
@@ -272,16 +300,10 @@ def check_file(
     file_bytes: int = 0,
 ) -> list[Finding]:
     """All findings for a file: unreadable lines, mixed formats, each example, provider rules."""
-    out = [_err(r.line, r.error or "unreadable") for r in loaded.read_errors]
+    out = _read_findings(loaded)
     out += [_err(line, message) for line, message in loaded.shape_errors]
-    for line in loaded.unknown_lines:
-        out.append(
-            _err(
-                line,
-                "unrecognised record (expected keys of one format: messages, conversations, "
-                "instruction/output, prompt/completion, text, or prompt/chosen/rejected)",
-            )
-        )
+    out += [_err(line, message) for line, message in loaded.unknown_lines]
+    out += [_warn(line, message) for line, message in loaded.conflicts]
     if len(loaded.formats_by_line) > 1:
         summary = "; ".join(
             f"{fmt}: lines {_lines(lines)}" for fmt, lines in sorted(loaded.formats_by_line.items())
@@ -290,56 +312,36 @@ def check_file(
         out.append(_err(first, f"file mixes formats ({summary}) (expected one format per file)"))
     for ex in loaded.examples:
         out += check_example(ex, text_only=text_only, template=template)
+    out += _kto_balance(loaded.examples)
+    if not loaded.examples and not any(f.severity == "error" for f in out):
+        out.append(_err(1, "no examples in the file (expected at least one record)"))
     if provider:
-        out += _provider_rules(loaded, provider, file_bytes)
+        out += provider_rules(loaded, provider, file_bytes)
     return sorted(out, key=lambda f: (f.line, f.severity))
+
+
+def _read_findings(loaded: LoadedFile) -> list[Finding]:
+    """Unreadable lines; lines of one encoding problem become one finding, not one per line."""
+    encoding = [r for r in loaded.read_errors if r.code == "encoding"]
+    out = [
+        _err(r.line, r.error or "unreadable") for r in loaded.read_errors if r.code != "encoding"
+    ]
+    if encoding:
+        lines = _lines([r.line for r in encoding])
+        more = f" (on {len(encoding)} lines: {lines})" if len(encoding) > 1 else ""
+        out.append(_err(encoding[0].line, f"{encoding[0].error}{more}"))
+    return out
+
+
+def _kto_balance(examples: list[Example]) -> list[Finding]:
+    labels = {ex.label for ex in examples if ex.kind == "kto" and isinstance(ex.label, bool)}
+    if len(labels) == 1:
+        only = "desirable (true)" if labels.pop() else "undesirable (false)"
+        first = next(ex.line for ex in examples if ex.kind == "kto")
+        return [_warn(first, f"every KTO label is {only}: KTO learns from both kinds")]
+    return []
 
 
 def _lines(lines: list[int], limit: int = 8) -> str:
     shown = ", ".join(map(str, lines[:limit]))
     return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
-
-
-def _provider_rules(loaded: LoadedFile, provider: str, file_bytes: int) -> list[Finding]:
-    """The provider's file rules, from the catalog (rules.yaml: data)."""
-    from gateway.catalog import load_catalog
-
-    rules = load_catalog().rules.data.get(provider)
-    if rules is None:
-        return []
-    out, n = [], len(loaded.examples)
-    if n < rules.min_examples:
-        out.append(
-            _err(1, f"{provider} needs at least {rules.min_examples} examples (file has {n})")
-        )
-    if rules.max_examples is not None and n > rules.max_examples:
-        out.append(
-            _err(1, f"{provider} accepts at most {rules.max_examples:,} examples (file has {n:,})")
-        )
-    if file_bytes > rules.max_bytes:
-        out.append(
-            _err(
-                1,
-                f"file is {file_bytes / 1e6:.0f} MB; {provider} accepts at most {rules.max_bytes / 1e6:.0f} MB",
-            )
-        )
-    kinds, roles = sorted(rules.kinds), sorted(rules.roles)
-    for ex in loaded.examples:
-        if ex.kind not in kinds:
-            out.append(
-                _err(
-                    ex.line,
-                    f"{provider} does not take {ex.kind} examples (expected {', '.join(kinds)})",
-                )
-            )
-            continue
-        for i, msg in enumerate(ex.messages):
-            role = msg.get("role") if isinstance(msg, dict) else None
-            if isinstance(role, str) and role in ROLES and role not in roles:
-                out.append(
-                    _err(
-                        ex.line,
-                        f"message {i + 1}: {provider} does not accept role '{role}' (expected {', '.join(roles)})",
-                    )
-                )
-    return out

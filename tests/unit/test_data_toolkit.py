@@ -65,7 +65,7 @@ def test_openai_dpo_and_json_array_and_parquet(tmp_path):
     arr = tmp_path / "a.json"
     arr.write_text(json.dumps([dpo, dpo]))
     loaded = load(arr)
-    assert loaded.format == "preference" and [e.line for e in loaded.examples] == [1, 2]
+    assert loaded.format == "openai_preference" and [e.line for e in loaded.examples] == [1, 2]
     convert(loaded.examples, "openai", tmp_path / "o.jsonl")
     assert json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0]) == dpo
     pa = pytest.importorskip("pyarrow")
@@ -203,7 +203,7 @@ BAD = [
         },
         "weight 0.5",
     ),
-    ({"prompt": "p", "chosen": "", "rejected": "r"}, "empty chosen answer"),
+    ({"prompt": "p", "chosen": "", "rejected": "r"}, "chosen answer has empty content"),
     ({"foo": 1}, "unrecognised record"),
 ]
 

@@ -135,11 +135,18 @@ def test_short_and_empty_texts():
     assert prints.near_groups(0.8) == [[1, 3]]
 
 
-def test_bands_match_the_classic_choice():
-    b, r = bands_for(0.8, 64)
-    assert b * r <= 64
-    # the LSH S-curve crosses 1/2 close to the threshold
-    assert abs((1 / b) ** (1 / r) - 0.8) < 0.1
+def test_bands_favour_recall_and_stay_selective():
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        b, r = bands_for(threshold, 64)
+        assert b * r <= 64
+
+        def collide(s: float, b: int = b, r: int = r) -> float:
+            return 1 - (1 - s**r) ** b
+
+        assert collide(threshold + 0.05) >= 0.99, (threshold, b, r)
+        assert collide(threshold - 0.4) < 0.15, (threshold, b, r)  # few false candidates
+    # the balanced choice (datasketch's) misses a large share of pairs just above 0.8
+    assert 1 - (1 - 0.85**11) ** 5 < 0.7
 
 
 def test_large_bucket_of_copies_stays_one_group():
