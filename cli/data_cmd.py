@@ -11,6 +11,7 @@ import click
 from cli.common import emit_json, handle_errors
 from gateway.data.formats import FORMATS
 from gateway.data.hygiene import CONTAMINATION_NGRAM, NEAR_THRESHOLD
+from gateway.objectives import OBJECTIVES
 from providers import HOSTED as PROVIDERS
 
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -61,6 +62,11 @@ def data_group() -> None:
     "--format", "fmt", type=click.Choice(FORMATS), help="Force a format instead of detecting it."
 )
 @click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVES),
+    help="Also check that every example is a kind this objective trains on.",
+)
+@click.option(
     "--near-threshold", type=click.FloatRange(0.1, 1.0), default=NEAR_THRESHOLD, show_default=True
 )
 @click.option(
@@ -91,6 +97,7 @@ def check_cmd(
     eval_path: Path | None,
     provider: str | None,
     fmt: str | None,
+    objective: str | None,
     near_threshold: float,
     ngram: int,
     limit: int,
@@ -114,6 +121,7 @@ def check_cmd(
         near_threshold=near_threshold,
         ngram=ngram,
         mapping=_mapping(path, dataset_info, dataset),
+        objective=objective,
     )
     if plot is not None:
         from gateway.data.plot import histogram_png

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
+from gateway.objectives import OBJECTIVES
 from providers import NAMES as PROVIDERS
 
 
@@ -26,7 +27,13 @@ from providers import NAMES as PROVIDERS
 @click.option(
     "--method", type=click.Choice(["lora", "qlora", "dora", "full"]), help="Adapter method."
 )
-@click.option("--objective", type=click.Choice(["sft", "dpo"]), help="Training objective.")
+@click.option("--objective", type=click.Choice(OBJECTIVES), help="Training objective.")
+@click.option(
+    "--reward",
+    "rewards",
+    multiple=True,
+    help="GRPO reward (repeat): exact_match, contains, word_f1, json_valid, regex(P), module:fn.",
+)
 @click.option("--task", type=click.Choice(["style", "sft", "code"]), help="Preset for rank/alpha.")
 @click.option("--rank", type=click.IntRange(min=1), help="LoRA rank.")
 @click.option("--alpha", type=click.FloatRange(min=0.01), help="LoRA alpha.")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from gateway.catalog import Catalog
 from gateway.catalog.schema import Hardware, ModelInfo
 from gateway.data.report import DatasetReport
+from gateway.objectives import FACTS
 from gateway.spec import ResolvedSpec
 from gateway.units import GB, Range
 
@@ -54,6 +55,8 @@ def processed_tokens(spec: ResolvedSpec, report: DatasetReport, cal: dict[str, A
     """Tokens the trainer processes: dataset x epochs, padded unless packing is on."""
     epochs = spec.training.epochs
     base = report.total_tokens * epochs
+    if FACTS[spec.objective].generates:
+        base = epochs * report.examples * _grpo_tokens(spec, report, cal)
     if spec.training.packing:
         return Range.of(base)
     return Range.of(cal["flops"]["padding_waste_without_packing"]) * base
@@ -75,7 +78,7 @@ def flops_per_token(
     flops = per_param * n + 3 * attention
     if spec.training.gradient_checkpointing:
         flops *= f["grad_ckpt_multiplier"]
-    if spec.objective == "dpo":
+    if FACTS[spec.objective].reference:
         flops += f["dpo_reference_forward_per_param"] * n + attention
     return flops
 
@@ -119,7 +122,7 @@ def training_memory(
     wb = _weight_bytes(hw)
     seq = spec.training.max_seq_len
     batch = spec.training.batch_size
-    pairs = 2 if spec.objective == "dpo" else 1
+    pairs = FACTS[spec.objective].sequences
     emb = model.embedding_params
     linear = model.n_params - emb
     if spec.method == "qlora":
@@ -138,7 +141,7 @@ def training_memory(
     else:
         states = 2 * wb if opt == 8 else opt  # torch AdamW keeps states in the parameter dtype
         trainable = model.n_params * (wb + states)
-        if spec.objective == "dpo":
+        if FACTS[spec.objective].reference:
             trainable += model.n_params * wb  # frozen reference copy
     h, layers = model.hidden, model.layers
     flash = hw.vendor == "nvidia"
@@ -167,6 +170,14 @@ def training_memory(
         "runtime_overhead": Range.of(mem["runtime_overhead_gb"]).likely,
     }
     return total, parts
+
+
+def _grpo_tokens(spec: ResolvedSpec, report: DatasetReport, cal: dict[str, Any]) -> float:
+    """Per prompt: a group of completions sampled token by token (decoding, slower than
+    training per token), then trained on with the prompt."""
+    g, length = spec.training.grpo_generations, spec.training.grpo_max_completion
+    decode = Range.of(cal["flops"]["decode_token_cost"]).likely
+    return g * (report.avg_tokens + length * (1 + decode))
 
 
 def estimate_training(
@@ -201,6 +212,12 @@ def estimate_training(
         pad = Range.of(cal["flops"]["padding_waste_without_packing"]) + -1.0
         assumptions.append(
             f"packing off: padding adds {pad.low:.0%}-{pad.high:.0%} (likely {pad.likely:.0%}) tokens"
+        )
+    if FACTS[spec.objective].generates:
+        t = spec.training
+        assumptions.append(
+            f"GRPO: {t.grpo_generations} completions of up to {t.grpo_max_completion} tokens per "
+            f"prompt, each generated token costing ~{Range.of(cal['flops']['decode_token_cost']).likely:g} training tokens of time"
         )
     if spec.method == "qlora":
         assumptions.append(

@@ -79,7 +79,8 @@ def resolve(
         fill(lora, "alpha", float(preset["alpha"]), tag, "lora")
         fill(lora, "dropout", 0.05, "default", "lora")
         fill(lora, "target_modules", "all-linear", "default", "lora")
-    lr_key = ("dpo_" if spec.objective == "dpo" else "") + (
+    # every objective beyond SFT starts from a trained model and moves it little: DPO's rates
+    lr_key = ("dpo_" if spec.objective != "sft" else "") + (
         "adapter" if spec.uses_adapter else "full"
     )
     fill(train, "learning_rate", LEARNING_RATE[lr_key], f"default:{lr_key}", "training")
@@ -105,13 +106,17 @@ def resolve(
         origin["training.gradient_checkpointing"] = "job"
     fill(train, "packing", False, "default", "training")
     fill(train, "n_evals", 0 if spec.validation is None else 4, "default", "training")
+    uses_beta = spec.objective in ("dpo", "kto", "orpo")
     fill(
         train,
         "dpo_beta",
         0.1,
-        "default" if spec.objective == "dpo" else "default (DPO only)",
+        "default" if uses_beta else "default (DPO/KTO/ORPO only)",
         "training",
     )
+    grpo = "default" if spec.objective == "grpo" else "default (GRPO only)"
+    fill(train, "grpo_generations", 4, grpo, "training")
+    fill(train, "grpo_max_completion", 128, grpo, "training")
     data = spec.model_dump()
     data.update(lora=lora.model_dump(), training=train.model_dump())
     return ResolvedSpec.model_validate(data), origin

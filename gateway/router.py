@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import objectives
 from gateway.catalog import Catalog, load_catalog
 from gateway.catalog.schema import ModelInfo
 from gateway.data.report import DatasetReport, quick_report
@@ -19,8 +20,8 @@ from gateway.hardware import Machine, detect, what_if
 from gateway.offer import Offer, PlanContext
 from gateway.presets import resolve
 from gateway.serving import breakeven_tokens_per_day
-from gateway.spec import JobSpec
-from gateway.units import human_count, human_hours, human_usd
+from gateway.spec import JobSpec, ResolvedSpec
+from gateway.units import Range, human_count, human_hours, human_usd
 
 
 @dataclass
@@ -148,6 +149,12 @@ def make_report(
     return quick_report(spec.train, spec.validation)
 
 
+def _unpriced(planner: Any, spec: ResolvedSpec, reason: str) -> Offer:
+    zero = Range.zero()
+    offer = Offer(planner.name, planner.kind, None, zero, zero, zero, spec.serving.horizon_days)
+    return offer.refuse(reason)
+
+
 def plan(
     spec: JobSpec,
     *,
@@ -179,6 +186,10 @@ def plan(
     )
     offers: list[Offer] = []
     for planner in all_planners():
+        why = objectives.refusal(planner.name, resolved.objective, catalog)
+        if why is not None:  # the backend does not run this objective: nothing to price
+            offers.append(_unpriced(planner, resolved, why))
+            continue
         for offer in planner.offers(ctx):
             _apply_constraints(offer, resolved)
             offers.append(offer)

@@ -18,7 +18,7 @@ from gateway.units import parse_count
 from gateway.yaml_lines import line_of
 
 Method = Literal["lora", "qlora", "dora", "full"]
-Objective = Literal["sft", "dpo"]
+Objective = Literal["sft", "dpo", "kto", "orpo", "grpo"]  # == gateway.objectives.OBJECTIVES
 Task = Literal["style", "sft", "code"]
 # equals providers.NAMES (tests/unit/test_registries.py): the core cannot import providers
 ProviderName = Literal["local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock"]
@@ -56,7 +56,13 @@ class TrainingConfig(_Section):
     seed: int = 42
     early_stopping_patience: int | None = Field(None, ge=1)
     n_evals: int | None = Field(None, ge=0, le=100)
-    dpo_beta: float | None = Field(None, gt=0, le=10)
+    dpo_beta: float | None = Field(
+        None, gt=0, le=10, description="beta of the DPO, KTO and ORPO losses"
+    )
+    grpo_generations: int | None = Field(None, ge=2, le=64, description="GRPO group size")
+    grpo_max_completion: int | None = Field(
+        None, ge=1, le=32768, description="GRPO: longest sampled completion, in tokens"
+    )
     learning_rate_multiplier: float | None = Field(
         None, gt=0, le=100, description="OpenAI only: scales OpenAI's own learning rate"
     )
@@ -131,6 +137,27 @@ class JobSpec(_Section):
     export: ExportConfig | None = None
     bedrock: BedrockJobConfig | None = None
     name: str | None = None
+    rewards: list[str] = Field(
+        default_factory=list,
+        description="GRPO reward functions: built-in names or module:function",
+    )
+
+    @model_validator(mode="after")
+    def _rewards_fit_objective(self) -> JobSpec:
+        from gateway.rewards import name_problem
+
+        if self.objective == "grpo" and not self.rewards:
+            raise ValueError(
+                "objective grpo needs `rewards: [...]` (built-in: exact_match, contains, "
+                "word_f1, json_valid, regex(PATTERN); or module:function)"
+            )
+        if self.rewards and self.objective != "grpo":
+            raise ValueError(f"`rewards` are for objective grpo (this job is {self.objective})")
+        for name in self.rewards:
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @property
     def uses_adapter(self) -> bool:
@@ -236,6 +263,8 @@ class ResolvedTraining(TrainingConfig):
     packing: bool
     n_evals: int = Field(ge=0, le=100)
     dpo_beta: float = Field(gt=0, le=10)
+    grpo_generations: int = Field(ge=2, le=64)
+    grpo_max_completion: int = Field(ge=1, le=32768)
 
 
 class ResolvedSpec(JobSpec):
@@ -322,6 +351,8 @@ def option_patch(options: dict[str, Any]) -> dict[str, Any]:
             patch.setdefault(section, {})[key] = value
         else:
             patch[key] = value
+    if options.get("rewards"):
+        patch["rewards"] = list(options["rewards"])
     if options.get("providers"):
         names = [p.strip() for p in str(options["providers"]).split(",") if p.strip()]
         patch.setdefault("constraints", {})["providers"] = names

@@ -89,10 +89,6 @@ class Bedrock(HostedJobs):
                 offer.refuse(f"Bedrock does not customize {model.id} (this catalog has: {tunable})")
             ]
         offer.model_id = hosted.id
-        if spec.objective != "sft":
-            offer.refuse(
-                f"Bedrock fine-tunes Llama with SFT only ({spec.objective.upper()} requested)"
-            )
         if spec.method == "dora":
             offer.refuse("Bedrock does not let you choose the adapter method (DoRA requested)")
         elif spec.uses_adapter:

@@ -38,14 +38,31 @@ def preferences(n: int, seed: int = 0) -> list[dict]:
     ]
 
 
+def kto_rows(n: int, seed: int = 0) -> list[dict]:
+    """Unpaired answers: the house answer labelled desirable, a curt one undesirable."""
+    rows = []
+    for i in range(n):
+        good = i % 2 == 0
+        answer = f"Saw {i + seed} is yours for seven days." if good else "Whatever."
+        rows.append(
+            {"prompt": f"How long can I keep saw {i + seed}?", "completion": answer, "label": good}
+        )
+    return rows
+
+
+def rows_for(objective: str, n: int, seed: int = 0) -> list[dict]:
+    if objective in ("dpo", "orpo"):
+        return preferences(n, seed)
+    return kto_rows(n, seed) if objective == "kto" else chats(n, seed)
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def job_file(tmp_path: Path, base: str, objective: str = "sft", n: int = 12, **extra) -> Path:
-    rows = preferences(n) if objective == "dpo" else chats(n)
-    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "train.jsonl", rows_for(objective, n))
     spec = {
         "name": "brand-voice",
         "base_model": base,
@@ -60,10 +77,16 @@ def job_file(tmp_path: Path, base: str, objective: str = "sft", n: int = 12, **e
 
 
 def local_job(
-    tmp_path: Path, model: Path, objective="sft", method="lora", n=48, valid=8, **training
+    tmp_path: Path,
+    model: Path,
+    objective="sft",
+    method="lora",
+    n=48,
+    valid=8,
+    rewards: list[str] | None = None,
+    **training,
 ):
-    rows = preferences(n) if objective == "dpo" else chats(n)
-    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "train.jsonl", rows_for(objective, n))
     spec = {
         "name": "tiny",
         "base_model": str(model),
@@ -80,10 +103,10 @@ def local_job(
             **training,
         },
     }
+    if rewards:
+        spec["rewards"] = rewards
     if valid:
-        write_jsonl(
-            tmp_path / "valid.jsonl", (preferences if objective == "dpo" else chats)(valid, 1000)
-        )
+        write_jsonl(tmp_path / "valid.jsonl", rows_for(objective, valid, 1000))
         spec["validation"] = "valid.jsonl"
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec))

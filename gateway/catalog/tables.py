@@ -118,6 +118,7 @@ class Flops(Sourced):
     grad_ckpt_multiplier: float
     dpo_reference_forward_per_param: float
     padding_waste_without_packing: Num
+    decode_token_cost: Num  # GRPO: one generated token, in training-token time
 
 
 class Stack(Sourced):
@@ -237,9 +238,15 @@ class HyperProfile(_Strict):
     confidence: Confidence | None = None
 
 
+class ObjectiveRules(Sourced):
+    accepts: list[Literal["sft", "dpo", "kto", "orpo", "grpo"]]
+    elsewhere: str | None = None  # what the backend offers beyond these, outside tunegate
+
+
 class RulesFile(_Strict):
     as_of: str
     data: dict[str, DataRules]
+    objectives: dict[str, ObjectiveRules]
     lora: dict[str, LoraRules]
     names: dict[str, NameRules]
     architectures: dict[str, Architectures]

@@ -78,6 +78,7 @@ def check(
     near_threshold: float = NEAR_THRESHOLD,
     ngram: int = CONTAMINATION_NGRAM,
     mapping: Mapping | None = None,
+    objective: str | None = None,
 ) -> CheckReport:
     """Run every check on a training file; the file itself is only read. With `provider`, the
     file is also checked as it would be uploaded there unchanged."""
@@ -96,6 +97,10 @@ def check(
     )
     if provider:
         findings += upload_findings(loaded, provider)
+    if objective:
+        from gateway.data.prepare import objective_findings
+
+        findings += objective_findings(loaded, objective)
     notes: list[str] = list(loaded.notes)
     try:
         prints = fingerprints(loaded.examples)

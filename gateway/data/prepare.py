@@ -16,13 +16,6 @@ from gateway.errors import SpecError
 SHOWN = 10  # errors quoted in the refusal; `tunegate data check` lists them all
 
 
-# The example kinds each training objective learns from (a KTO file is never read as SFT).
-OBJECTIVE_KINDS = {
-    "sft": ("chat", "completion", "text"),
-    "dpo": ("preference",),
-}
-
-
 def load_clean(
     path: Path,
     *,
@@ -37,7 +30,7 @@ def load_clean(
     loaded = load(path, fmt, mapping=mapping)
     findings = check_file(loaded, provider=provider, file_bytes=path.stat().st_size)
     if objective is not None:
-        findings += _objective_findings(loaded, objective)
+        findings += objective_findings(loaded, objective)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         flag = f" --provider {provider}" if provider else ""
@@ -51,20 +44,15 @@ def load_clean(
     return loaded
 
 
-def _objective_findings(loaded: LoadedFile, objective: str) -> list[Finding]:
-    kinds = OBJECTIVE_KINDS.get(objective, ())
-    wrong = [ex for ex in loaded.examples if ex.kind not in kinds]
+def objective_findings(loaded: LoadedFile, objective: str) -> list[Finding]:
+    """One finding for the examples an objective does not train on (KTO is never read as SFT)."""
+    from gateway.objectives import kind_problem
+
+    wrong = [ex for ex in loaded.examples if kind_problem(ex.kind, objective)]
     if not wrong:
         return []
-    takes = {"preference": "dpo", "kto": "kto (not supported yet)"}.get(wrong[0].kind, "sft")
-    return [
-        Finding(
-            wrong[0].line,
-            "error",
-            f"{len(wrong)} {wrong[0].kind} example(s) in a {objective} job "
-            f"(expected {', '.join(kinds)} examples; {wrong[0].kind} data trains with objective {takes})",
-        )
-    ]
+    first = wrong[0]
+    return [Finding(first.line, "error", f"{len(wrong)} {kind_problem(first.kind, objective)}")]
 
 
 def prepare(

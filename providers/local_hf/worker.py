@@ -1,7 +1,8 @@
 """The TRL + PEFT worker: `python -m providers.local_hf.worker JOBDIR [--resume]`.
 
 SFT trains on assistant turns only (each conversation becomes one prompt -> completion example per
-assistant turn, and TRL masks the prompt); DPO uses TRL's DPOTrainer. LoRA, rsLoRA, DoRA, full
+assistant turn, and TRL masks the prompt); DPO, KTO, ORPO and GRPO use their TRL trainers
+(`providers.local_hf.trainers`). LoRA, rsLoRA, DoRA, full
 fine-tuning, and QLoRA (bitsandbytes, CUDA only). Checkpoints carry optimizer, scheduler and RNG
 state, so `--resume` continues exactly; early stopping watches the validation loss.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from providers._worker import JobDir, run_worker
+from providers.local_hf.trainers import grpo_rows, kto_rows, reward_funcs, trainer_for
 
 _OPTIMIZERS_CPU = {
     "adamw_8bit": "adamw_torch",
@@ -63,13 +65,14 @@ def _metrics_callback(job: JobDir, total_steps: int, tokens_per_step: float, sta
                 "total_steps": state.max_steps or total_steps,
                 "epoch": round(state.epoch or 0, 4),
                 "loss": logs.get("loss"),
+                "reward": logs.get("reward"),
                 "eval_loss": logs.get("eval_loss"),
                 "lr": logs.get("learning_rate"),
                 "tokens_per_s": round(done * tokens_per_step / elapsed, 1) if elapsed else None,
                 "elapsed": round(elapsed, 2),
                 "time": time.time(),
             }
-            if row["loss"] is None and row["eval_loss"] is None:
+            if row["loss"] is None and row["eval_loss"] is None and row["reward"] is None:
                 return
             job.append_metric(row)
             job.write_status(step=state.global_step, total_steps=row["total_steps"])
@@ -129,7 +132,8 @@ def train(job: JobDir, cfg: dict[str, Any], resume: bool) -> dict[str, Any]:
 def fit(
     job: JobDir, cfg: dict[str, Any], resume: bool, model: Any, tokenizer: Any, peft_config: Any
 ) -> dict[str, Any]:
-    """Train with TRL (SFT or DPO) and write metrics, checkpoints and the adapter to JOBDIR."""
+    """Train with TRL (SFT, DPO, KTO, ORPO or GRPO) and write metrics, checkpoints and the
+    adapter to JOBDIR."""
     import torch
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
@@ -143,13 +147,19 @@ def fit(
     valid_rows = _rows(job.path / files["valid"]) if "valid" in files else []
     if objective == "sft":
         train_rows, valid_rows = sft_examples(train_rows), sft_examples(valid_rows)
+    if objective == "grpo":
+        train_rows, valid_rows = grpo_rows(train_rows), grpo_rows(valid_rows)
+    if objective == "kto":
+        train_rows, valid_rows = kto_rows(train_rows), kto_rows(valid_rows)
     train_ds = Dataset.from_list(train_rows)
-    eval_ds = Dataset.from_list(valid_rows) if valid_rows else None
+    # GRPO scores samples with rewards, not a validation loss: its validation set is not used
+    eval_ds = Dataset.from_list(valid_rows) if valid_rows and objective != "grpo" else None
 
     batch = int(tr["batch_size"])
     accum = int(tr["grad_accum"])
     epochs = float(tr["epochs"])
-    steps_per_epoch = max(1, math.ceil(len(train_rows) / (batch * accum)))
+    per_example = int(tr["grpo_generations"]) if objective == "grpo" else 1  # completions
+    steps_per_epoch = max(1, math.ceil(len(train_rows) * per_example / (batch * accum)))
     total = max(1, math.ceil(steps_per_epoch * epochs))
     every = max(1, total // 20)  # log and checkpoint often: a crash loses little
     eval_every = max(every, total // 8)  # evaluation costs a pass over the validation set
@@ -189,16 +199,10 @@ def fit(
             load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
         )
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=int(patience)))
-    if objective == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        args = DPOConfig(beta=float(tr["dpo_beta"]), **common)
-        trainer_cls: Any = DPOTrainer
-    else:
-        from trl import SFTConfig, SFTTrainer
-
-        args = SFTConfig(packing=bool(tr.get("packing")), completion_only_loss=True, **common)
-        trainer_cls = SFTTrainer
+    trainer_cls, args = trainer_for(objective, tr, common)
+    extra: dict[str, Any] = {}
+    if objective == "grpo":
+        extra["reward_funcs"] = reward_funcs(spec["rewards"], spec.get("train"))
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -207,6 +211,7 @@ def fit(
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=callbacks,
+        **extra,
     )
     tokens = (
         sum(len(r.get("input_ids", [])) for r in trainer.train_dataset) or len(train_rows) * 256

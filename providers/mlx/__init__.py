@@ -17,8 +17,6 @@ from providers._local_jobs import LocalJobs
 
 
 def _support(hw: Hardware, ctx: PlanContext) -> str | None:
-    if ctx.spec.objective != "sft":
-        return f"mlx-lm trains SFT only; {ctx.spec.objective.upper()} runs with local (TRL+PEFT)"
     if ctx.spec.method == "qlora":
         return "QLoRA with mlx-lm needs a quantized MLX base; use method: lora (or local on CUDA)"
     if hw.vendor == "apple":

@@ -120,7 +120,7 @@ def test_mac_what_if_makes_mlx_feasible_and_dpo_rules(catalog):
     assert mlx.feasible and mlx.kind == "local"
     dpo = _plan(catalog, mac, base_model="meta-llama/Llama-3.2-3B-Instruct", objective="dpo")
     assert "SFT only" in next(o for o in dpo.offers if o.provider == "mlx").reason
-    assert "SFT only" in next(o for o in dpo.offers if o.provider == "bedrock").reason
+    assert "runs SFT here, not DPO" in next(o for o in dpo.offers if o.provider == "bedrock").reason
 
 
 def test_closed_model_goes_to_openai(catalog, cpu_machine):
