@@ -12,11 +12,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Reward = Callable[..., list[float]]
 _MODULE_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _REGEX = re.compile(r"^regex\((.+)\)$", re.S)
+_SCHEMA = re.compile(r"^json_schema\((.+)\)$")
 
 
 def _text(completion: Any) -> str:
@@ -85,6 +87,28 @@ def _regex(pattern: str) -> Reward:
     return regex
 
 
+def _json_schema(path: Path) -> Reward:
+    """1 when the completion parses as JSON and validates against the schema in `path`."""
+    import jsonschema
+
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"reward json_schema({path}): cannot read the schema: {exc}") from None
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def json_schema(completions: list[Any], **_: Any) -> list[float]:
+        out = []
+        for c in completions:
+            try:
+                out.append(float(validator.is_valid(json.loads(_text(c)))))
+            except ValueError:
+                out.append(0.0)
+        return out
+
+    return json_schema
+
+
 BUILTIN: dict[str, Reward] = {
     "exact_match": exact_match,
     "contains": contains,
@@ -95,7 +119,7 @@ BUILTIN: dict[str, Reward] = {
 
 def name_problem(name: str) -> str | None:
     """Why `name` is not a reward tunegate can resolve, or None (no import happens here)."""
-    if name in BUILTIN or _MODULE_FUNCTION.match(name):
+    if name in BUILTIN or _MODULE_FUNCTION.match(name) or _SCHEMA.match(name):
         return None
     found = _REGEX.match(name)
     if found:
@@ -106,14 +130,19 @@ def name_problem(name: str) -> str | None:
         return None
     return (
         f"unknown reward {name!r} (expected one of {', '.join(BUILTIN)}, regex(PATTERN), "
-        "or module:function)"
+        "json_schema(FILE), or module:function)"
     )
 
 
-def resolve(name: str) -> Reward:
-    """The callable for `name`; a user's module is imported from the job's working folder."""
+def resolve(name: str, folder: Path | None = None) -> Reward:
+    """The callable for `name`; a schema file is read relative to `folder` (the training
+    file's), a user's module imported from the Python path."""
     if name in BUILTIN:
         return BUILTIN[name]
+    schema = _SCHEMA.match(name)
+    if schema:
+        path = Path(schema.group(1))
+        return _json_schema(path if path.is_absolute() or folder is None else folder / path)
     found = _REGEX.match(name)
     if found:
         fn = _regex(found.group(1))

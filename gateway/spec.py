@@ -149,7 +149,7 @@ class JobSpec(_Section):
         if self.objective == "grpo" and not self.rewards:
             raise ValueError(
                 "objective grpo needs `rewards: [...]` (built-in: exact_match, contains, "
-                "word_f1, json_valid, regex(PATTERN); or module:function)"
+                "word_f1, json_valid, regex(PATTERN), json_schema(FILE); or module:function)"
             )
         if self.rewards and self.objective != "grpo":
             raise ValueError(f"`rewards` are for objective grpo (this job is {self.objective})")

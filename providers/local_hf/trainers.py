@@ -83,8 +83,7 @@ def reward_funcs(names: list[str], train: str | None) -> list[Any]:
 
     from gateway.rewards import resolve
 
-    if train:
-        folder = str(Path(train).resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    return [resolve(n) for n in names]
+    folder = Path(train).resolve().parent if train else None
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return [resolve(n, folder) for n in names]

@@ -137,3 +137,15 @@ def test_one_list_of_objectives():
     from gateway.spec import Objective
 
     assert Objective.__args__ == OBJECTIVES == tuple(FACTS)
+
+
+def test_json_schema_reward_reads_its_schema_beside_the_data(tmp_path):
+    pytest.importorskip("jsonschema")
+    (tmp_path / "answer.schema.json").write_text(
+        '{"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}'
+    )
+    reward = resolve("json_schema(answer.schema.json)", tmp_path)
+    assert reward(['{"city": "Oslo"}', '{"town": "Oslo"}', "Oslo", '{"city": 3}']) == [1, 0, 0, 0]
+    assert name_problem("json_schema(answer.schema.json)") is None
+    with pytest.raises(ValueError, match="cannot read the schema"):
+        resolve("json_schema(missing.json)", tmp_path)
