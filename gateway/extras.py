@@ -33,7 +33,7 @@ EXTRAS: dict[str, Extra] = {
         Extra(
             "local",
             "local training (backend local), merging and the demo",
-            ("torch", "transformers", "peft", "trl", "accelerate", "datasets"),
+            ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "jsonschema"),
             "install torch pinned first (pip install torch==2.13.0): an unpinned torch pulls a "
             "multi-GB CUDA build",
         ),
@@ -64,6 +64,7 @@ EXTRAS: dict[str, Extra] = {
 MODULES: dict[str, tuple[str, str]] = {
     "torch": ("torch", "local"),
     "transformers": ("transformers", "local"),
+    "jsonschema": ("jsonschema", "local"),
     "peft": ("peft", "local"),
     "trl": ("trl", "local"),
     "accelerate": ("accelerate", "local"),

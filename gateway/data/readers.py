@@ -175,7 +175,7 @@ def _read_lines(path: Path) -> Iterator[RawRecord]:
                 error = broken_unicode(data)
             if error is not None and not seen_good and first_bad is None:
                 first_bad = RawRecord(number, error=error)
-                if raw.lstrip()[:1] in (b"{", b"["):
+                if data is None and raw.lstrip()[:1] in (b"{", b"["):  # not one whole value
                     pretty = list(_pretty(path))
                     if pretty:
                         yield from pretty
@@ -217,6 +217,8 @@ def _pretty(path: Path) -> Iterator[RawRecord]:
         return
     if not found or (len(found) == 1 and isinstance(found[0][1], list)):
         return
+    if len(found) == sum(1 for line in text.splitlines() if line.strip()):
+        return  # one object per line after all: JSONL whose first line has its own problem
     lines = text.count("\n") + 1
     yield RawRecord(
         1,
@@ -225,7 +227,8 @@ def _pretty(path: Path) -> Iterator[RawRecord]:
         code="file",
     )
     for line, value in found:
-        yield RawRecord(line, value)
+        broken = broken_unicode(value) if "\\u" in text else None
+        yield RawRecord(line, error=broken) if broken else RawRecord(line, value)
 
 
 def _read_whole(path: Path, *, array: bool) -> Iterator[RawRecord]:

@@ -7,11 +7,12 @@ failure reproduces; hypothesis prints the file that broke it."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from contextlib import suppress
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.data.checker import check
@@ -105,10 +106,12 @@ def _exercise(path: Path) -> None:
             convert(examples, target, out / target)
 
 
+# TUNEGATE_FUZZ_EXAMPLES=2000 TUNEGATE_FUZZ_RANDOM=1 explores further than the suite's fixed run
+_SCALE = int(os.environ.get("TUNEGATE_FUZZ_EXAMPLES", "120")) / 120
 FUZZ = settings(
-    max_examples=120,
+    max_examples=round(120 * _SCALE),
     deadline=None,
-    derandomize=True,
+    derandomize=not os.environ.get("TUNEGATE_FUZZ_RANDOM"),
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -121,12 +124,18 @@ FUZZ = settings(
     encoding=st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16", "cp1252"]),
     ascii_only=st.booleans(),
 )
+@example(  # found by the fuzzer: a surrogate on line 1 sent JSONL down the pretty-JSON path
+    rows=[{"conversations": [{"from": "\ud800", "value": None}]}, {"completion": ["\ud800"]}],
+    layout="jsonl",
+    encoding="utf-8",
+    ascii_only=True,
+)
 def test_any_json_in_any_layout_or_encoding(rows, layout, encoding, ascii_only):
     with tempfile.TemporaryDirectory() as folder:
         _exercise(_write(Path(folder), rows, layout, encoding, ascii_only))
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=max(1, round(60 * _SCALE)))
 @given(
     blob=st.binary(max_size=300),
     magic=st.sampled_from([b"", b"PAR1", b"\x1f\x8b", b"\xef\xbb\xbf", b"\xff\xfe", b'{"']),
@@ -139,7 +148,7 @@ def test_any_bytes(blob, magic, suffix):
         _exercise(path)
 
 
-@settings(FUZZ, max_examples=20)
+@settings(FUZZ, max_examples=max(1, round(20 * _SCALE)))
 @given(depth=st.integers(1, 6000), key=st.sampled_from(["messages", "content", "arguments"]))
 def test_any_nesting(depth, key):
     inner = "[" * depth + "]" * depth
