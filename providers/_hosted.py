@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.estimate import flops_per_token
+from gateway.objectives import FACTS
 from gateway.offer import Offer, PlanContext
 from gateway.serving import ServeRoute, dedicated_route
 from gateway.units import Range
@@ -37,7 +38,7 @@ def epoch_tokens(ctx: PlanContext, packing_billed: bool = True) -> float:
     spec, report = ctx.spec, ctx.report
     if spec.training.packing or packing_billed:
         return report.total_tokens
-    return report.examples * spec.training.max_seq_len * (2 if spec.objective == "dpo" else 1)
+    return report.examples * spec.training.max_seq_len * FACTS[spec.objective].sequences
 
 
 def hosted_hours(ctx: PlanContext, tokens: Range | float) -> Range:

@@ -94,13 +94,10 @@ def check(
         template=model.chat_template if model else None,
         provider=provider,
         file_bytes=path.stat().st_size,
+        objective=objective,
     )
     if provider:
         findings += upload_findings(loaded, provider)
-    if objective:
-        from gateway.data.prepare import objective_findings
-
-        findings += objective_findings(loaded, objective)
     notes: list[str] = list(loaded.notes)
     try:
         prints = fingerprints(loaded.examples)

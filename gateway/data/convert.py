@@ -134,8 +134,7 @@ def _trl(ex: Example, target: str) -> dict[str, Any]:
         return {"prompt": ex.messages, "chosen": ex.chosen, "rejected": ex.rejected}
     if ex.kind == "kto":  # TRL's unpaired form: the last answer is the labelled completion
         return {"prompt": ex.messages[:-1], "completion": ex.messages[-1:], "label": ex.label}
-    body = _messages(ex, target)
-    return body
+    return _messages(ex, target)
 
 
 def _prompt_completion(ex: Example, target: str) -> dict[str, Any]:

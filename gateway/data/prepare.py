@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.data.formats import LoadedFile, load
 from gateway.data.sharegpt import Mapping
-from gateway.data.validate import Finding, check_file
+from gateway.data.validate import check_file
 from gateway.errors import SpecError
 
 SHOWN = 10  # errors quoted in the refusal; `tunegate data check` lists them all
@@ -28,9 +28,8 @@ def load_clean(
     `objective`, only the example kinds that objective trains on)."""
     path = Path(path)
     loaded = load(path, fmt, mapping=mapping)
-    findings = check_file(loaded, provider=provider, file_bytes=path.stat().st_size)
-    if objective is not None:
-        findings += objective_findings(loaded, objective)
+    size = path.stat().st_size
+    findings = check_file(loaded, provider=provider, file_bytes=size, objective=objective)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         flag = f" --provider {provider}" if provider else ""
@@ -42,17 +41,6 @@ def load_clean(
             where=str(path),
         )
     return loaded
-
-
-def objective_findings(loaded: LoadedFile, objective: str) -> list[Finding]:
-    """One finding for the examples an objective does not train on (KTO is never read as SFT)."""
-    from gateway.objectives import kind_problem
-
-    wrong = [ex for ex in loaded.examples if kind_problem(ex.kind, objective)]
-    if not wrong:
-        return []
-    first = wrong[0]
-    return [Finding(first.line, "error", f"{len(wrong)} {kind_problem(first.kind, objective)}")]
 
 
 def prepare(

@@ -235,7 +235,6 @@ class Mapping:
 
     def __init__(self, entry: dict[str, Any]) -> None:
         self.formatting = entry.get("formatting", "alpaca")
-        self.ranking = bool(entry.get("ranking"))
         columns = entry.get("columns") or {}
         self.columns = {
             str(v): _COLUMNS[k] for k, v in columns.items() if k in _COLUMNS and v != _COLUMNS[k]

@@ -88,7 +88,7 @@ def upload_findings(loaded: LoadedFile, provider: str) -> list[Finding]:
     path = loaded.path
     target = rules.convert_to
     head = f"as uploaded to {provider} this fails"
-    blocked = _unconvertible(loaded, None, target)
+    blocked = _unconvertible(loaded, target)
     fix = (
         f"`tunegate data convert {path.name} --to {target} -o {path.stem}.{target}.jsonl` makes it valid"
         if blocked is None
@@ -122,20 +122,14 @@ def upload_findings(loaded: LoadedFile, provider: str) -> list[Finding]:
     for fmt, lines in sorted(loaded.formats_by_line.items()):
         if fmt in rules.formats or (kind == "parquet" and rules.parquet_columns):
             continue
-        blocked = _unconvertible(loaded, set(lines), target)
         shown = ", ".join(map(str, lines[:5])) + (
             f" and {len(lines) - 5} more" if len(lines) > 5 else ""
-        )
-        then = (
-            fix
-            if not blocked
-            else f"`convert --to {target}` cannot fix line {blocked[0]}: {blocked[1]}"
         )
         out.append(
             _err(
                 lines[0],
                 f"{head}: {len(lines)} {fmt} record(s) (lines {shown}); {provider} reads "
-                f"{', '.join(rules.formats)} records; {then}",
+                f"{', '.join(rules.formats)} records; {fix}",
             )
         )
     for line, clash in loaded.conflicts:
@@ -145,20 +139,17 @@ def upload_findings(loaded: LoadedFile, provider: str) -> list[Finding]:
     return out
 
 
-def _unconvertible(
-    loaded: LoadedFile, lines: set[int] | None, target: str
-) -> tuple[int, str] | None:
-    """The first example (of `lines`, or any) that `convert --to target` refuses, and why."""
+def _unconvertible(loaded: LoadedFile, target: str) -> tuple[int, str] | None:
+    """The first example that `convert --to target` refuses, and why."""
     from gateway.data.convert import write_one
 
     for ex in loaded.examples:
-        if lines is None or ex.line in lines:
-            try:
-                write_one(ex, target)
-            except ConversionError as exc:
-                return ex.line, exc.message.split(": ", 1)[-1]
-            except (KeyError, TypeError, AttributeError, IndexError, ValueError):
-                return ex.line, "the record is malformed (see its errors)"
+        try:
+            write_one(ex, target)
+        except ConversionError as exc:
+            return ex.line, exc.message.split(": ", 1)[-1]
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            return ex.line, "the record is malformed (see its errors)"
     return None
 
 

@@ -14,6 +14,7 @@ from gateway.data.findings import error as _err
 from gateway.data.findings import warning as _warn
 from gateway.data.formats import Example, LoadedFile, content_text
 from gateway.data.upload import provider_rules
+from gateway.objectives import kind_problem
 
 # Special tokens of each chat-template family: appearing inside training text they corrupt the
 # rendered conversation (sources: each family's tokenizer_config.json).
@@ -298,8 +299,10 @@ def check_file(
     template: str | None = None,
     provider: str | None = None,
     file_bytes: int = 0,
+    objective: str | None = None,
 ) -> list[Finding]:
-    """All findings for a file: unreadable lines, mixed formats, each example, provider rules."""
+    """All findings for a file: unreadable lines, mixed formats, each example, provider rules,
+    and with `objective` the example kinds it trains on."""
     out = _read_findings(loaded)
     out += [_err(line, message) for line, message in loaded.shape_errors]
     out += [_err(line, message) for line, message in loaded.unknown_lines]
@@ -317,6 +320,8 @@ def check_file(
         out.append(_err(1, "no examples in the file (expected at least one record)"))
     if provider:
         out += provider_rules(loaded, provider, file_bytes)
+    if objective:
+        out += _objective_findings(loaded.examples, objective)
     return sorted(out, key=lambda f: (f.line, f.severity))
 
 
@@ -331,6 +336,15 @@ def _read_findings(loaded: LoadedFile) -> list[Finding]:
         more = f" (on {len(encoding)} lines: {lines})" if len(encoding) > 1 else ""
         out.append(_err(encoding[0].line, f"{encoding[0].error}{more}"))
     return out
+
+
+def _objective_findings(examples: list[Example], objective: str) -> list[Finding]:
+    """One finding for the examples an objective does not train on (KTO is never read as SFT)."""
+    wrong = [ex for ex in examples if kind_problem(ex.kind, objective)]
+    if not wrong:
+        return []
+    first = wrong[0]
+    return [_err(first.line, f"{len(wrong)} {kind_problem(first.kind, objective)}")]
 
 
 def _kto_balance(examples: list[Example]) -> list[Finding]:

@@ -7,7 +7,9 @@ prompt and the reference `answer` its rewards may compare to.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 
@@ -78,9 +80,6 @@ def trainer_for(objective: str, tr: dict[str, Any], common: dict[str, Any]) -> t
 def reward_funcs(names: list[str], train: str | None) -> list[Any]:
     """The job's rewards; a user's module:function is imported from the folder of the training
     file (where the job file points) or the Python path."""
-    import sys
-    from pathlib import Path
-
     from gateway.rewards import resolve
 
     folder = Path(train).resolve().parent if train else None
