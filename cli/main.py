@@ -26,6 +26,7 @@ from cli.jobs_cmds import (
     train_cmd,
 )
 from cli.plan_cmd import plan_cmd
+from cli.serve_cmds import aliases_group, keys_group, serve_cmd, usage_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,6 +58,10 @@ for command in (
     deployments_cmd,
     undeploy_cmd,
     chat_cmd,
+    serve_cmd,
+    usage_cmd,
+    keys_group,
+    aliases_group,
     models_cmd,
     hardware_cmd,
     prices_cmd,

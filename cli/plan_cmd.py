@@ -13,7 +13,7 @@ from providers import NAMES as PROVIDERS
 
 
 @click.command("plan")
-@click.argument("job", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("job", required=False)
 @click.option("--base", help="Base model: HF id (base or instruct), alias, or local path.")
 @click.option("--examples", type=click.IntRange(min=1), help="Number of training examples.")
 @click.option(
@@ -74,7 +74,7 @@ from providers import NAMES as PROVIDERS
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, **opts: Any) -> None:
+def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **opts: Any) -> None:
     """Estimate cost, time and memory on every backend and pick the cheapest that fits.
 
     \b
@@ -86,7 +86,9 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
     from gateway.router import plan
     from gateway.spec import JobSpec
 
-    spec = JobSpec.from_options(job, **opts)
+    if job is not None and not Path(job).exists():
+        return _plan_journaled(job, show_all, show_spec, as_json, opts)
+    spec = JobSpec.from_options(Path(job) if job else None, **opts)
     result = plan(
         spec,
         examples=opts.get("examples"),
@@ -110,3 +112,46 @@ def plan_cmd(job: Path | None, show_all: bool, show_spec: bool, as_json: bool, *
         for f in export.findings:
             mark = {True: "ok  ", False: "FAIL", None: "?   "}[f.ok]
             click.echo(f"  {mark} {f.check}: {f.detail}")
+
+
+def _plan_journaled(
+    ref: str, show_all: bool, show_spec: bool, as_json: bool, opts: dict[str, Any]
+) -> None:
+    """`tunegate plan JOB-ID`: the journaled job, at the volume its deployments measured."""
+    from cli import render
+    from gateway.errors import SpecError, TunegateError
+    from gateway.journal import Journal
+    from gateway.serve.advice import plan_job
+    from gateway.units import human_count
+
+    given = sorted(k for k, v in opts.items() if v is not None)
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise SpecError(f"{flags} cannot be combined with a journaled job", fix="plan a job file")
+    try:
+        with Journal() as journal:
+            journal.get(ref)
+    except TunegateError:
+        raise SpecError(
+            f"'{ref}' is neither a job file nor a job in the journal",
+            fix="give a job file path, or a job id from `tunegate jobs`",
+        ) from None
+    result = plan_job(ref)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    guess = human_count(result.guessed_tokens_per_day)
+    if result.volume is None:
+        click.echo(f"serving volume: no traffic measured yet; using the job's {guess} tokens/day")
+    else:
+        v = result.volume
+        click.echo(
+            f"serving volume: measured {human_count(v.tokens_per_day)} tokens/day over "
+            f"{v.days:.1f} days ({v.requests:,} requests, {v.output_share:.0%} generated); "
+            f"the job guessed {guess}/day"
+        )
+    if show_spec:
+        render.spec(result.plan)
+    render.plan(result.plan, show_all=show_all)
+    for a in result.advice:
+        click.echo(("cheaper: " if a.cheaper else "") + a.message)

@@ -16,6 +16,7 @@ readable line and exit non-zero instead of showing a traceback.
     ├── ExportError          an export cannot be made or failed verification
     │   └── DeployError      a deployment cannot be made, removed or reached
     ├── MissingKeyError      a provider key is not set
+    ├── ServeError           the serving gateway cannot start or route as asked
     ├── ConversionError      an example cannot be written in the target format
     ├── ModelNotFoundError   the base model is not on disk and cannot be fetched
     └── AdapterFormatError   an adapter uses a feature the other format cannot express
@@ -104,3 +105,7 @@ class ModelNotFoundError(TunegateError):
 
 class AdapterFormatError(TunegateError):
     """An adapter uses a feature the other format cannot express."""
+
+
+class ServeError(TunegateError):
+    """`tunegate serve`, keys or aliases cannot do what was asked (bind, route, key)."""

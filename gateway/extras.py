@@ -56,6 +56,12 @@ EXTRAS: dict[str, Extra] = {
         Extra("bedrock", "the bedrock backend and deploy target", ("boto3",)),
         Extra("ollama", "--to ollama deploys and chat", ("ollama",)),
         Extra("data", "near-duplicate detection and Parquet input", ("numpy", "pyarrow")),
+        Extra(
+            "serve",
+            "tunegate serve (the OpenAI-compatible gateway, and llama.cpp's server behind it)",
+            ("starlette", "uvicorn", "llama-cpp-python"),
+            "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
+        ),
     )
 }
 
@@ -77,6 +83,10 @@ MODULES: dict[str, tuple[str, str]] = {
     "mlx": ("mlx", "mlx"),
     "mlx_lm": ("mlx-lm", "mlx"),
     "llama_cpp": ("llama-cpp-python", "gguf"),
+    "starlette": ("starlette", "serve"),
+    "uvicorn": ("uvicorn", "serve"),
+    "sse_starlette": ("llama-cpp-python", "serve"),  # what llama_cpp.server needs ([server])
+    "starlette_context": ("llama-cpp-python", "serve"),
     "gguf": ("gguf", "gguf"),
     "sentencepiece": ("sentencepiece", "gguf"),
     "together": ("together", "together"),

@@ -70,4 +70,46 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE UNIQUE INDEX events_remote ON events(job_id, remote_id) WHERE remote_id IS NOT NULL;
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE usage (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL UNIQUE,
+            ts REAL NOT NULL,
+            model TEXT NOT NULL,
+            deployment_id TEXT,
+            target TEXT,
+            key_id TEXT,
+            route TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            stream INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            estimated INTEGER NOT NULL DEFAULT 0,
+            latency_ms REAL NOT NULL,
+            cost_usd REAL,
+            fallback_from TEXT,
+            error TEXT,
+            prompt_json TEXT
+        );
+        CREATE INDEX usage_ts ON usage(ts);
+        CREATE INDEX usage_deployment ON usage(deployment_id, ts);
+        CREATE INDEX usage_key ON usage(key_id, ts);
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            sha256 TEXT NOT NULL UNIQUE,
+            monthly_budget_usd REAL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE TABLE aliases (
+            name TEXT PRIMARY KEY,
+            targets_json TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
 ]

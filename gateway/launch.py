@@ -96,6 +96,12 @@ def launch(
         "train_hours": offer.train_hours.to_json(),
         "billed_tokens": offer.billed_tokens,
         "serve_usd_month": offer.serve_usd_month.to_json(),
+        # the data's size, so serving can be re-priced later at measured volume
+        "report": {
+            "examples": the_plan.report.examples,
+            "avg_tokens": the_plan.report.avg_tokens,
+            "p95_tokens": the_plan.report.p95_tokens,
+        },
     }
     rec = journal.record_intent(
         offer.provider,

@@ -11,7 +11,7 @@ each target remembering to write it, and a failure is journaled as failed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -65,6 +65,19 @@ class Prepared:
     work: Any = None  # in-process state for `deploy` (never journaled)
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """How `tunegate serve` reaches a deployment: an OpenAI-compatible URL (hosted APIs,
+    Ollama), an engine tunegate starts and supervises on a free port (llama.cpp), or only the
+    target's own `chat` (Bedrock speaks Converse, not OpenAI)."""
+
+    kind: Literal["http", "engine", "chat"]
+    model: str  # the name the upstream knows the model by
+    base_url: str = ""  # up to and including /v1 ("http"; "engine" fills it once started)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # auth: never logged
+    command: tuple[str, ...] = ()  # "engine": argv, with "{port}" for the port it listens on
+
+
 @runtime_checkable
 class Deployer(Protocol):
     target: str
@@ -91,6 +104,25 @@ class Deployer(Protocol):
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
         """One greedy request through the client the target speaks."""
         ...
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        """Where `tunegate serve` sends this deployment's requests (keys read here, at start)."""
+        ...
+
+
+def bearer(var: str, provider: str) -> dict[str, str]:
+    """The Authorization header for a provider whose key is in `var` (a clear error if unset)."""
+    from gateway.secrets import require
+
+    return {"Authorization": f"Bearer {require(var, provider)}"}
+
+
+def base_url(var: str, default: str, suffix: str = "/v1") -> str:
+    """The provider's API root as its SDK reads it from `var`, with the OpenAI-style suffix."""
+    import os
+
+    root = (os.environ.get(var) or default).rstrip("/")
+    return root if root.endswith(suffix) else root + suffix
 
 
 def with_system(dep: Deployment, messages: Messages) -> Messages:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared
+from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, Upstream
 from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import DeployError, ExportError, ProviderError
 from gateway.retry import describe, idempotent, poll_until
@@ -195,3 +195,6 @@ class BedrockImport:
         except Exception as exc:  # any botocore failure becomes one line, with no key in it
             raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
         return ChatReply(text, reason, dep.id, raw)
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        return Upstream("chat", str(dep.endpoint))  # Converse, through `chat`

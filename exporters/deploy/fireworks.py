@@ -18,6 +18,9 @@ from exporters.deploy.base import (
     DeploySource,
     Messages,
     Prepared,
+    Upstream,
+    base_url,
+    bearer,
     completion,
     hosted_base,
 )
@@ -209,3 +212,7 @@ class FireworksServing:
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
         client = Fireworks().client()
         return completion("Fireworks", client, str(dep.endpoint), messages, max_tokens, dep.id)
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        url = base_url("FIREWORKS_BASE_URL", "https://api.fireworks.ai")
+        return Upstream("http", str(dep.endpoint), url, bearer("FIREWORKS_API_KEY", "Fireworks"))

@@ -1,15 +1,23 @@
-"""llama.cpp: a local GGUF registered as a deployment and loaded in-process on each chat.
-
-Nothing runs in the background and nothing is billed; the GGUF's own chat template formats
-the conversation (llama-cpp-python reads it from the file's metadata).
+"""llama.cpp: a local GGUF registered as a deployment. `tunegate chat` loads it in-process;
+`tunegate serve` runs it in llama-cpp-python's OpenAI-compatible server, which it starts and
+supervises. Nothing is billed; the GGUF's own chat template formats the conversation
+(llama-cpp-python reads it from the file's metadata).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, with_system
+from exporters.deploy.base import (
+    DeployOptions,
+    DeploySource,
+    Messages,
+    Prepared,
+    Upstream,
+    with_system,
+)
 from gateway.deploy_journal import ChatReply, Deployment
 
 CONTEXT = 2048
@@ -53,3 +61,8 @@ class LlamaCpp:
         return ChatReply(
             choice["message"]["content"] or "", choice["finish_reason"], dep.id, dict(res)
         )
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        command = (sys.executable, "-m", "llama_cpp.server", "--model", str(dep.endpoint))
+        command += ("--host", "127.0.0.1", "--port", "{port}", "--model_alias", dep.name)
+        return Upstream("engine", dep.name, command=(*command, "--n_ctx", str(CONTEXT)))

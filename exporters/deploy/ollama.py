@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporters.chat_format import ChatFormat, detect, gguf_chat_info
-from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared
+from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, Upstream
 from gateway.errors import DeployError, ExportError, ProviderError
 
 if TYPE_CHECKING:  # the journal types load with the target, not with `tunegate --help`
@@ -230,6 +230,12 @@ class Ollama:
         return ChatReply(
             res.message.content or "", res.done_reason, dep.id, res.model_dump(mode="json")
         )
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        """Ollama's own OpenAI-compatible endpoint (docs/openai.md in ollama/ollama)."""
+        host = str(dep.endpoint or DEFAULT_HOST)
+        host = host if "://" in host else "http://" + host
+        return Upstream("http", dep.name, host.rstrip("/") + "/v1")
 
 
 def _stderr(message: str) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, completion
+from exporters.deploy.base import (
+    DeployOptions,
+    DeploySource,
+    Messages,
+    Prepared,
+    Upstream,
+    base_url,
+    bearer,
+    completion,
+)
 from gateway.deploy_journal import ChatReply, Deployment
 
 
@@ -42,3 +51,7 @@ class OpenAIModel:
 
         client = OpenAI().client(max_retries=2)
         return completion("OpenAI", client, str(dep.endpoint), messages, max_tokens, dep.id)
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        url = base_url("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        return Upstream("http", str(dep.endpoint), url, bearer("OPENAI_API_KEY", "OpenAI"))

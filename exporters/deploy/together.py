@@ -21,6 +21,9 @@ from exporters.deploy.base import (
     DeploySource,
     Messages,
     Prepared,
+    Upstream,
+    base_url,
+    bearer,
     completion,
     hosted_base,
 )
@@ -282,3 +285,7 @@ class TogetherServing:
 
         client = Together().client(max_retries=2)
         return completion("Together", client, str(dep.endpoint), messages, max_tokens, dep.id)
+
+    def upstream(self, dep: Deployment) -> Upstream:
+        url = base_url("TOGETHER_BASE_URL", "https://api.together.ai")
+        return Upstream("http", str(dep.endpoint), url, bearer("TOGETHER_API_KEY", "Together"))

@@ -102,6 +102,10 @@ class Faults:
             return kind
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 refuses connections under a load test
+
+
 class FakeServer:
     """Serve `routes` on a random local port in a background thread."""
 
@@ -128,7 +132,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -261,23 +265,46 @@ def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
         pass
 
 
-def chat_reply(model: str, question: str) -> Reply:
+def chat_reply(model: str, question: str, body: dict[str, Any] | None = None) -> Reply:
     """An OpenAI-style chat completion whose answer shows which model answered: `[model]` and
-    the question reversed (the hosted fakes have no weights to run)."""
-    return Reply(
-        200,
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": f"[{model}] {question[::-1]}"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-        },
-    )
+    the question reversed (the hosted fakes have no weights to run). Usage counts words. With
+    `"stream": true` in `body` it is Server-Sent Events, one chunk per word, and a usage chunk
+    when `stream_options.include_usage` asks for it, as OpenAI documents."""
+    body = body or {}
+    answer = f"[{model}] {question[::-1]}"
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or []) or 3
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": len(answer.split()),
+        "total_tokens": prompt + len(answer.split()),
+    }
+    head = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
+    if not body.get("stream"):
+        return Reply(
+            200,
+            {
+                **head,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            },
+        )
+    head["object"] = "chat.completion.chunk"
+    words = answer.split(" ")
+    deltas = [{"role": "assistant", "content": ""}] + [
+        {"content": w if i == 0 else " " + w} for i, w in enumerate(words)
+    ]
+    chunks = [
+        {**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+    ]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**head, "choices": [], "usage": usage})
+    data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+    return Reply(200, data + b"data: [DONE]\n\n", {"content-type": "text/event-stream"})

@@ -184,4 +184,4 @@ class ServingRoutes:
         )
         if not live:
             return _error(404, "NOT_FOUND", f"model {body.get('model')} is not deployed")
-        return chat_reply(model, body["messages"][-1]["content"])
+        return chat_reply(model, body["messages"][-1]["content"], body)

@@ -296,4 +296,4 @@ class OpenAIFake(FakeAPI):
         model = body.get("model")
         if model not in {j.get("fine_tuned_model") for j in self.jobs.values()}:
             return self._error(404, f"The model `{model}` does not exist", "model")
-        return chat_reply(model, body["messages"][-1]["content"])
+        return chat_reply(model, body["messages"][-1]["content"], body)

@@ -360,4 +360,4 @@ class TogetherFake(FakeAPI):
         return self._answer(model, body)
 
     def _answer(self, model: str, body: dict[str, Any]) -> Reply:
-        return chat_reply(model, body["messages"][-1]["content"])
+        return chat_reply(model, body["messages"][-1]["content"], body)

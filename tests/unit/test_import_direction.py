@@ -23,6 +23,8 @@ FACADE = {
     "gateway.waiting",
     "gateway.doctor",
 }
+# whole packages at the facade's level (DESIGN: cli -> facade, gateway/serve -> exporters)
+FACADE_PACKAGES = ("gateway.serve",)
 RANK = {"core": 0, "providers": 1, "exporters": 2, "facade": 3, "cli": 4}
 
 
@@ -80,7 +82,8 @@ GRAPH = {m: _imports(m, p) for m, p in MODULES.items()}
 def layer(module: str) -> str:
     top = module.split(".")[0]
     if top == "gateway":
-        return "facade" if module in FACADE else "core"
+        facade = module in FACADE or module.startswith(FACADE_PACKAGES)
+        return "facade" if facade else "core"
     return top
 
 

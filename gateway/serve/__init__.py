@@ -1,0 +1,107 @@
+"""`tunegate serve`: one OpenAI-compatible front door over every deployment, metering the
+traffic the cost rule depends on (docs/serve.md).
+
+`serve()` runs it in the foreground; `running()` runs it on a background thread and yields
+its URL (tests, benchmarks, notebooks). Both refuse a non-loopback address until an API key
+exists, so a gateway is never opened to a network by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.errors import ServeError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_bind(host: str, journal_path: Path | str | None) -> None:
+    from gateway.extras import require
+    from gateway.serve.store import ServeStore
+
+    require("starlette", "uvicorn", what="tunegate serve")
+    if _loopback(host):
+        return
+    store = ServeStore(journal_path)
+    try:
+        has_keys = bool(store.keys())
+    finally:
+        store.close()
+    if not has_keys:
+        raise ServeError(
+            f"refusing to listen on {host} without API keys: anyone who can reach it could spend "
+            "your provider credit",
+            fix="create one with `tunegate keys create NAME`, or serve on 127.0.0.1",
+        )
+
+
+def _config(app: object, host: str, port: int) -> object:
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    journal_path: Path | str | None = None,
+    log_prompts: bool = False,
+) -> None:
+    """Serve until interrupted."""
+    import uvicorn
+
+    from gateway.serve.app import Gateway
+
+    _check_bind(host, journal_path)
+    gateway = Gateway(journal_path, log_prompts=log_prompts)
+    uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
+
+
+@contextmanager
+def running(
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    *,
+    journal_path: Path | str | None = None,
+    log_prompts: bool = False,
+) -> Iterator[str]:
+    """Serve on a background thread; yields the base URL (…/v1). Port 0 picks a free one."""
+    import uvicorn
+
+    from gateway.serve.app import Gateway
+    from gateway.serve.engines import free_port
+
+    _check_bind(host, journal_path)
+    port = port or free_port()
+    gateway = Gateway(journal_path, log_prompts=log_prompts)
+    server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ServeError(f"the gateway did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,303 @@
+"""The ASGI app behind `tunegate serve`: OpenAI's `/v1/chat/completions`, `/v1/completions`
+and `/v1/models` over every live deployment, with keys, budgets, fallbacks and one usage
+record per request; `/tunegate/advice` and `/tunegate/health` for operators.
+
+Errors have OpenAI's shape (`{"error": {"message", "type", "code", "param"}}`), so the
+official SDKs raise their usual exception types (404 NotFoundError, 429 RateLimitError, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.catalog import tunegate_home
+from gateway.retry import redact
+from gateway.serve.engines import Engines
+from gateway.serve.meter import Meter
+from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
+from gateway.serve.registry import Registry, Target
+from gateway.serve.store import ApiKey, ServeStore, UsageRecord, key_hash
+
+KEYS_REFRESH_S = 5.0
+ADVICE_CACHE_S = 60.0
+
+
+def error(status: int, message: str, kind: str, code: str | None = None, **extra: Any) -> Response:
+    body = {
+        "error": {"message": message, "type": kind, "code": code, "param": extra.pop("param", None)}
+    }
+    headers = (
+        {"x-should-retry": "false"} if status == 429 else {}
+    )  # a spent budget is not transient
+    return JSONResponse(body, status, headers={**headers, **extra.pop("headers", {})})
+
+
+class Gateway:
+    """Everything one server process holds: the journal, the meter, engines, one HTTP pool."""
+
+    def __init__(self, journal_path: Path | str | None = None, *, log_prompts: bool = False):
+        self.store = ServeStore(journal_path)
+        self.registry = Registry(self.store, self.store.path)
+        self.meter = Meter(self.store)
+        self.log_prompts = log_prompts
+        timeout = float(os.environ.get("TUNEGATE_UPSTREAM_TIMEOUT_S", "600"))
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+        )
+        self.engines = Engines(tunegate_home() / "serve", self.client)
+        self._keys: dict[str, ApiKey] = {}
+        self._keys_loaded = -1e9
+        self._advice: tuple[float, Any] | None = None
+
+    # lifecycle ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        import asyncio
+
+        watcher = asyncio.get_running_loop().create_task(self.engines.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await self.client.aclose()
+            self.close()
+
+    def close(self) -> None:
+        self.engines.close()
+        self.meter.close()
+        self.store.close()
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
+            Route("/tunegate/advice", self.advice, methods=["GET"]),
+            Route("/tunegate/health", self.health, methods=["GET"]),
+        ]
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+    # auth ---------------------------------------------------------------------------------
+    def keys(self) -> dict[str, ApiKey]:
+        if time.monotonic() - self._keys_loaded > KEYS_REFRESH_S:
+            self._keys, self._keys_loaded = self.store.key_hashes(), time.monotonic()
+        return self._keys
+
+    def _auth(self, request: Request) -> tuple[ApiKey | None, Response | None]:
+        keys = self.keys()
+        if not keys:
+            return None, None  # no keys: loopback only, enforced when binding
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        key = keys.get(key_hash(token)) if token else None
+        if key is None:
+            return None, error(
+                401,
+                "a valid tunegate API key is required",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        return key, None
+
+    # routes -------------------------------------------------------------------------------
+    async def models(self, request: Request) -> Response:
+        _, denied = self._auth(request)
+        if denied:
+            return denied
+        names = await anyio.to_thread.run_sync(self.registry.names)
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "tunegate"} for n in names]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        _, denied = self._auth(request)
+        if denied:
+            return denied
+        name = request.path_params["model"]
+        if name not in await anyio.to_thread.run_sync(self.registry.names):
+            return self._unknown(name)
+        return JSONResponse({"id": name, "object": "model", "created": 0, "owned_by": "tunegate"})
+
+    async def advice(self, request: Request) -> Response:
+        _, denied = self._auth(request)
+        if denied:
+            return denied
+        if self._advice is None or time.monotonic() - self._advice[0] > ADVICE_CACHE_S:
+            from gateway.serve.advice import advise
+
+            found = await anyio.to_thread.run_sync(lambda: advise(self.store.path))
+            self._advice = (time.monotonic(), [a.to_json() for a in found])
+        return JSONResponse({"object": "list", "data": self._advice[1]})
+
+    async def health(self, request: Request) -> Response:
+        meter = {"written": self.meter.written, "failures": self.meter.failures}
+        return JSONResponse({"ok": True, "engines": self.engines.states(), "meter": meter})
+
+    async def chat(self, request: Request) -> Response:
+        return await self._proxy(request, "chat")
+
+    async def completions(self, request: Request) -> Response:
+        return await self._proxy(request, "completions")
+
+    def _unknown(self, model: str) -> Response:
+        known = self.registry.names()
+        listed = ", ".join(known[:50]) or "none (deploy one with `tunegate deploy`)"
+        return error(
+            404,
+            f"the model '{model}' does not exist here; known models: {listed}",
+            "invalid_request_error",
+            "model_not_found",
+            param="model",
+        )
+
+    async def _proxy(self, request: Request, route: str) -> Response:
+        start = time.perf_counter()
+        rid = "req-" + uuid.uuid4().hex
+        key, denied = self._auth(request)
+        meter = _Metering(self, rid, route, key, start)
+        if denied:
+            return meter.refused(denied, "no valid key")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return meter.refused(
+                error(
+                    400, "the body must be a JSON object with a `model`", "invalid_request_error"
+                ),
+                "bad body",
+            )
+        meter.body = body
+        if key is not None and key.monthly_budget_usd is not None:
+            spent = self.meter.spend(key.id)
+            if spent >= key.monthly_budget_usd:
+                message = (
+                    f"the monthly budget of ${key.monthly_budget_usd:.2f} for key '{key.name}' is"
+                    f" spent (${spent:.4f} this month); raise it with `tunegate keys budget`"
+                )
+                return meter.refused(
+                    error(429, message, "insufficient_quota", "budget_exceeded"), "budget"
+                )
+        chain = self.registry.resolve(body["model"])
+        if chain is None:
+            return meter.refused(self._unknown(body["model"]), "unknown model", status=404)
+        failed: list[tuple[Target, str]] = []
+        meter.failed = failed  # the record names what failed before the one that answered
+        for target in chain:
+            if target.problem or target.upstream is None:
+                failed.append((target, target.problem or "no upstream"))
+                continue
+            meter.target = target
+            try:
+                if target.upstream.kind == "chat":
+                    status, content, headers = await via_chat(target, body, route, meter.done)
+                else:
+                    status, content, headers = await via_http(
+                        self.client, self.engines, target, body, route, meter.done
+                    )
+            except Unreachable as exc:
+                failed.append((target, str(exc)))
+                continue
+            headers = {**headers, **meter.headers(failed)}
+            if failed:
+                _report_fallback(body["model"], failed, target)
+            if isinstance(content, bytes):
+                return Response(content, status, headers=headers)
+            return StreamingResponse(content, status, headers=headers)
+        reasons = "; ".join(
+            f"{t.deployment.name} ({t.deployment.target}): {why}" for t, why in failed
+        )
+        meter.failed = failed[:-1]
+        meter.target = failed[-1][0] if failed else None
+        meter.done(Outcome(502, error=reasons))
+        return error(
+            502,
+            f"no deployment of '{body['model']}' could answer: {reasons}",
+            "api_error",
+            "upstream_failed",
+            headers=meter.headers(failed),
+        )
+
+
+class _Metering:
+    """Builds the one usage record of a request, whichever way it ends."""
+
+    def __init__(self, gw: Gateway, rid: str, route: str, key: ApiKey | None, start: float):
+        self.gw, self.rid, self.route, self.key, self.start = gw, rid, route, key, start
+        self.body: dict[str, Any] = {}
+        self.target: Target | None = None
+        self.failed: list[tuple[Target, str]] = []
+        self._done = False
+
+    def headers(self, failed: list[tuple[Target, str]]) -> dict[str, str]:
+        out = {"x-request-id": self.rid}
+        if self.target is not None:
+            out["x-tunegate-deployment"] = self.target.deployment.id
+        if failed:
+            out["x-tunegate-fallback-from"] = ",".join(t.deployment.id for t, _ in failed)
+        return out
+
+    def refused(self, response: Response, why: str, status: int | None = None) -> Response:
+        self.done(Outcome(status or response.status_code, error=why))
+        response.headers["x-request-id"] = self.rid
+        return response
+
+    def done(self, outcome: Outcome) -> None:
+        if self._done:
+            return
+        self._done = True
+        dep = self.target.deployment if self.target else None
+        price = self.target.price if self.target else None
+        cost = (
+            price.request_cost(outcome.prompt_tokens, outcome.completion_tokens) if price else None
+        )
+        prompt = None
+        if self.gw.log_prompts and self.body:
+            prompt = redact(json.dumps(self.body.get("messages") or self.body.get("prompt")))
+        self.gw.meter.submit(
+            UsageRecord(
+                request_id=self.rid,
+                ts=time.time(),
+                model=str(self.body.get("model", ""))[:200],
+                route=self.route,
+                status=outcome.status,
+                latency_ms=(time.perf_counter() - self.start) * 1000,
+                deployment_id=dep.id if dep else None,
+                target=dep.target if dep else None,
+                key_id=self.key.id if self.key else None,
+                stream=bool(self.body.get("stream")),
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                estimated=outcome.estimated,
+                cost_usd=cost,
+                fallback_from=",".join(t.deployment.id for t, _ in self.failed) or None,
+                error=redact(outcome.error)[:500] if outcome.error else None,
+                prompt_json=prompt,
+            )
+        )
+
+
+def _report_fallback(model: str, failed: list[tuple[Target, str]], answered: Target) -> None:
+    for target, why in failed:
+        print(
+            f"tunegate serve: {model}: {target.deployment.name} ({target.deployment.id}) failed: "
+            f"{why}; answered by {answered.deployment.name} ({answered.deployment.id})",
+            file=sys.stderr,
+        )

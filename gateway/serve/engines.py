@@ -1,0 +1,171 @@
+"""Local engines (llama-cpp-python's OpenAI-compatible server) started and supervised by the
+gateway: one process per GGUF deployment on a free loopback port, started on first use, and
+restarted after it dies. Answers come from a real batched engine, not a model loaded per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from exporters.deploy.base import Upstream
+from gateway.errors import ServeError
+
+START_TIMEOUT_S = float(os.environ.get("TUNEGATE_ENGINE_START_S", "120"))
+WATCH_S = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Engine:
+    deployment_id: str
+    upstream: Upstream
+    log: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    last_exit: int | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "deployment": self.deployment_id,
+            "url": self.base_url if self.alive else None,
+            "pid": self.process.pid if self.alive and self.process else None,
+            "starts": self.starts,
+            "last_exit": self.last_exit,
+            "log": str(self.log),
+        }
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class Engines:
+    """The gateway's engine processes, by deployment id."""
+
+    def __init__(self, log_dir: Path, client: httpx.AsyncClient):
+        self.log_dir = log_dir
+        self.client = client
+        self._engines: dict[str, Engine] = {}
+        self._tasks: set[asyncio.Task[str]] = set()
+
+    def states(self) -> list[dict[str, object]]:
+        return [e.to_json() for e in self._engines.values()]
+
+    async def url(self, deployment_id: str, upstream: Upstream) -> str:
+        """The engine's base URL, starting (or restarting) it first when it is not running."""
+        engine = self._engines.get(deployment_id)
+        if engine is None:
+            log = self.log_dir / f"engine-{deployment_id}.log"
+            engine = self._engines[deployment_id] = Engine(deployment_id, upstream, log)
+        if engine.alive:
+            return engine.base_url
+        async with engine.lock:
+            if not engine.alive:
+                await self._start(engine)
+        return engine.base_url
+
+    async def _start(self, engine: Engine) -> None:
+        if engine.process is not None:
+            engine.last_exit = engine.process.poll()
+        engine.port = free_port()
+        argv = [a.replace("{port}", str(engine.port)) for a in engine.upstream.command]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with engine.log.open("ab") as log:
+            engine.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        engine.starts += 1
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if engine.process.poll() is not None:
+                break
+            try:
+                res = await self.client.get(engine.base_url + "/models", timeout=2.0)
+                if res.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        code = engine.process.poll()
+        engine.stop()
+        tail = engine.log.read_text(errors="replace")[-600:].strip() if engine.log.exists() else ""
+        what = f"exited with code {code}" if code is not None else "did not answer in time"
+        raise ServeError(
+            f"the engine for {engine.deployment_id} {what}" + (f": {tail}" if tail else ""),
+            where=str(engine.log),
+            fix="`pip install 'tunegate[serve]'` installs llama-cpp-python's server",
+        )
+
+    def failed(self, deployment_id: str) -> None:
+        """A request could not reach the engine: stop what is left of it and start it again in
+        the background (the request itself falls back to the next deployment meanwhile)."""
+        engine = self._engines.get(deployment_id)
+        if engine is None:
+            return
+        if engine.process is not None:
+            engine.last_exit = engine.process.poll()
+        engine.stop()
+        self._restart(engine)
+
+    def _restart(self, engine: Engine) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.url(engine.deployment_id, engine.upstream)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[str]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"tunegate serve: {task.exception()}", file=sys.stderr)
+
+    async def watch(self, every_s: float = WATCH_S) -> None:
+        """Restart any started engine that has died (the supervisor loop)."""
+        while True:
+            await asyncio.sleep(every_s)
+            for engine in list(self._engines.values()):
+                if engine.process is not None and not engine.alive and not engine.lock.locked():
+                    print(
+                        f"tunegate serve: the engine for {engine.deployment_id} exited "
+                        f"(code {engine.process.poll()}); restarting it",
+                        file=sys.stderr,
+                    )
+                    engine.last_exit = engine.process.poll()
+                    engine.process = None
+                    self._restart(engine)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for engine in self._engines.values():
+            engine.stop()

@@ -1,0 +1,95 @@
+"""Which deployments answer a `model` name: an alias (an ordered list: the first that answers
+wins, the rest are fallbacks), else a live deployment's name (the newest of that name, so a
+redeploy under the same name needs no client change), else a deployment id. Anything else is
+unknown, and the server says so instead of answering with another model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporters.deploy import get_deployer
+from exporters.deploy.base import Upstream
+from gateway.catalog import Catalog, load_catalog
+from gateway.deploy_journal import Deployment, deployments
+from gateway.errors import TunegateError
+from gateway.journal import Journal
+from gateway.serve.pricing import Price, price_of
+from gateway.serve.store import ServeStore
+
+REFRESH_S = 5.0
+
+
+@dataclass
+class Target:
+    """A deployment as the server uses it: how to reach it and what it costs."""
+
+    deployment: Deployment
+    price: Price
+    upstream: Upstream | None = None
+    problem: str | None = None  # why it cannot be reached (e.g. its key is not set)
+
+
+@dataclass
+class Registry:
+    """Deployments and aliases, reloaded from the journal every few seconds. Each reload opens
+    its own connection, so any thread may call it (SQLite connections stay in their thread)."""
+
+    store: ServeStore
+    journal_path: Path
+    catalog: Catalog = field(default_factory=load_catalog)
+    _loaded: float = 0.0
+    _live: dict[str, Deployment] = field(default_factory=dict)  # by id
+    _by_name: dict[str, Deployment] = field(default_factory=dict)
+    _aliases: dict[str, list[str]] = field(default_factory=dict)
+    _targets: dict[str, Target] = field(default_factory=dict)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload deployments and aliases from the journal (at most every few seconds)."""
+        if not force and time.monotonic() - self._loaded < REFRESH_S:
+            return
+        with Journal(self.journal_path) as journal:
+            live = [d for d in deployments(journal) if d.state == "live"]
+            for dep in live:
+                if dep.id not in self._targets:
+                    self._targets[dep.id] = self._target(dep, journal)
+        self._live = {d.id: d for d in live}
+        self._by_name = {}
+        for dep in reversed(live):  # oldest first, so the newest of a name wins
+            self._by_name[dep.name] = dep
+        self._aliases = self.store.aliases()
+        self._targets = {k: t for k, t in self._targets.items() if k in self._live}
+        self._loaded = time.monotonic()
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return sorted(set(self._aliases) | set(self._by_name))
+
+    def resolve(self, model: str) -> list[Target] | None:
+        """The ordered targets for `model`, or None when the name is unknown."""
+        self.refresh()
+        chain = self._chain(model)
+        if chain is None:
+            self.refresh(force=True)  # a deployment made a moment ago
+            chain = self._chain(model)
+        return None if chain is None else [self._targets[d.id] for d in chain]
+
+    def _chain(self, model: str) -> list[Deployment] | None:
+        if model in self._aliases:
+            found = [self._one(ref) for ref in self._aliases[model]]
+            return [d for d in found if d is not None]
+        dep = self._one(model)
+        return None if dep is None else [dep]
+
+    def _one(self, ref: str) -> Deployment | None:
+        return self._by_name.get(ref) or self._live.get(ref)
+
+    def _target(self, dep: Deployment, journal: Journal) -> Target:
+        target = Target(dep, price_of(dep, journal, self.catalog))
+        try:
+            target.upstream = get_deployer(dep.target).upstream(dep)
+        except TunegateError as exc:
+            target.problem = exc.message
+        return target
