@@ -124,7 +124,7 @@ def _plan_journaled(
     from gateway.serve.advice import plan_job
     from gateway.units import human_count
 
-    given = sorted(k for k, v in opts.items() if v is not None)
+    given = sorted(k for k, v in opts.items() if v not in (None, ()))
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise SpecError(f"{flags} cannot be combined with a journaled job", fix="plan a job file")

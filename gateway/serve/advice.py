@@ -108,7 +108,10 @@ def spec_at(job: JobRecord, volume: Volume | None, *, training_limits: bool = Fa
     update: dict[str, Any] = {}
     if volume is not None:
         update["serving"] = spec.serving.model_copy(
-            update={"tokens_per_day": volume.tokens_per_day, "output_share": volume.output_share}
+            update={
+                "tokens_per_day": round(volume.tokens_per_day),
+                "output_share": volume.output_share,
+            }
         )
     if not training_limits:
         update["constraints"] = spec.constraints.model_copy(
