@@ -107,11 +107,8 @@ def keys_create(name: str, budget: float | None, as_json: bool) -> None:
     """Create a key; past its monthly budget, requests get an OpenAI-shaped 429."""
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         key, secret = store.create_key(name, budget)
-    finally:
-        store.close()
     if as_json:
         emit_json({**key.to_json(), "secret": secret})
         return
@@ -128,11 +125,8 @@ def keys_list(show_all: bool, as_json: bool) -> None:
     from gateway.serve.meter import month_start
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         keys, spend = store.keys(all=show_all), store.spend_since(month_start())
-    finally:
-        store.close()
     rows = [{**k.to_json(), "spent_this_month_usd": round(spend.get(k.id, 0.0), 6)} for k in keys]
     if as_json:
         emit_json(rows)
@@ -156,11 +150,8 @@ def keys_revoke(key: str, as_json: bool) -> None:
     """Revoke KEY (id, name or prefix); a running server stops accepting it within seconds."""
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         revoked = store.revoke_key(key)
-    finally:
-        store.close()
     if as_json:
         emit_json(revoked.to_json())
         return
@@ -176,11 +167,8 @@ def keys_budget(key: str, usd: float | None, as_json: bool) -> None:
     """Set KEY's monthly budget to USD (leave USD out to remove the budget)."""
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         changed = store.set_budget(key, usd)
-    finally:
-        store.close()
     if as_json:
         emit_json(changed.to_json())
         return
@@ -203,16 +191,10 @@ def aliases_group() -> None:
 @handle_errors
 def aliases_set(name: str, deployments: tuple[str, ...], as_json: bool) -> None:
     """NAME answers with the first of DEPLOYMENTS (names or ids) that answers."""
-    from gateway.deploy import get_deployment
     from gateway.serve.store import ServeStore
 
-    for ref in deployments:
-        get_deployment(ref)  # an unknown deployment is an error now, not a 404 later
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         store.set_alias(name, list(deployments))
-    finally:
-        store.close()
     if as_json:
         emit_json({"name": name, "deployments": list(deployments)})
         return
@@ -226,11 +208,8 @@ def aliases_list(as_json: bool) -> None:
     """Every alias and its deployments, in fallback order."""
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         aliases = store.aliases()
-    finally:
-        store.close()
     if as_json:
         emit_json(aliases)
         return
@@ -248,11 +227,8 @@ def aliases_remove(name: str) -> None:
     from gateway.errors import ServeError
     from gateway.serve.store import ServeStore
 
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         removed = store.remove_alias(name)
-    finally:
-        store.close()
     if not removed:
         raise ServeError(f"no alias '{name}'", fix="`tunegate aliases list` shows them")
     click.echo(f"removed {name}")

@@ -37,11 +37,8 @@ def _check_bind(host: str, journal_path: Path | str | None) -> None:
     require("starlette", "uvicorn", what="tunegate serve")
     if _loopback(host):
         return
-    store = ServeStore(journal_path)
-    try:
+    with ServeStore(journal_path) as store:
         has_keys = bool(store.keys())
-    finally:
-        store.close()
     if not has_keys:
         raise ServeError(
             f"refusing to listen on {host} without API keys: anyone who can reach it could spend "

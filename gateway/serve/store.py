@@ -93,6 +93,12 @@ class ServeStore:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> ServeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -209,6 +215,12 @@ class ServeStore:
 
     # aliases ------------------------------------------------------------------------------
     def set_alias(self, name: str, targets: list[str]) -> None:
+        """NAME -> deployments in fallback order; each must exist now, not 404 later."""
+        from gateway.deploy_journal import get_deployment
+
+        with Journal(self.path) as journal:
+            for ref in targets:
+                get_deployment(ref, journal)
         self._write(
             "INSERT INTO aliases (name, targets_json, updated_at) VALUES (?,?,?)"
             " ON CONFLICT(name) DO UPDATE SET targets_json = excluded.targets_json,"

@@ -116,12 +116,9 @@ def usage(
     """Measured usage since `since` (default: the last 30 days), grouped `by`."""
     until = time.time()
     since = until - DEFAULT_WINDOW_S if since is None else since
-    store = ServeStore(journal_path)
-    try:
+    with ServeStore(journal_path) as store:
         records = store.usage(since=since)
         keys = {k.id: k.name for k in store.keys(all=True)}
-    finally:
-        store.close()
     with Journal(journal_path) as journal:
         deps = {d.id: d for d in deployments(journal, all=True)}
         rows: dict[str | None, UsageRow] = {}
