@@ -59,7 +59,7 @@ EXTRAS: dict[str, Extra] = {
         Extra(
             "serve",
             "tunegate serve (the OpenAI-compatible gateway, and llama.cpp's server behind it)",
-            ("starlette", "uvicorn", "llama-cpp-python"),
+            ("starlette", "uvicorn", "uvloop", "httptools", "llama-cpp-python"),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
         ),
     )
@@ -85,6 +85,8 @@ MODULES: dict[str, tuple[str, str]] = {
     "llama_cpp": ("llama-cpp-python", "gguf"),
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
+    "uvloop": ("uvloop", "serve"),
+    "httptools": ("httptools", "serve"),
     "sse_starlette": ("llama-cpp-python", "serve"),  # what llama_cpp.server needs ([server])
     "starlette_context": ("llama-cpp-python", "serve"),
     "gguf": ("gguf", "gguf"),

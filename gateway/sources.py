@@ -16,6 +16,7 @@ from gateway.errors import DeployError, JournalError
 from gateway.journal import JobRecord, Journal
 
 AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
+AUTO_MLX = "q4"  # what deploying a job to --to mlx exports, as mlx-community publishes models
 
 
 def _job(ref: str, journal: Journal) -> JobRecord | None:
@@ -74,6 +75,8 @@ def for_deploy(
         return _gguf(src, journal, progress)
     if wants == "merged":
         return _merged(src, journal, progress)
+    if wants == "mlx":
+        return _mlx(src, journal, progress)
     return src
 
 
@@ -139,4 +142,34 @@ def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource
 
     what = path if path is not None else for_export(src.job.id, journal)  # type: ignore[union-attr]
     result = export(what, "merged", journal=journal, progress=progress)
+    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
+
+
+def _is_mlx(path: Path) -> bool:
+    """An MLX model folder: an MLX export (its export.json says so), or quantized by mlx-lm."""
+    import json
+
+    try:
+        if (path / "export.json").is_file():
+            return json.loads((path / "export.json").read_text()).get("kind") == "mlx"
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config.get("quantization"), dict) and "bits" in config["quantization"]
+
+
+def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
+    """An MLX folder: the source itself, a job's MLX export, or the adapter, merged folder or
+    job exported to MLX first (AUTO_MLX, verified)."""
+    from exporters.api import export
+
+    path, job = src.path, src.job
+    if path is not None and path.is_dir() and _is_mlx(path):
+        return src
+    if path is None and job is not None:
+        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "mlx"]
+        if rows:
+            return replace(src, path=Path(rows[-1]["uri"]), artifact_id=rows[-1]["id"])
+    what = path if path is not None else for_export(job.id, journal)  # type: ignore[union-attr]
+    result = export(what, "mlx", quant=AUTO_MLX, journal=journal, progress=progress)
     return replace(src, path=Path(result.path), artifact_id=result.artifact_id)

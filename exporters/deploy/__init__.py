@@ -14,6 +14,7 @@ from exporters.deploy.base import Deployer
 DEPLOYERS: dict[str, str] = {
     "ollama": "exporters.deploy.ollama:Ollama",
     "llamacpp": "exporters.deploy.llamacpp:LlamaCpp",
+    "mlx": "exporters.deploy.mlx:MlxLm",
     "openai": "exporters.deploy.openai:OpenAIModel",
     "together": "exporters.deploy.together:TogetherServing",
     "fireworks": "exporters.deploy.fireworks:FireworksServing",

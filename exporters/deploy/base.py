@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from gateway.job_types import Artifact
     from gateway.journal import JobRecord
 
-# what a target deploys: a GGUF file, merged HF weights, or a job (or a weights folder)
-Wants = Literal["gguf", "merged", "job"]
+# what a target deploys: a GGUF file, merged HF weights, an MLX folder, or a job (or weights)
+Wants = Literal["gguf", "merged", "mlx", "job"]
 Messages = list[dict[str, str]]
 
 
@@ -68,8 +68,8 @@ class Prepared:
 @dataclass(frozen=True)
 class Upstream:
     """How `tunegate serve` reaches a deployment: an OpenAI-compatible URL (hosted APIs,
-    Ollama), an engine tunegate starts and supervises on a free port (llama.cpp), or only the
-    target's own `chat` (Bedrock speaks Converse, not OpenAI)."""
+    Ollama), an engine tunegate starts and supervises on a free port (llama.cpp, mlx-lm), or
+    only the target's own `chat` (Bedrock speaks Converse, not OpenAI)."""
 
     kind: Literal["http", "engine", "chat"]
     model: str  # the name the upstream knows the model by
@@ -108,6 +108,33 @@ class Deployer(Protocol):
     def upstream(self, dep: Deployment) -> Upstream:
         """Where `tunegate serve` sends this deployment's requests (keys read here, at start)."""
         ...
+
+
+class LocalRegistration:
+    """A target that registers a local file or folder as it is (llama.cpp, MLX): nothing remote
+    is created or removed, and the path is the endpoint."""
+
+    options = frozenset({"system"})
+
+    def accepts(self, src: DeploySource) -> str | None:
+        return None
+
+    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        path = Path(str(src.path))
+        default = (path.stem if path.is_file() else path.name).lower().replace("_", "-")
+        return Prepared(
+            name or default,
+            {"system": options.system},
+            endpoint=str(path),
+            artifact_id=src.artifact_id,
+            remote=False,
+        )
+
+    def deploy(self, prepared: Prepared) -> dict[str, Any]:
+        return {}
+
+    def undeploy(self, dep: Deployment) -> None:
+        return None  # the file stays where the export wrote it
 
 
 def bearer(var: str, provider: str) -> dict[str, str]:

@@ -8,44 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
-from exporters.deploy.base import (
-    DeployOptions,
-    DeploySource,
-    Messages,
-    Prepared,
-    Upstream,
-    with_system,
-)
+from exporters.deploy.base import LocalRegistration, Messages, Upstream, with_system
 from gateway.deploy_journal import ChatReply, Deployment
 
 CONTEXT = 2048
 
 
-class LlamaCpp:
+class LlamaCpp(LocalRegistration):
     target = "llamacpp"
     wants = "gguf"
-    options = frozenset({"system"})
-
-    def accepts(self, src: DeploySource) -> str | None:
-        return None
-
-    def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
-        gguf = Path(str(src.path))
-        return Prepared(
-            name or gguf.stem.lower().replace("_", "-"),
-            {"system": options.system},
-            endpoint=str(gguf),
-            artifact_id=src.artifact_id,
-            remote=False,
-        )
-
-    def deploy(self, prepared: Prepared) -> dict[str, Any]:
-        return {}
-
-    def undeploy(self, dep: Deployment) -> None:
-        return None  # the file stays where the export wrote it
 
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
         from llama_cpp import Llama
@@ -63,6 +35,15 @@ class LlamaCpp:
         )
 
     def upstream(self, dep: Deployment) -> Upstream:
+        from gateway.errors import DeployError
+        from gateway.extras import require
+
+        require("llama_cpp", "sse_starlette", what="serving a GGUF deployment")
+        if not Path(str(dep.endpoint)).is_file():
+            raise DeployError(
+                f"the GGUF of {dep.name} is gone: {dep.endpoint}",
+                fix=f"export it again and `tunegate deploy FILE --to llamacpp --name {dep.name}`",
+            )
         command = (sys.executable, "-m", "llama_cpp.server", "--model", str(dep.endpoint))
         command += ("--host", "127.0.0.1", "--port", "{port}", "--model_alias", dep.name)
         return Upstream("engine", dep.name, command=(*command, "--n_ctx", str(CONTEXT)))

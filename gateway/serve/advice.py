@@ -18,7 +18,7 @@ from gateway.data.report import DatasetReport, quick_report
 from gateway.deploy_journal import Deployment, deployments
 from gateway.errors import TunegateError
 from gateway.journal import JobRecord, Journal
-from gateway.serve.pricing import SELF_HOSTED, job_of, price_of
+from gateway.serve.pricing import job_of, price_of
 from gateway.serve.store import ServeStore
 from gateway.spec import JobSpec
 from gateway.units import DAYS_PER_MONTH, HOURS_PER_MONTH, human_count, human_usd
@@ -26,7 +26,7 @@ from gateway.units import DAYS_PER_MONTH, HOURS_PER_MONTH, human_count, human_us
 THRESHOLD = 0.2  # another route must be this much cheaper to be advised
 WINDOW_DAYS = 7.0
 # which deploy target serves what an offer's provider would serve
-DEPLOY_TO = {"local": "llamacpp", "unsloth": "llamacpp", "mlx": "llamacpp"}
+DEPLOY_TO = {"local": "llamacpp", "unsloth": "llamacpp", "mlx": "mlx", "ollama": "llamacpp"}
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def advise_one(
         advice.message = f"{at}, {dep.name} costs {_usd(current)}/month ({price.label}); no job recorded to re-price"
         return advice
     the_plan = plan(spec_at(job, volume), report=job_report(job), catalog=catalog)
-    here = "llamacpp" if dep.target in SELF_HOSTED else dep.target
+    here = DEPLOY_TO.get(dep.target, dep.target)
     options = [
         o for o in the_plan.feasible if DEPLOY_TO.get(o.provider, o.provider) != here and o.serve
     ]

@@ -1,6 +1,10 @@
-"""Local engines (llama-cpp-python's OpenAI-compatible server) started and supervised by the
-gateway: one process per GGUF deployment on a free loopback port, started on first use, and
+"""Local engines (llama-cpp-python's or mlx-lm's OpenAI-compatible server) started and
+supervised by the gateway: one process per local deployment on a free loopback port, started on first use, and
 restarted after it dies. Answers come from a real batched engine, not a model loaded per request.
+
+Only the first start of an engine holds requests until it answers. Once it has run, a request
+that finds it down (crashed, or restarting) is refused at once, so the route falls back to the
+next deployment of its alias instead of waiting for a model to load.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Engine:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     last_exit: int | None = None
+    ready: bool = False  # answered /v1/models since it was started
+    retry_at: float = 0.0  # no restart before this (monotonic), after a failed start
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -48,10 +54,14 @@ class Engine:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def serving(self) -> bool:
+        return self.ready and self.alive
+
     def to_json(self) -> dict[str, object]:
         return {
             "deployment": self.deployment_id,
-            "url": self.base_url if self.alive else None,
+            "url": self.base_url if self.serving else None,
             "pid": self.process.pid if self.alive and self.process else None,
             "starts": self.starts,
             "last_exit": self.last_exit,
@@ -59,6 +69,7 @@ class Engine:
         }
 
     def stop(self) -> None:
+        self.ready = False
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -76,27 +87,37 @@ class Engines:
         self.log_dir = log_dir
         self.client = client
         self._engines: dict[str, Engine] = {}
-        self._tasks: set[asyncio.Task[str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def states(self) -> list[dict[str, object]]:
         return [e.to_json() for e in self._engines.values()]
 
     async def url(self, deployment_id: str, upstream: Upstream) -> str:
-        """The engine's base URL, starting (or restarting) it first when it is not running."""
+        """The engine's base URL: started on first use (the request waits for it); once it has
+        run and is down, a restart begins in the background and this request is refused."""
         engine = self._engines.get(deployment_id)
         if engine is None:
             log = self.log_dir / f"engine-{deployment_id}.log"
             engine = self._engines[deployment_id] = Engine(deployment_id, upstream, log)
-        if engine.alive:
+        if engine.serving:
             return engine.base_url
+        if engine.starts:
+            if not engine.lock.locked() and time.monotonic() >= engine.retry_at:
+                self._exited(engine)
+                self._restart(engine)
+            raise ServeError(
+                f"the engine for {deployment_id} is down (last exit code {engine.last_exit}); "
+                "it is being restarted",
+                where=str(engine.log),
+            )
         async with engine.lock:
-            if not engine.alive:
+            if not engine.serving:
                 await self._start(engine)
         return engine.base_url
 
     async def _start(self, engine: Engine) -> None:
-        if engine.process is not None:
-            engine.last_exit = engine.process.poll()
+        self._exited(engine)
+        engine.ready = False
         engine.port = free_port()
         argv = [a.replace("{port}", str(engine.port)) for a in engine.upstream.command]
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -112,56 +133,65 @@ class Engines:
             try:
                 res = await self.client.get(engine.base_url + "/models", timeout=2.0)
                 if res.status_code == 200:
+                    engine.ready, engine.retry_at = True, 0.0
                     return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.2)
         code = engine.process.poll()
         engine.stop()
+        engine.retry_at = time.monotonic() + min(60.0, 2.0**engine.starts)
         tail = engine.log.read_text(errors="replace")[-600:].strip() if engine.log.exists() else ""
         what = f"exited with code {code}" if code is not None else "did not answer in time"
         raise ServeError(
             f"the engine for {engine.deployment_id} {what}" + (f": {tail}" if tail else ""),
             where=str(engine.log),
-            fix="`pip install 'tunegate[serve]'` installs llama-cpp-python's server",
+            fix="the engine's log above says why; `tunegate doctor` checks the extras",
         )
 
     def failed(self, deployment_id: str) -> None:
         """A request could not reach the engine: stop what is left of it and start it again in
         the background (the request itself falls back to the next deployment meanwhile)."""
         engine = self._engines.get(deployment_id)
-        if engine is None:
+        if engine is None or engine.lock.locked():
             return
-        if engine.process is not None:
-            engine.last_exit = engine.process.poll()
+        self._exited(engine)
         engine.stop()
         self._restart(engine)
 
+    @staticmethod
+    def _exited(engine: Engine) -> None:
+        if engine.process is not None and engine.process.poll() is not None:
+            engine.last_exit = engine.process.poll()
+
     def _restart(self, engine: Engine) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self.url(engine.deployment_id, engine.upstream)
-        )
+        task = asyncio.get_running_loop().create_task(self._start_locked(engine))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[str]) -> None:
+    async def _start_locked(self, engine: Engine) -> None:
+        async with engine.lock:
+            if not engine.serving:
+                await self._start(engine)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             print(f"tunegate serve: {task.exception()}", file=sys.stderr)
 
     async def watch(self, every_s: float = WATCH_S) -> None:
-        """Restart any started engine that has died (the supervisor loop)."""
+        """Restart any engine that was serving and has died (the supervisor loop)."""
         while True:
             await asyncio.sleep(every_s)
             for engine in list(self._engines.values()):
-                if engine.process is not None and not engine.alive and not engine.lock.locked():
+                if engine.ready and not engine.alive and not engine.lock.locked():
+                    self._exited(engine)
                     print(
                         f"tunegate serve: the engine for {engine.deployment_id} exited "
-                        f"(code {engine.process.poll()}); restarting it",
+                        f"(code {engine.last_exit}); restarting it",
                         file=sys.stderr,
                     )
-                    engine.last_exit = engine.process.poll()
-                    engine.process = None
+                    engine.ready = False
                     self._restart(engine)
 
     def close(self) -> None:

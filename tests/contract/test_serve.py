@@ -40,11 +40,8 @@ def openai_dep(monkeypatch, tmp_path):
 
 
 def _usage() -> list:
-    store = ServeStore()
-    try:
+    with ServeStore() as store:
         return store.usage()
-    finally:
-        store.close()
 
 
 def _settled(n: int, timeout: float = 5.0) -> list:
@@ -145,9 +142,8 @@ def test_a_dead_deployment_falls_back_and_is_reported(openai_dep, capfd):
             endpoint=f"http://127.0.0.1:{dead_port}",
             state="live",
         )
-    store = ServeStore()
-    store.set_alias("brand", ["brand-voice-local", "brand-voice"])
-    store.close()
+    with ServeStore() as store:
+        store.set_alias("brand", ["brand-voice-local", "brand-voice"])
     with running() as url:
         client = openai.OpenAI(base_url=url, api_key="x")
         raw = client.chat.completions.with_raw_response.create(
@@ -164,6 +160,33 @@ def test_a_dead_deployment_falls_back_and_is_reported(openai_dep, capfd):
     rows = _settled(2)
     assert rows[0].fallback_from == dead and rows[0].deployment_id == dep.id
     assert "brand-voice-local" in capfd.readouterr().err  # reported on the server's stderr
+
+
+def test_a_gguf_that_is_gone_is_a_reason_not_an_engine_crash(openai_dep, tmp_path):
+    """A llama.cpp deployment whose file was deleted starts no engine: its alias falls back, and
+    alone it is a 502 that names the file."""
+    _, dep = openai_dep
+    with Journal() as journal:
+        gone = journal.add_deployment(
+            None, "llamacpp", "brand-voice-gguf", endpoint=str(tmp_path / "x.gguf"), state="live"
+        )
+    with ServeStore() as store:
+        store.set_alias("brand", ["brand-voice-gguf", "brand-voice"])
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="brand", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert raw.headers["x-tunegate-deployment"] == dep.id
+        assert raw.headers["x-tunegate-fallback-from"] == gone
+        with pytest.raises(openai.APIStatusError) as err:
+            client.chat.completions.create(
+                model="brand-voice-gguf", messages=[{"role": "user", "content": "hello"}]
+            )
+        assert err.value.status_code == 502 and "x.gguf" in err.value.message
+        import httpx
+
+        assert httpx.get(url.removesuffix("/v1") + "/tunegate/health").json()["engines"] == []
 
 
 def test_keys_budgets_and_binding(openai_dep):

@@ -267,16 +267,23 @@ def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
 
 def chat_reply(model: str, question: str, body: dict[str, Any] | None = None) -> Reply:
     """An OpenAI-style chat completion whose answer shows which model answered: `[model]` and
-    the question reversed (the hosted fakes have no weights to run). Usage counts words. With
-    `"stream": true` in `body` it is Server-Sent Events, one chunk per word, and a usage chunk
-    when `stream_options.include_usage` asks for it, as OpenAI documents."""
+    the question reversed (the hosted fakes have no weights to run). Usage counts words."""
     body = body or {}
     answer = f"[{model}] {question[::-1]}"
     prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or []) or 3
+    return openai_chat(model, answer, "stop", (prompt, len(answer.split())), body)
+
+
+def openai_chat(
+    model: str, text: str, reason: str, tokens: tuple[int, int], body: dict[str, Any]
+) -> Reply:
+    """An answer shaped as OpenAI's chat completion. With `"stream": true` in `body` it is
+    Server-Sent Events, one chunk per word, and a usage chunk when
+    `stream_options.include_usage` asks for it, as OpenAI documents."""
     usage = {
-        "prompt_tokens": prompt,
-        "completion_tokens": len(answer.split()),
-        "total_tokens": prompt + len(answer.split()),
+        "prompt_tokens": tokens[0],
+        "completion_tokens": tokens[1],
+        "total_tokens": tokens[0] + tokens[1],
     }
     head = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
     if not body.get("stream"):
@@ -288,22 +295,22 @@ def chat_reply(model: str, question: str, body: dict[str, Any] | None = None) ->
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer},
-                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": reason,
                     }
                 ],
                 "usage": usage,
             },
         )
     head["object"] = "chat.completion.chunk"
-    words = answer.split(" ")
+    words = text.split(" ")
     deltas = [{"role": "assistant", "content": ""}] + [
         {"content": w if i == 0 else " " + w} for i, w in enumerate(words)
     ]
     chunks = [
         {**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
     ]
-    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append({**head, "choices": [], "usage": usage})
     data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)

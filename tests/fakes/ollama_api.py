@@ -1,6 +1,8 @@
 """Ollama's REST API as the official `ollama` client calls it (../shared/reference/
 provider-contracts.md section 5): blobs by digest (HEAD/POST), `/api/create` with streamed NDJSON
-status, show, tags, version, delete, and `/api/chat` answered by llama.cpp loading the uploaded GGUF.
+status, show, tags, version, delete, and `/api/chat` answered by llama.cpp loading the uploaded GGUF;
+and Ollama's OpenAI-compatible `/v1/chat/completions` (with `stream_options.include_usage`) and
+`/v1/models` (https://docs.ollama.com/api/openai-compatibility), answered the same way.
 
 Chat renders the model's TEMPLATE with the Go-template evaluator the tests use, filled the way
 Ollama fills it (Modelfile SYSTEM prepended, `.System`, collated `.Messages`), then generates
@@ -16,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.fakes._server import FakeServer, Faults, Reply, Request
+from tests.fakes._server import FakeServer, Faults, Reply, Request, openai_chat
 from tests.go_template import execute, ollama_values
 
 
@@ -47,6 +49,8 @@ class OllamaFake:
             ("GET", r"/api/version", self.version),
             ("DELETE", r"/api/delete", self.delete),
             ("POST", r"/api/chat", self.chat),
+            ("POST", r"/v1/chat/completions", self.openai_chat),
+            ("GET", r"/v1/models", self.openai_models),
         ]
         self.server = FakeServer(routes, faults or Faults())
 
@@ -171,21 +175,21 @@ class OllamaFake:
             )
         return self._llms[digest]
 
+    def _answer(
+        self, model: dict[str, Any], messages: list[dict[str, Any]], limit: int
+    ) -> tuple[str, str, int, int]:
+        prompt = execute(model["template"], ollama_values(messages, model["system"]))
+        stops = list(model["parameters"].get("stop") or [])
+        with self._lock:
+            return _generate(self._llm(model["digest"]), prompt, stops, limit)
+
     def chat(self, req: Request) -> Reply:
         body = req.json()
         name, model = self._model(req)
         if model is None:
             return _err(404, f"model '{name}' not found, try pulling it first")
-        prompt = execute(
-            model["template"], ollama_values(body.get("messages") or [], model["system"])
-        )
-        options = body.get("options") or {}
-        limit = int(options.get("num_predict", 128))
-        stops = list(model["parameters"].get("stop") or [])
-        with self._lock:
-            text, reason, n_prompt, n_out = _generate(
-                self._llm(model["digest"]), prompt, stops, limit
-            )
+        limit = int((body.get("options") or {}).get("num_predict", 128))
+        text, reason, n_prompt, n_out = self._answer(model, body.get("messages") or [], limit)
         reply = {
             "model": name,
             "created_at": _now(),
@@ -200,6 +204,23 @@ class OllamaFake:
                 200, json.dumps(reply).encode() + b"\n", {"content-type": "application/x-ndjson"}
             )
         return Reply(200, reply)
+
+    def openai_chat(self, req: Request) -> Reply:
+        body = req.json()
+        name, model = self._model(req)
+        if model is None:
+            error = {"message": f"model '{name}' not found", "type": "api_error"}
+            return Reply(404, {"error": error})
+        limit = int(body.get("max_tokens") or 128)
+        text, reason, n_prompt, n_out = self._answer(model, body.get("messages") or [], limit)
+        return openai_chat(name, text, reason, (n_prompt, n_out), body)
+
+    def openai_models(self, req: Request) -> Reply:
+        rows = [
+            {"id": f"{n}:latest", "object": "model", "created": 0, "owned_by": "library"}
+            for n in self.models
+        ]
+        return Reply(200, {"object": "list", "data": rows})
 
 
 def _generate(llm: Any, prompt: str, stops: list[str], limit: int) -> tuple[str, str, int, int]:

@@ -4,7 +4,9 @@ imported weights themselves; then removed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import time
 
 import pytest
 
@@ -69,7 +71,41 @@ def test_adapter_is_merged_imported_and_answers(fake, tiny_sp, tmp_path):
     merged_folder = next(tmp_path.glob("lora-merged*"))
     assert reply.text == _greedy(merged_folder, 8)
     assert reply.finish_reason in ("stop", "length") and reply.text
+    _through_the_gateway(dep, reply.text)
     assert undeploy(dep.id).state == "removed" and not fake.imported
+
+
+def _through_the_gateway(dep, text: str) -> None:
+    """`tunegate serve` answers for the import through Converse, shaped as OpenAI's API, and
+    meters Converse's token counts."""
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("openai") is None:
+        return
+    import openai
+
+    from gateway.serve import running
+    from gateway.serve.store import ServeStore
+
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        got = client.chat.completions.create(model="tiny-ft", messages=QUESTION, max_tokens=8)
+        assert got.choices[0].message.content == text and got.usage.completion_tokens > 0
+        chunks = list(
+            client.chat.completions.create(
+                model="tiny-ft", messages=QUESTION, max_tokens=8, stream=True
+            )
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+        with pytest.raises(openai.BadRequestError, match="chat completions only"):
+            client.completions.create(model="tiny-ft", prompt="for", max_tokens=8)
+    deadline = time.monotonic() + 5
+    while True:
+        with ServeStore() as store:
+            rows = store.usage()
+        if len(rows) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [r.status for r in rows] == [200, 200, 400]
+    assert rows[0].prompt_tokens == got.usage.prompt_tokens and not rows[0].estimated
 
 
 def test_unsupported_architecture_is_refused(fake, tmp_path):

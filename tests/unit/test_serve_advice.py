@@ -1,0 +1,183 @@
+"""The break-even monitor at measured volume: tokens/day from the usage rows, the job re-priced on
+every serving route, advice only past the threshold, and `tunegate plan JOB-ID` using the
+measured volume instead of the job's guess."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from gateway.journal import Journal
+from gateway.serve.advice import advise, advise_one, measured, plan_job, spec_at
+from gateway.serve.store import ServeStore, UsageRecord
+from gateway.spec import JobSpec
+from tests.job_files import job_file
+
+BASE = "meta-llama/Llama-3.1-8B-Instruct"
+DAY = 86_400.0
+
+
+@pytest.fixture
+def together_job(tmp_path):
+    """A Together LoRA job on Llama-3.1-8B, deployed serverless (per token), guessing 2M/day."""
+    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, serving={"tokens_per_day": 2_000_000}))
+    report = {"examples": 5000, "avg_tokens": 600.0, "p95_tokens": 1200}
+    with Journal() as journal:
+        job = journal.record_intent(
+            "together",
+            "lora",
+            BASE,
+            spec.model_dump(mode="json"),
+            estimate={"report": report},
+        )
+        journal.update(job.id, state="succeeded")
+        dep = journal.add_deployment(
+            None,
+            "together",
+            "brand-voice",
+            endpoint="acct/brand-voice",
+            state="live",
+            meta={"job": job.id},
+        )
+    return job.id, dep
+
+
+def _plant(dep_id: str | None, tokens_per_request: int, n: int, *, span_s: float, status=200):
+    """`n` requests spread evenly over the last `span_s` seconds, 3/4 prompt, 1/4 generated."""
+    now = time.time()
+    prompt = tokens_per_request * 3 // 4
+    rows = [
+        UsageRecord(
+            uuid.uuid4().hex,
+            now - span_s + (i + 0.5) * span_s / n,
+            "brand-voice",
+            "chat",
+            status,
+            12.0,
+            deployment_id=dep_id,
+            target="together",
+            prompt_tokens=prompt,
+            completion_tokens=tokens_per_request - prompt,
+        )
+        for i in range(n)
+    ]
+    with ServeStore() as store:
+        store.add_usage(rows)
+
+
+def test_measured_volume_is_tokens_per_day_over_the_window(together_job):
+    _, dep = together_job
+    _plant(dep, 1000, 70, span_s=7 * DAY)
+    _plant(dep, 5000, 10, span_s=DAY, status=502)  # failed requests are not volume
+    with ServeStore() as store:
+        week = measured(store, [dep], window_days=7)
+        recent = measured(store, [dep], window_days=2)
+        assert measured(store, ["dep-other"], window_days=7) is None
+    assert week.requests == 70 and week.days == pytest.approx(7, rel=0.01)
+    assert week.tokens_per_day == pytest.approx(10_000, rel=0.02)
+    assert week.output_share == pytest.approx(0.25)
+    # a window shorter than the traffic counts only its own days
+    assert recent.days == pytest.approx(2, rel=0.05) and recent.requests in (19, 20, 21)
+
+
+def test_one_burst_is_not_a_day(together_job):
+    _, dep = together_job
+    _plant(dep, 1000, 5, span_s=60)  # five requests in a minute
+    with ServeStore() as store:
+        volume = measured(store, [dep], window_days=7)
+    assert volume.days == pytest.approx(1 / 24)  # the floor: one hour
+    assert volume.tokens_per_day == pytest.approx(5000 * 24)
+
+
+def test_heavy_traffic_is_advised_off_per_token_serving(together_job):
+    job_id, dep = together_job
+    _plant(dep, 800_000, 1008, span_s=7 * DAY)  # ~115M tokens/day
+    (advice,) = advise()
+    assert advice.job_id == job_id and advice.cheaper
+    assert advice.best_usd_month < advice.current_usd_month * 0.8
+    assert advice.command.startswith(f"tunegate deploy {job_id} --to ")
+    assert "--to together" not in advice.command  # another route, not the one it is on
+    assert "at the measured 115" in advice.message and "instead of" in advice.message
+
+
+def test_light_traffic_stays_where_it_is(together_job):
+    _, dep = together_job
+    _plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day: serverless is cheapest
+    (advice,) = advise()
+    assert not advice.cheaper and "stays the cheapest" in advice.message
+    assert advice.current_usd_month < 1.0
+
+
+def test_the_threshold_decides(together_job):
+    _, dep = together_job
+    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    with Journal() as journal, ServeStore() as store:
+        volume = measured(store, [dep], window_days=7)
+        record = next(d for d in _deployments(journal) if d.id == dep)
+        loose = advise_one(record, journal, volume, threshold=0.0)
+        strict = advise_one(record, journal, volume, threshold=0.99)
+    assert loose.cheaper and not strict.cheaper
+    assert loose.best_usd_month == strict.best_usd_month
+
+
+def _deployments(journal):
+    from gateway.deploy_journal import deployments
+
+    return deployments(journal)
+
+
+def test_spec_at_drops_training_limits_only_when_asked(together_job):
+    job_id, _ = together_job
+    with Journal() as journal:
+        job = journal.get(job_id)
+    data = dict(job.spec)
+    data["constraints"] = {**(data.get("constraints") or {}), "max_usd": 0.01}
+    job = dataclasses.replace(job, spec=data)
+    from gateway.serve.advice import Volume
+
+    volume = Volume(5e6, 0.3, 7, 100)
+    served = spec_at(job, volume)
+    assert served.serving.tokens_per_day == 5_000_000 and served.serving.output_share == 0.3
+    assert served.constraints.max_usd is None  # the job is trained: its budget no longer binds
+    assert spec_at(job, None, training_limits=True).constraints.max_usd == 0.01
+
+
+def test_plan_job_uses_measured_volume_not_the_guess(together_job):
+    job_id, dep = together_job
+    unmeasured = plan_job(job_id)
+    assert unmeasured.volume is None and unmeasured.guessed_tokens_per_day == 2_000_000
+    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    result = plan_job(job_id)
+    assert result.volume.tokens_per_day == pytest.approx(115.2e6, rel=0.01)
+    assert result.plan.spec.serving.tokens_per_day == round(result.volume.tokens_per_day)
+    assert [a.deployment_id for a in result.advice] == [dep]
+    # serving 115M tokens/day costs more than 2M/day on every route the plan keeps
+    before = {o.provider: o.serve_usd_month.likely for o in unmeasured.plan.feasible if o.serve}
+    after = {o.provider: o.serve_usd_month.likely for o in result.plan.feasible if o.serve}
+    together = [p for p in after if p == "together"]
+    assert together and after["together"] > before["together"]
+
+
+def test_cli_plan_job_id(together_job):
+    job_id, dep = together_job
+    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    runner = CliRunner()
+    res = runner.invoke(main, ["plan", job_id])
+    assert res.exit_code == 0, res.output
+    assert "serving volume: measured 115" in res.output and "guessed 2M/day" in res.output
+    assert "cheaper: at the measured" in res.output
+    res = runner.invoke(main, ["plan", job_id, "--json"])
+    data = json.loads(res.output)
+    assert data["job"] == job_id and data["measured"]["requests"] == 1008
+    assert data["advice"][0]["cheaper"] is True
+    res = runner.invoke(main, ["plan", job_id, "--serve", "2M/day"])
+    assert res.exit_code != 0 and "--serve cannot be combined with a journaled job" in res.output
+    res = runner.invoke(main, ["plan", "tg-nosuchjob"])
+    assert res.exit_code != 0 and "neither a job file nor a job in the journal" in res.output
+    assert "Traceback" not in res.output
