@@ -25,6 +25,7 @@ from cli.jobs_cmds import (
     status_cmd,
     train_cmd,
 )
+from cli.migrate_cmd import migrate_group
 from cli.plan_cmd import plan_cmd
 from cli.serve_cmds import aliases_group, keys_group, serve_cmd, usage_cmd
 
@@ -62,6 +63,7 @@ for command in (
     usage_cmd,
     keys_group,
     aliases_group,
+    migrate_group,
     models_cmd,
     hardware_cmd,
     prices_cmd,

@@ -18,20 +18,26 @@ from cli.common import emit_json, handle_errors
     is_flag=True,
     help="Store each request's messages with its usage record (off: no prompt text is kept).",
 )
+@click.option(
+    "--ft-model",
+    metavar="BASE",
+    help="The base model the fine-tuning API trains when a request says `model: auto`.",
+)
 @handle_errors
-def serve_cmd(host: str, port: int, log_prompts: bool) -> None:
+def serve_cmd(host: str, port: int, log_prompts: bool, ft_model: str | None) -> None:
     """Serve every live deployment behind one OpenAI-compatible API.
 
     Point any OpenAI client at http://HOST:PORT/v1 and use a deployment's name (or an alias)
     as the model. Local GGUF deployments run in llama-cpp-python's server, started on first
     use; hosted ones are called with the keys in this process's environment. Every request is
-    metered into the journal (`tunegate usage`). Without API keys (`tunegate keys create`) it
-    listens on loopback only. Docs: docs/serve.md.
+    metered into the journal (`tunegate usage`). It also serves OpenAI's fine-tuning API
+    (`/v1/files`, `/v1/fine_tuning/jobs`) over tunegate's backends. Without API keys
+    (`tunegate keys create`) it listens on loopback only. Docs: docs/serve.md, docs/ft-api.md.
     """
     from gateway.serve import serve
 
     click.echo(f"tunegate serve: http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
-    serve(host, port, log_prompts=log_prompts)
+    serve(host, port, log_prompts=log_prompts, ft_model=ft_model)
 
 
 @click.command("usage")

@@ -58,8 +58,9 @@ EXTRAS: dict[str, Extra] = {
         Extra("data", "near-duplicate detection and Parquet input", ("numpy", "pyarrow")),
         Extra(
             "serve",
-            "tunegate serve (the OpenAI-compatible gateway, and llama.cpp's server behind it)",
-            ("starlette", "uvicorn", "uvloop", "httptools", "llama-cpp-python"),
+            "tunegate serve (the OpenAI-compatible gateway and fine-tuning API, and llama.cpp's"
+            " server behind it)",
+            ("starlette", "uvicorn", "uvloop", "httptools", "python-multipart", "llama-cpp-python"),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
         ),
     )
@@ -87,6 +88,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "uvicorn": ("uvicorn", "serve"),
     "uvloop": ("uvloop", "serve"),
     "httptools": ("httptools", "serve"),
+    "python_multipart": ("python-multipart", "serve"),
     "sse_starlette": ("llama-cpp-python", "serve"),  # what llama_cpp.server needs ([server])
     "starlette_context": ("llama-cpp-python", "serve"),
     "gguf": ("gguf", "gguf"),

@@ -112,4 +112,39 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            filename TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_details TEXT,
+            key_id TEXT,
+            created_at REAL NOT NULL,
+            deleted_at REAL
+        );
+        CREATE TABLE ft_jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_key TEXT NOT NULL UNIQUE,
+            content_sha TEXT NOT NULL,
+            key_id TEXT,
+            job_id TEXT UNIQUE,
+            state TEXT NOT NULL,
+            request_json TEXT NOT NULL,
+            deploy_to TEXT,
+            fine_tuned_model TEXT,
+            deployment_id TEXT,
+            result_file TEXT,
+            error_json TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX ft_jobs_content ON ft_jobs(content_sha, created_at);
+        """,
+    ),
 ]

@@ -83,7 +83,9 @@ def resolve(
     lr_key = ("dpo_" if spec.objective != "sft" else "") + (
         "adapter" if spec.uses_adapter else "full"
     )
-    fill(train, "learning_rate", LEARNING_RATE[lr_key], f"default:{lr_key}", "training")
+    scale = train.learning_rate_multiplier or 1.0  # OpenAI's knob, applied to our default too
+    why = f"default:{lr_key}" + (f" x {scale:g} (learning_rate_multiplier)" if scale != 1 else "")
+    fill(train, "learning_rate", LEARNING_RATE[lr_key] * scale, why, "training")
     fill(train, "epochs", float(epochs_for(examples)), "rule:dataset size", "training")
     fill(train, "batch_size", 2, "default", "training")
     fill(train, "grad_accum", 4, "default", "training")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from gateway import objectives
@@ -165,8 +166,11 @@ def plan(
     catalog: Catalog | None = None,
     machine: Machine | None = None,
     env: dict[str, str] | None = None,
+    today: date | None = None,
 ) -> Plan:
-    """Price the job on every backend and pick the cheapest feasible one over the horizon."""
+    """Price the job on every backend and pick the cheapest feasible one over the horizon.
+    `today` (default: `TUNEGATE_TODAY`, else the date) decides which provider cutoffs apply."""
+    from gateway import cutoffs
     from providers import all_planners  # providers depend on gateway, not the other way round
 
     catalog = catalog or load_catalog()
@@ -193,6 +197,20 @@ def plan(
         for offer in planner.offers(ctx):
             _apply_constraints(offer, resolved)
             offers.append(offer)
+    on = today or cutoffs.today(env)
+
+    def alternative(base: str) -> Offer | None:
+        other = plan(
+            spec.model_copy(update={"base_model": base}),
+            report=report,
+            catalog=catalog,
+            machine=machine,
+            env=env,
+            today=on,
+        )
+        return next((o for o in other.offers if o.feasible), None)
+
+    cutoffs.apply(offers, model, catalog, on, resolved.serving.horizon_days, alternative)
     offers.sort(key=lambda o: (not o.feasible, o.total_usd.likely, o.train_hours.likely))
     warnings = list(machine.notes)
     if report.approximate:

@@ -64,7 +64,7 @@ class TrainingConfig(_Section):
         None, ge=1, le=32768, description="GRPO: longest sampled completion, in tokens"
     )
     learning_rate_multiplier: float | None = Field(
-        None, gt=0, le=100, description="OpenAI only: scales OpenAI's own learning rate"
+        None, gt=0, le=100, description="scales the default learning rate (OpenAI's own on OpenAI)"
     )
 
 

@@ -243,6 +243,16 @@ class ObjectiveRules(Sourced):
     elsewhere: str | None = None  # what the backend offers beyond these, outside tunegate
 
 
+class Cutoff(Sourced):
+    """When a provider stops taking new fine-tuning jobs, and when fine-tunes of each of its
+    base models stop answering; dates are ISO (YYYY-MM-DD), the last day it still works."""
+
+    no_new_jobs_after: str | None = None
+    retires: dict[str, str] = {}  # the provider's base model id -> its last day
+    retires_source: str | None = None
+    alternatives: dict[str, list[str]] = {}  # closed model id -> open models to plan instead
+
+
 class RulesFile(_Strict):
     as_of: str
     data: dict[str, DataRules]
@@ -251,3 +261,4 @@ class RulesFile(_Strict):
     names: dict[str, NameRules]
     architectures: dict[str, Architectures]
     hyperparameters: dict[str, dict[str, HyperProfile]]
+    cutoffs: dict[str, Cutoff] = {}

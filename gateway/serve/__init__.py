@@ -61,6 +61,7 @@ def serve(
     *,
     journal_path: Path | str | None = None,
     log_prompts: bool = False,
+    ft_model: str | None = None,
 ) -> None:
     """Serve until interrupted."""
     import uvicorn
@@ -68,7 +69,7 @@ def serve(
     from gateway.serve.app import Gateway
 
     _check_bind(host, journal_path)
-    gateway = Gateway(journal_path, log_prompts=log_prompts)
+    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model)
     uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
 
 
@@ -79,6 +80,7 @@ def running(
     *,
     journal_path: Path | str | None = None,
     log_prompts: bool = False,
+    ft_model: str | None = None,
 ) -> Iterator[str]:
     """Serve on a background thread; yields the base URL (…/v1). Port 0 picks a free one."""
     import uvicorn
@@ -88,7 +90,7 @@ def running(
 
     _check_bind(host, journal_path)
     port = port or free_port()
-    gateway = Gateway(journal_path, log_prompts=log_prompts)
+    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model)
     server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
     thread.start()

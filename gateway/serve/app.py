@@ -1,6 +1,7 @@
 """The ASGI app behind `tunegate serve`: OpenAI's `/v1/chat/completions`, `/v1/completions`
 and `/v1/models` over every live deployment, with keys, budgets, fallbacks and one usage
-record per request; `/tunegate/advice` and `/tunegate/health` for operators.
+record per request; OpenAI's fine-tuning API (`gateway.serve.ft_routes`); `/tunegate/advice`
+and `/tunegate/health` for operators.
 
 Errors have OpenAI's shape (`{"error": {"message", "type", "code", "param"}}`), so the
 official SDKs raise their usual exception types (404 NotFoundError, 429 RateLimitError, ...).
@@ -50,7 +51,15 @@ def error(status: int, message: str, kind: str, code: str | None = None, **extra
 class Gateway:
     """Everything one server process holds: the journal, the meter, engines, one HTTP pool."""
 
-    def __init__(self, journal_path: Path | str | None = None, *, log_prompts: bool = False):
+    def __init__(
+        self,
+        journal_path: Path | str | None = None,
+        *,
+        log_prompts: bool = False,
+        ft_model: str | None = None,
+    ):
+        from gateway.serve.ft_jobs import FineTuning
+
         self.store = ServeStore(journal_path)
         self.registry = Registry(self.store, self.store.path)
         self.meter = Meter(self.store)
@@ -61,6 +70,7 @@ class Gateway:
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
         self.engines = Engines(tunegate_home() / "serve", self.client)
+        self.ft = FineTuning(self.store.path, tunegate_home() / "serve" / "files", ft_model)
         self._keys: dict[str, ApiKey] = {}
         self._keys_loaded = -1e9
         self._advice: tuple[float, Any] | None = None
@@ -81,9 +91,12 @@ class Gateway:
     def close(self) -> None:
         self.engines.close()
         self.meter.close()
+        self.ft.close()
         self.store.close()
 
     def app(self) -> Starlette:
+        from gateway.serve.ft_routes import FtRoutes
+
         routes = [
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
@@ -91,6 +104,7 @@ class Gateway:
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/tunegate/advice", self.advice, methods=["GET"]),
             Route("/tunegate/health", self.health, methods=["GET"]),
+            *FtRoutes(self.ft, self._auth, self.meter.spend).routes(),
         ]
         return Starlette(routes=routes, lifespan=self.lifespan)
 

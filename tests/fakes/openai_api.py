@@ -42,6 +42,8 @@ class OpenAIFake(FakeAPI):
         self._lock = threading.Lock()
         routes = [
             ("POST", r"/v1/files", self.create_file),
+            ("GET", r"/v1/files/(?P<id>[^/]+)", self.retrieve_file),
+            ("GET", r"/v1/files/(?P<id>[^/]+)/content", self.file_content),
             ("POST", r"/v1/uploads", self.create_upload),
             ("POST", r"/v1/uploads/(?P<id>[^/]+)/parts", self.add_part),
             ("POST", r"/v1/uploads/(?P<id>[^/]+)/complete", self.complete_upload),
@@ -98,6 +100,16 @@ class OpenAIFake(FakeAPI):
             except ValueError:
                 return self._error(400, f"line {i} is not JSON", "file")
         return Reply(200, self._file(name, data, "fine-tune"))
+
+    def retrieve_file(self, req: Request) -> Reply:
+        found = self.files.get(req.match["id"])
+        return Reply(200, found) if found else self._error(404, "No such File object")
+
+    def file_content(self, req: Request) -> Reply:
+        data = self.contents.get(req.match["id"])
+        if data is None:
+            return self._error(404, "No such File object")
+        return Reply(200, data, {"content-type": "application/octet-stream"})
 
     def create_upload(self, req: Request) -> Reply:
         body = req.json()

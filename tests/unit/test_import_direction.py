@@ -22,6 +22,7 @@ FACADE = {
     "gateway.sources",
     "gateway.waiting",
     "gateway.doctor",
+    "gateway.migrate",
 }
 # whole packages at the facade's level (DESIGN: cli -> facade, gateway/serve -> exporters)
 FACADE_PACKAGES = ("gateway.serve",)
