@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gateway.data.formats import load
 from gateway.data.validate import check_file
@@ -61,7 +61,9 @@ class FineTuning:
         self.store.close()
 
     # files --------------------------------------------------------------------------------
-    def upload(self, filename: str, purpose: str, data: bytes, key: ApiKey | None) -> StoredFile:
+    def upload(
+        self, filename: str, purpose: str, data: bytes | BinaryIO, key: ApiKey | None
+    ) -> StoredFile:
         """Store the bytes as sent and check them with tunegate's checker (format and every
         example), so `status` is `processed` or `error` with the lines, never left pending."""
         if purpose != "fine-tune":
@@ -71,11 +73,12 @@ class FineTuning:
                 param="purpose",
                 code="invalid_value",
             )
-        if not data:
-            raise ApiError(400, "the file is empty", param="file", code="invalid_file")
         stored = self.store.add_file(
             filename, purpose, data, self.files_dir, "processed", None, key.id if key else None
         )
+        if not stored.bytes:
+            self.store.delete_file(stored.id)
+            raise ApiError(400, "the file is empty", param="file", code="invalid_file")
         try:
             errors = [f for f in check_file(load(stored.path)) if f.severity == "error"]
         except TunegateError as exc:

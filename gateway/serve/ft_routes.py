@@ -72,12 +72,11 @@ class FtRoutes:
         upload, purpose = form.get("file"), form.get("purpose")
         if upload is None or isinstance(upload, str):
             raise ApiError(400, "send the file as multipart field `file`", param="file")
-        data = await upload.read()
-        stored = await anyio.to_thread.run_sync(
+        stored = await anyio.to_thread.run_sync(  # copied from python-multipart's spool file
             self.ft.upload,
             upload.filename or "upload.jsonl",
             str(purpose or ""),
-            data,
+            upload.file,
             request.state.key,
         )
         return JSONResponse(stored.to_api())

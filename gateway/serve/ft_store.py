@@ -9,12 +9,13 @@ retry that arrives while the first attempt is still launching finds the claim an
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gateway.serve.store import ServeStore
 
@@ -80,18 +81,25 @@ class FtStore(ServeStore):
         self,
         filename: str,
         purpose: str,
-        data: bytes,
+        data: bytes | BinaryIO,
         folder: Path,
         status: str,
         details: str | None,
         key_id: str | None,
     ) -> StoredFile:
+        """Copy `data` (bytes, or a file read in 1 MiB chunks) into the store as it is."""
         file_id = "file-" + uuid.uuid4().hex[:24]
         path = folder / file_id / (Path(filename).name or "upload.jsonl")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        sha = hashlib.sha256(data).hexdigest()
-        row = (file_id, filename, purpose, len(data), sha, str(path), status, details, key_id)
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        digest, size = hashlib.sha256(), 0
+        with path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        row = (file_id, filename, purpose, size, sha, str(path), status, details, key_id)
         self._write(
             "INSERT INTO files (id, filename, purpose, bytes, sha256, path, status,"
             " status_details, key_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

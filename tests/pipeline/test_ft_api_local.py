@@ -39,18 +39,20 @@ def test_local_job_through_the_api(tiny_sp, tmp_path):
             extra_body={"tunegate": {"lora_rank": 8, "max_seq_len": 128}},
         )
         assert job.tunegate["backend"] == "local" and job.tunegate["deploy_to"] == "llamacpp"
-        seen_running = False
+        running_metrics = 0  # metrics events read while the job is still training
         deadline = time.monotonic() + 600
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in (
             "succeeded",
             "failed",
             "cancelled",
         ):
-            seen_running |= job.status == "running"
+            if job.status == "running" and job.trained_tokens is None:
+                page = client.fine_tuning.jobs.list_events(job.id, limit=100)
+                running_metrics = max(running_metrics, sum(e.type == "metrics" for e in page.data))
             assert time.monotonic() < deadline, job
             time.sleep(0.5)
         assert job.status == "succeeded", job.error
-        assert seen_running
+        assert running_metrics > 0
         assert job.fine_tuned_model == f"ft:model:tunegate:tiny:{job.id}"
         assert job.trained_tokens and job.hyperparameters.n_epochs == 2
         # 10 x the adapter default learning rate (2e-4), recorded in the journaled spec
