@@ -25,7 +25,7 @@ FACADE = {
     "gateway.migrate",
 }
 # whole packages at the facade's level (DESIGN: cli -> facade, gateway/serve -> exporters)
-FACADE_PACKAGES = ("gateway.serve",)
+FACADE_PACKAGES = ("gateway.serve", "gateway.evaluate")
 RANK = {"core": 0, "providers": 1, "exporters": 2, "facade": 3, "cli": 4}
 
 

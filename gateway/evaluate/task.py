@@ -1,0 +1,249 @@
+"""Layer 2, the task eval: the tuned model and its base answer the same held-out examples through
+the same backend; each answer is scored against the reference, and the paired delta is reported
+with a bootstrap CI, McNemar's test, a verdict and the examples that flipped.
+
+An example is a chat whose last assistant turn (its text, or its tool calls) is the reference;
+everything before it is the prompt. Answers are cached by (target fingerprint, prompt, max
+tokens) under `$TUNEGATE_HOME/eval/cache`, so scoring again never generates again. When the
+training data is known (a job, or `--train`), the contamination check runs first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.catalog import tunegate_home
+from gateway.data.formats import Example, load
+from gateway.errors import SpecError
+from gateway.evaluate.scorers import get_scorer
+from gateway.evaluate.stats import Paired, paired
+from gateway.evaluate.targets import Generator, Target, base_of, resolve
+
+SHOWN_FLIPS = 10
+
+
+@dataclass
+class Row:
+    line: int
+    prompt: str  # the last user turn, for the report
+    reference: str
+    base: str
+    tuned: str
+    base_score: float
+    tuned_score: float
+
+
+@dataclass
+class TaskReport:
+    id: str
+    created_at: float
+    data: str
+    scorer: str
+    tuned: dict[str, Any]
+    base: dict[str, Any]
+    max_tokens: int
+    stats: Paired
+    rows: list[Row]
+    cached: int  # answers read from the cache
+    contamination: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    path: str | None = None  # where the report was written
+
+    def flipped(self) -> list[Row]:
+        return [r for r in self.rows if r.base_score != r.tuned_score]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["stats"] = self.stats.to_json()
+        out["flipped"] = [asdict(r) for r in self.flipped()]
+        return out
+
+    def to_markdown(self) -> str:
+        s = self.stats
+        p = "n/a" if s.p_value is None else f"{s.p_value:.3g}"
+        lines = [
+            f"# Task eval {self.id}",
+            "",
+            f"- data: `{self.data}` ({s.n} examples), scorer `{self.scorer}`, max {self.max_tokens} tokens",
+            f"- tuned: `{self.tuned['ref']}` via {self.tuned['backend']}",
+            f"- base: `{self.base['ref']}` via {self.base['backend']}",
+            "",
+            "| base | tuned | delta | 95% CI | McNemar p | verdict |",
+            "|---|---|---|---|---|---|",
+            f"| {s.base:.1f} | {s.tuned:.1f} | {s.delta:+.1f} | [{s.ci_low:+.1f}, {s.ci_high:+.1f}] "
+            f"| {p} | **{s.verdict}** |",
+            "",
+        ]
+        if s.verdict == "inconclusive":
+            lines += ["The interval spans the 3-point threshold: raise --limit for a verdict.", ""]
+        for note in self.notes:
+            lines.append(f"> {note}")
+        if self.contamination:
+            lines += [
+                "",
+                f"**{len(self.contamination)} eval examples share text with the training data.**",
+            ]
+        flips = self.flipped()
+        if flips:
+            lines += [
+                "",
+                "## Flipped examples",
+                "",
+                "| line | prompt | reference | base | tuned |",
+                "|---|---|---|---|---|",
+            ]
+            for r in flips[:SHOWN_FLIPS]:
+                cells = [_cell(x) for x in (r.prompt, r.reference, r.base, r.tuned)]
+                lines.append(f"| {r.line} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _cell(text: str, width: int = 60) -> str:
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def split(ex: Example) -> tuple[list[dict[str, Any]], str] | None:
+    """(prompt messages, reference) of a chat example; None if it has no final answer."""
+    msgs = list(ex.messages)
+    if not msgs or msgs[-1].get("role") != "assistant":
+        return None
+    last = msgs[-1]
+    ref = (
+        json.dumps({"tool_calls": last["tool_calls"]})
+        if last.get("tool_calls")
+        else last.get("content") or ""
+    )
+    return msgs[:-1], ref
+
+
+class _Cache:
+    def __init__(self, target: Target, max_tokens: int):
+        self.path = tunegate_home() / "eval" / "cache" / f"{target.fingerprint()}.jsonl"
+        self.max_tokens = max_tokens
+        self.hits = 0
+        self._seen: dict[str, str] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                self._seen[row["key"]] = row["answer"]
+
+    def key(self, messages: list[dict[str, Any]]) -> str:
+        text = json.dumps([messages, self.max_tokens], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, messages: list[dict[str, Any]]) -> str | None:
+        found = self._seen.get(self.key(messages))
+        self.hits += found is not None
+        return found
+
+    def put(self, messages: list[dict[str, Any]], answer: str) -> None:
+        key = self.key(messages)
+        self._seen[key] = answer
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"key": key, "answer": answer}) + "\n")
+
+
+def _answers(
+    target: Target, prompts: list[list[dict[str, Any]]], max_tokens: int, label: str, progress: bool
+) -> tuple[list[str], int]:
+    cache = _Cache(target, max_tokens)
+    out: list[str | None] = [cache.get(p) for p in prompts]
+    todo = [i for i, a in enumerate(out) if a is None]
+    if todo:
+        with Generator(target) as gen:
+            for n, i in enumerate(todo, 1):
+                answer = gen.answer(prompts[i], max_tokens)
+                cache.put(prompts[i], answer)
+                out[i] = answer
+                if progress:
+                    print(
+                        f"\r{label}: {n}/{len(todo)} answered", end="", file=sys.stderr, flush=True
+                    )
+        if progress:
+            print(file=sys.stderr)
+    return [a or "" for a in out], cache.hits
+
+
+def task_eval(
+    target: str,
+    data: Path,
+    *,
+    against: str | None = None,
+    scorer: str = "exact",
+    pattern: str | None = None,
+    schema: dict[str, Any] | None = None,
+    limit: int | None = None,
+    max_tokens: int = 128,
+    train: Path | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> TaskReport:
+    """Score `target` and its base on `data`; the report is written under the eval folder."""
+    score = get_scorer(scorer, pattern=pattern, schema=schema)
+    tuned = resolve(target)
+    base = resolve(against) if against else base_of(tuned)
+    if base.backend != tuned.backend:
+        raise SpecError(
+            f"the base runs on {base.backend} and the tuned model on {tuned.backend}: scores across "
+            "backends are not comparable",
+            fix="compare like with like (a GGUF with a GGUF, an adapter with its base)",
+        )
+    loaded = load(Path(data))
+    pairs = [(ex, s) for ex in loaded.examples if (s := split(ex)) is not None]
+    skipped = len(loaded.examples) - len(pairs)
+    if limit:
+        pairs = pairs[:limit]
+    if not pairs:
+        raise SpecError(f"{data} has no chat example ending in an assistant answer to score")
+    notes = [f"{skipped} examples without a final assistant answer were skipped"] if skipped else []
+    contaminated = []
+    if train is not None:
+        from gateway.data.hygiene import contamination
+
+        hits = contamination(load(Path(train)).examples, [ex for ex, _ in pairs])
+        contaminated = [h.to_json() for h in hits]
+        if hits:
+            notes.append(
+                f"{len({h.eval_line for h in hits})} eval examples share a 13-word run with {train}: "
+                "their scores overstate the fine-tune"
+            )
+    prompts = [s[0] for _, s in pairs]
+    base_out, base_hits = _answers(base, prompts, max_tokens, "base", progress)
+    tuned_out, tuned_hits = _answers(tuned, prompts, max_tokens, "tuned", progress)
+    rows = []
+    for (ex, (msgs, ref)), b, t in zip(pairs, base_out, tuned_out, strict=True):
+        user = next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), "")
+        rows.append(Row(ex.line, str(user or ""), ref, b, t, score(b, ref), score(t, ref)))
+    stats = paired([r.base_score for r in rows], [r.tuned_score for r in rows], seed)
+    report = TaskReport(
+        "ev-" + uuid.uuid4().hex[:10],
+        time.time(),
+        str(data),
+        scorer,
+        tuned.to_json(),
+        base.to_json(),
+        max_tokens,
+        stats,
+        rows,
+        base_hits + tuned_hits,
+        contaminated,
+        notes,
+    )
+    folder = tunegate_home() / "eval" / "reports" / report.id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report.to_json(), indent=1))
+    (folder / "report.md").write_text(report.to_markdown())
+    report.path = str(folder)
+    return report
