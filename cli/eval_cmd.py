@@ -1,4 +1,5 @@
-"""`tunegate eval`: the task eval of a fine-tune against its base (gateway.evaluate)."""
+"""`tunegate eval`: the task eval of a fine-tune against its base, and `tunegate eval compare`
+(gateway.evaluate). `tunegate eval TARGET ...` is `tunegate eval task TARGET ...`."""
 
 from __future__ import annotations
 
@@ -10,37 +11,80 @@ import click
 from cli.common import emit_json, handle_errors
 
 
-@click.command("eval")
+class _EvalGroup(click.Group):
+    """`eval TARGET` runs the `task` subcommand; `eval compare A B` the comparison."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["task", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("eval", cls=_EvalGroup)
+def eval_group() -> None:
+    """Did the fine-tune help? `tunegate eval TARGET --data F`, `tunegate eval compare A B`."""
+
+
+JUDGE_OPTIONS = [
+    click.option("--judge", help="The judge: URL#MODEL, a deployment, or a GGUF (started here)."),
+    click.option("--rubric", help="What a good answer is (the judge's criterion)."),
+    click.option("--judge-price", help="The judge's USD per 1M tokens, IN/OUT (default 0: local)."),
+    click.option(
+        "--max-judge-usd",
+        default=1.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="Refuse to start when the judge's estimated cost is higher.",
+    ),
+]
+
+
+DATA_OPTIONS = [
+    click.option(
+        "--data",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="Held-out chat examples; the last assistant turn of each is the reference.",
+    ),
+    click.option("--pattern", help="--scorer regex: the pattern whose match must agree."),
+    click.option("--limit", type=click.IntRange(min=1), help="Score only the first N examples."),
+    click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(min=1)),
+]
+
+
+def _options(options):  # type: ignore[no-untyped-def]
+    def apply(fn):  # type: ignore[no-untyped-def]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+@eval_group.command("task")
 @click.argument("target")
 @click.option("--against", "against", help="The base to compare with (default: an adapter's base).")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Held-out chat examples; the last assistant turn of each is the reference.",
-)
+@_options(DATA_OPTIONS)
 @click.option(
     "--scorer",
-    type=click.Choice(["exact", "regex", "json", "tool"]),
+    type=click.Choice(["exact", "regex", "json", "tool", "judge"]),
     default="exact",
     show_default=True,
 )
-@click.option("--pattern", help="--scorer regex: the pattern whose match must agree.")
 @click.option(
     "--schema",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="--scorer json: a JSON Schema every answer must satisfy.",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N examples.")
-@click.option("--max-tokens", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--train",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The training file, for the contamination check.",
 )
+@_options(JUDGE_OPTIONS)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def eval_cmd(
+def eval_task_cmd(
     target: str,
     against: str | None,
     data: Path,
@@ -50,6 +94,10 @@ def eval_cmd(
     limit: int | None,
     max_tokens: int,
     train: Path | None,
+    judge: str | None,
+    rubric: str | None,
+    judge_price: str | None,
+    max_judge_usd: float,
     as_json: bool,
 ) -> None:
     """Score TARGET and its base on held-out examples, through the same backend.
@@ -78,6 +126,63 @@ def eval_cmd(
         limit=limit,
         max_tokens=max_tokens,
         train=train,
+        progress=not as_json,
+        judge=judge,
+        rubric=rubric,
+        judge_price=judge_price,
+        max_judge_usd=max_judge_usd,
+    )
+    if as_json:
+        emit_json(report.to_json())
+        return
+    click.echo(report.to_markdown())
+    click.echo(f"report: {report.path}/report.md (and report.json)")
+
+
+@eval_group.command("compare")
+@click.argument("a")
+@click.argument("b")
+@_options(DATA_OPTIONS)
+@click.option(
+    "--scorer",
+    "scorers",
+    multiple=True,
+    type=click.Choice(["exact", "regex", "json", "tool"]),
+    help="Also give the paired delta of these scorers (repeatable).",
+)
+@_options(JUDGE_OPTIONS)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def eval_compare_cmd(
+    a: str,
+    b: str,
+    data: Path,
+    scorers: tuple[str, ...],
+    pattern: str | None,
+    limit: int | None,
+    max_tokens: int,
+    judge: str | None,
+    rubric: str | None,
+    judge_price: str | None,
+    max_judge_usd: float,
+    as_json: bool,
+) -> None:
+    """A against B on the same examples: a judge in both orders (win / loss / tie /
+    inconsistent), and the paired delta of each --scorer."""
+    from gateway.evaluate.compare import compare
+
+    report = compare(
+        a,
+        b,
+        data,
+        judge=judge,
+        rubric=rubric,
+        scorers=scorers,
+        pattern=pattern,
+        limit=limit,
+        max_tokens=max_tokens,
+        judge_price=judge_price,
+        max_judge_usd=max_judge_usd,
         progress=not as_json,
     )
     if as_json:

@@ -15,7 +15,7 @@ from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.data_cmd import data_group
 from cli.deploy_cmds import chat_cmd, deploy_cmd, deployments_cmd, undeploy_cmd
 from cli.doctor_cmd import doctor_cmd
-from cli.eval_cmd import eval_cmd
+from cli.eval_cmd import eval_group
 from cli.export_cmd import export_cmd
 from cli.jobs_cmds import (
     cancel_cmd,
@@ -56,7 +56,7 @@ for command in (
     resume_cmd,
     fetch_cmd,
     export_cmd,
-    eval_cmd,
+    eval_group,
     deploy_cmd,
     deployments_cmd,
     undeploy_cmd,

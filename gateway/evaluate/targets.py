@@ -149,6 +149,16 @@ class Generator:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    @property
+    def url(self) -> str:
+        """The OpenAI-compatible base URL (for a judge); in-process models have none."""
+        if self._url is None:
+            raise SpecError(
+                f"{self.target.ref} runs in-process and cannot be a judge",
+                fix="serve it (a GGUF, a deployment, or URL#MODEL)",
+            )
+        return self._url
+
     def answer(self, messages: Messages, max_tokens: int) -> str:
         if self._model is not None:
             return _hf_answer(self._model, messages, max_tokens)
@@ -157,18 +167,23 @@ class Generator:
         )
 
 
-def _chat(url: str, model: str, messages: Messages, max_tokens: int) -> str:
-    """One greedy chat completion; tool calls come back as their JSON."""
+def post_chat(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One chat completion request to an OpenAI-compatible endpoint; its first message."""
     import httpx
 
-    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
     try:
         res = httpx.post(url + "/chat/completions", json=body, timeout=600)
     except httpx.HTTPError as exc:
         raise TunegateError(f"cannot reach {url}: {exc}") from None
     if res.status_code >= 400:
         raise TunegateError(f"{url} answered HTTP {res.status_code}: {res.text[:300]}")
-    message = res.json()["choices"][0]["message"]
+    return dict(res.json()["choices"][0]["message"])
+
+
+def _chat(url: str, model: str, messages: Messages, max_tokens: int) -> str:
+    """One greedy chat completion; tool calls come back as their JSON."""
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    message = post_chat(url, body)
     if message.get("tool_calls"):
         return json.dumps({"tool_calls": message["tool_calls"]})
     return message.get("content") or ""

@@ -10,6 +10,7 @@ training data is known (a job, or `--train`), the contamination check runs first
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -110,6 +111,10 @@ def _cell(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def question_of(msgs: list[dict[str, Any]]) -> str:
+    return str(next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), ""))
+
+
 def split(ex: Example) -> tuple[list[dict[str, Any]], str] | None:
     """(prompt messages, reference) of a chat example; None if it has no final answer."""
     msgs = list(ex.messages)
@@ -155,7 +160,7 @@ class _Cache:
             fh.write(json.dumps({"key": key, "answer": answer}) + "\n")
 
 
-def _answers(
+def answers(
     target: Target, prompts: list[list[dict[str, Any]]], max_tokens: int, label: str, progress: bool
 ) -> tuple[list[str], int]:
     cache = _Cache(target, max_tokens)
@@ -189,9 +194,16 @@ def task_eval(
     train: Path | None = None,
     seed: int = 0,
     progress: bool = False,
+    judge: str | None = None,
+    rubric: str | None = None,
+    judge_price: str | None = None,
+    max_judge_usd: float = 1.0,
 ) -> TaskReport:
-    """Score `target` and its base on `data`; the report is written under the eval folder."""
-    score = get_scorer(scorer, pattern=pattern, schema=schema)
+    """Score `target` and its base on `data`; the report is written under the eval folder.
+    `scorer="judge"` asks `judge` (a served target) whether each answer meets `rubric`."""
+    if scorer == "judge" and not judge:
+        raise SpecError("--scorer judge needs --judge (URL#MODEL, a deployment or a GGUF)")
+    score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)
     if base.backend != tuned.backend:
@@ -220,12 +232,29 @@ def task_eval(
                 "their scores overstate the fine-tune"
             )
     prompts = [s[0] for _, s in pairs]
-    base_out, base_hits = _answers(base, prompts, max_tokens, "base", progress)
-    tuned_out, tuned_hits = _answers(tuned, prompts, max_tokens, "tuned", progress)
-    rows = []
-    for (ex, (msgs, ref)), b, t in zip(pairs, base_out, tuned_out, strict=True):
-        user = next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), "")
-        rows.append(Row(ex.line, str(user or ""), ref, b, t, score(b, ref), score(t, ref)))
+    base_out, base_hits = answers(base, prompts, max_tokens, "base", progress)
+    tuned_out, tuned_hits = answers(tuned, prompts, max_tokens, "tuned", progress)
+    questions = [question_of(msgs) for msgs in prompts]
+    with contextlib.ExitStack() as stack:
+        if score is None:
+            from gateway.evaluate import judge as j
+
+            price = j.JudgePrice.parse(judge_price)
+            graded = [
+                j.pointwise_prompt(q, answer, s[1], j.parse_rubric(rubric))
+                for (_, s), q, b, t in zip(pairs, questions, base_out, tuned_out, strict=True)
+                for answer in (b, t)
+            ]
+            usd = j.estimate_usd(graded, 1, price)
+            j.check_budget(usd, max_judge_usd)
+            gen = stack.enter_context(Generator(resolve(str(judge))))
+            by_ref = {s[1]: q for (_, s), q in zip(pairs, questions, strict=True)}
+            ask = j.http_ask(gen.url, str(gen.target.model or "default_model"))
+            score = j.pointwise_scorer(ask, j.parse_rubric(rubric), by_ref)
+            notes.append(f"judge: {judge}, estimated at ${usd:.4f} before the run")
+        rows = []
+        for (ex, (_, ref)), q, b, t in zip(pairs, questions, base_out, tuned_out, strict=True):
+            rows.append(Row(ex.line, q, ref, b, t, score(b, ref), score(t, ref)))
     stats = paired([r.base_score for r in rows], [r.tuned_score for r in rows], seed)
     report = TaskReport(
         "ev-" + uuid.uuid4().hex[:10],

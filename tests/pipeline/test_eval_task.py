@@ -96,6 +96,35 @@ def test_gguf_and_deployments_through_llama_cpp(adapter, tiny_sp, tmp_path):
     assert [r.tuned for r in served.rows] == [r.tuned for r in direct.rows]
     assert [r.base for r in served.rows] == [r.base for r in direct.rows]
 
+    # a judge served by llama-cpp-python, held to a JSON schema: every verdict parses
+    from gateway.evaluate.compare import compare
+
+    cmp = compare(
+        str(tuned), str(base), data, judge=str(base), scorers=("regex",), pattern=ANY, max_tokens=8
+    )
+    assert cmp.judged["n"] == 6
+    assert all(p["a_first"] in ("A", "B", "tie") for p in cmp.pairs)
+    assert all(p["b_first"] in ("A", "B", "tie") for p in cmp.pairs)
+    assert 0.0 <= cmp.judged["position_consistency"] <= 1.0
+    assert cmp.scorers["regex"]["n"] == 6 and cmp.estimated_judge_usd == 0.0
+    judged = task_eval(
+        str(tuned), data, against=str(base), scorer="judge", judge=str(base), max_tokens=8
+    )
+    assert judged.cached == 12  # the answers came from the cache; only the judge ran
+    assert all(r.base_score in (0.0, 1.0) and r.tuned_score in (0.0, 1.0) for r in judged.rows)
+    assert any("judge:" in n for n in judged.notes)
+    with pytest.raises(SpecError, match="max-judge-usd"):
+        task_eval(
+            str(tuned),
+            data,
+            against=str(base),
+            scorer="judge",
+            judge=str(base),
+            judge_price="1000/1000",
+            max_judge_usd=0.001,
+            max_tokens=8,
+        )
+
 
 def test_cli(adapter, tmp_path):
     data = write_jsonl(tmp_path / "heldout.jsonl", chats(4, seed=5))
