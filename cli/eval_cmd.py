@@ -190,3 +190,42 @@ def eval_compare_cmd(
         return
     click.echo(report.to_markdown())
     click.echo(f"report: {report.path}/report.md (and report.json)")
+
+
+@eval_group.command("regress")
+@click.argument("target")
+@click.option("--against", help="The base (default: an adapter's base).")
+@click.option(
+    "--suite",
+    default="quick",
+    show_default=True,
+    help="quick, standard, or an lm-eval task YAML (or a folder of them).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Examples per task (default: the suite's)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def eval_regress_cmd(
+    target: str, against: str | None, suite: str, limit: int | None, as_json: bool
+) -> None:
+    """Did the fine-tune break the base elsewhere? lm-eval on both, paired per example."""
+    from gateway.evaluate.regress import regress
+
+    report = regress(target, against=against, suite=suite, limit=limit)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    click.echo(report.to_markdown())
+    click.echo(f"report: {report.path}/report.md (and report.json)")
+
+
+@eval_group.command("prefetch")
+@click.option("--suite", default="quick", show_default=True)
+@handle_errors
+def eval_prefetch_cmd(suite: str) -> None:
+    """Download a suite's datasets into the Hugging Face cache (needs the network once)."""
+    from gateway.evaluate.regress import prefetch
+
+    names = prefetch(suite)
+    click.echo(f"cached: {', '.join(names)}")

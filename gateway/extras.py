@@ -56,6 +56,7 @@ EXTRAS: dict[str, Extra] = {
         Extra("bedrock", "the bedrock backend and deploy target", ("boto3",)),
         Extra("ollama", "--to ollama deploys and chat", ("ollama",)),
         Extra("data", "near-duplicate detection and Parquet input", ("numpy", "pyarrow")),
+        Extra("eval", "tunegate eval regress (lm-evaluation-harness)", ("lm-eval",)),
         Extra(
             "serve",
             "tunegate serve (the OpenAI-compatible gateway and fine-tuning API, and llama.cpp's"
@@ -84,6 +85,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "mlx": ("mlx", "mlx"),
     "mlx_lm": ("mlx-lm", "mlx"),
     "llama_cpp": ("llama-cpp-python", "gguf"),
+    "lm_eval": ("lm-eval", "eval"),
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "uvloop": ("uvloop", "serve"),
