@@ -4,17 +4,15 @@ and every exact scorer asked for gives a paired delta with its statistics."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.catalog import tunegate_home
 from gateway.data.formats import load
 from gateway.errors import SpecError
 from gateway.evaluate import judge as j
+from gateway.evaluate.reports import store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import paired
 from gateway.evaluate.targets import Generator, resolve
@@ -129,11 +127,5 @@ def compare(
         usd,
         notes,
     )
-    folder = tunegate_home() / "eval" / "reports" / report.id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(
-        json.dumps({**report.to_json(), "at": time.time()}, indent=1)
-    )
-    (folder / "report.md").write_text(report.to_markdown())
-    report.path = str(folder)
+    report.path = store(report.id, report.to_json(), report.to_markdown())
     return report

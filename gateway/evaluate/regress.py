@@ -13,14 +13,13 @@ the same score for every example is refused, not reported.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.catalog import tunegate_home
 from gateway.errors import SpecError, TunegateError
+from gateway.evaluate.reports import store
 from gateway.evaluate.stats import paired
 from gateway.evaluate.targets import Target, base_of, resolve
 
@@ -205,13 +204,7 @@ def regress(
         settings,
         notes,
     )
-    folder = tunegate_home() / "eval" / "reports" / report.id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(
-        json.dumps({**report.to_json(), "at": time.time()}, indent=1)
-    )
-    (folder / "report.md").write_text(report.to_markdown())
-    report.path = str(folder)
+    report.path = store(report.id, report.to_json(), report.to_markdown())
     return report
 
 

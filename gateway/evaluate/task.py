@@ -23,6 +23,7 @@ from typing import Any
 from gateway.catalog import tunegate_home
 from gateway.data.formats import Example, load
 from gateway.errors import SpecError
+from gateway.evaluate.reports import store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
 from gateway.evaluate.targets import Generator, Target, base_of, resolve
@@ -270,9 +271,5 @@ def task_eval(
         contaminated,
         notes,
     )
-    folder = tunegate_home() / "eval" / "reports" / report.id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report.to_json(), indent=1))
-    (folder / "report.md").write_text(report.to_markdown())
-    report.path = str(folder)
+    report.path = store(report.id, report.to_json(), report.to_markdown())
     return report
