@@ -34,7 +34,7 @@ def _check_bind(host: str, journal_path: Path | str | None) -> None:
     from gateway.extras import require
     from gateway.serve.store import ServeStore
 
-    require("starlette", "uvicorn", what="tunegate serve")
+    require("starlette", "uvicorn", "python_multipart", what="tunegate serve")
     if _loopback(host):
         return
     with ServeStore(journal_path) as store:
