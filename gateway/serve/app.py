@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,6 +230,12 @@ class Gateway:
             except Unreachable as exc:
                 failed.append((target, str(exc)))
                 continue
+            except (
+                Exception
+            ) as exc:  # a bug, not the upstream: metered, shown, never a dropped socket
+                traceback.print_exc(file=sys.stderr)
+                meter.done(Outcome(500, error=f"{type(exc).__name__}: {exc}"))
+                return error(500, f"tunegate serve failed: {type(exc).__name__}", "api_error")
             headers = {**headers, **meter.headers(failed)}
             if failed:
                 _report_fallback(body["model"], failed, target)

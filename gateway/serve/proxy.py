@@ -95,20 +95,27 @@ async def via_http(
     stream = bool(payload.get("stream"))
     request = client.build_request("POST", base + PATHS[route], json=payload, headers=up.headers)
     try:
-        res = await client.send(request, stream=stream)
+        try:
+            res = await client.send(request, stream=stream)
+        except httpx.RemoteProtocolError:
+            # a pooled keep-alive connection the upstream had just closed: it sent no answer,
+            # so the request never ran there; once more, on a fresh connection
+            request = client.build_request(
+                "POST", base + PATHS[route], json=payload, headers=up.headers
+            )
+            res = await client.send(request, stream=stream)
     except httpx.HTTPError as exc:
         if up.kind == "engine":
             engines.failed(dep.id)
         raise Unreachable(f"cannot reach {dep.target} ({describe(exc)})") from None
     if res.status_code >= 400:
-        content = await res.aread()
-        await res.aclose()
+        content = await _read(res, up.kind == "engine", engines, dep)
         if res.status_code not in CLIENT_ERRORS:
             raise Unreachable(f"{dep.target} answered HTTP {res.status_code}: {_message(content)}")
         done(Outcome(res.status_code, error=_message(content)))
         return res.status_code, content, {"content-type": "application/json"}
     if not stream:
-        content = await res.aread()
+        content = await _read(res, up.kind == "engine", engines, dep)
         try:
             counted = _usage(json.loads(content))
         except ValueError:
@@ -122,6 +129,19 @@ async def via_http(
         events,
         {"content-type": "text/event-stream", "cache-control": "no-cache"},
     )
+
+
+async def _read(res: httpx.Response, engine: bool, engines: Engines, dep: Any) -> bytes:
+    """The whole body; an upstream that breaks off mid-answer is Unreachable, like one that
+    never answered (the request can still fall back: nothing was sent to the client yet)."""
+    try:
+        return await res.aread()
+    except httpx.HTTPError as exc:
+        if engine:
+            engines.failed(dep.id)
+        raise Unreachable(f"cannot read {dep.target}'s answer ({describe(exc)})") from None
+    finally:
+        await res.aclose()
 
 
 async def _relay(
