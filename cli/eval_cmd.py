@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,6 +61,15 @@ def _options(options):  # type: ignore[no-untyped-def]
     return apply
 
 
+def _show(report: Any, as_json: bool) -> None:
+    """Any eval report: its JSON, or its Markdown and where it is stored."""
+    if as_json:
+        emit_json(report.to_json())
+        return
+    click.echo(report.to_markdown())
+    click.echo(f"report: {report.path}/report.md (and report.json)")
+
+
 @eval_group.command("task")
 @click.argument("target")
 @click.option("--against", "against", help="The base to compare with (default: an adapter's base).")
@@ -107,22 +116,15 @@ def eval_task_cmd(
     $TUNEGATE_HOME/eval/reports. The verdict is ok / warn (a drop of 3+ points) / fail (10+)
     only when the 95% interval is clear of the threshold, else inconclusive. Docs: docs/eval.md.
     """
-    from gateway.errors import SpecError
     from gateway.evaluate import task_eval
 
-    schema_json = None
-    if schema is not None:
-        try:
-            schema_json = json.loads(schema.read_text())
-        except ValueError as exc:
-            raise SpecError(f"{schema}: not JSON ({exc})") from None
     report = task_eval(
         target,
         data,
         against=against,
         scorer=scorer,
         pattern=pattern,
-        schema=schema_json,
+        schema=schema,
         limit=limit,
         max_tokens=max_tokens,
         train=train,
@@ -132,11 +134,7 @@ def eval_task_cmd(
         judge_price=judge_price,
         max_judge_usd=max_judge_usd,
     )
-    if as_json:
-        emit_json(report.to_json())
-        return
-    click.echo(report.to_markdown())
-    click.echo(f"report: {report.path}/report.md (and report.json)")
+    _show(report, as_json)
 
 
 @eval_group.command("compare")
@@ -185,11 +183,7 @@ def eval_compare_cmd(
         max_judge_usd=max_judge_usd,
         progress=not as_json,
     )
-    if as_json:
-        emit_json(report.to_json())
-        return
-    click.echo(report.to_markdown())
-    click.echo(f"report: {report.path}/report.md (and report.json)")
+    _show(report, as_json)
 
 
 @eval_group.command("regress")
@@ -213,11 +207,7 @@ def eval_regress_cmd(
     from gateway.evaluate.regress import regress
 
     report = regress(target, against=against, suite=suite, limit=limit)
-    if as_json:
-        emit_json(report.to_json())
-        return
-    click.echo(report.to_markdown())
-    click.echo(f"report: {report.path}/report.md (and report.json)")
+    _show(report, as_json)
 
 
 @eval_group.command("prefetch")

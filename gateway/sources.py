@@ -145,7 +145,7 @@ def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource
     return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
 
 
-def _is_mlx(path: Path) -> bool:
+def is_mlx(path: Path) -> bool:
     """An MLX model folder: an MLX export (its export.json says so), or quantized by mlx-lm."""
     import json
 
@@ -164,7 +164,7 @@ def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     from exporters.api import export
 
     path, job = src.path, src.job
-    if path is not None and path.is_dir() and _is_mlx(path):
+    if path is not None and path.is_dir() and is_mlx(path):
         return src
     if path is None and job is not None:
         rows = [a for a in journal.artifacts(job.id) if a["kind"] == "mlx"]

@@ -82,15 +82,19 @@ class JobDir:
         except OSError:
             return ""
 
-    def last_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint (its trainer state written last)."""
+    def complete_checkpoints(self) -> list[Path]:
+        """Checkpoints whose trainer state (or MLX adapter) was written, the last step of one."""
         if not self.checkpoints.is_dir():
-            return None
-        done = [
+            return []
+        return [
             p
             for p in self.checkpoints.glob("checkpoint-*")
             if (p / "trainer_state.json").exists() or (p / "adapters.safetensors").exists()
         ]
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (its trainer state written last)."""
+        done = self.complete_checkpoints()
         return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 

@@ -60,12 +60,6 @@ class Target:
         }
 
 
-def _is_mlx(path: Path) -> bool:
-    from gateway.sources import _is_mlx as is_mlx
-
-    return is_mlx(path)
-
-
 def resolve(ref: str) -> Target:
     """A target from what the user named (see the module table)."""
     if ref.startswith(("http://", "https://")):
@@ -85,7 +79,9 @@ def resolve(ref: str) -> Target:
 
             base = adapter_config(path).get("base_model_name_or_path")
             return Target(ref, "hf", "hf", path=Path(str(base)), adapter=path.resolve())
-        if _is_mlx(path):
+        from gateway.sources import is_mlx
+
+        if is_mlx(path):
             return Target(ref, "mlx", "mlx", path=path.resolve())
         if (path / "config.json").is_file():
             return Target(ref, "hf", "hf", path=path.resolve())

@@ -189,7 +189,7 @@ def task_eval(
     against: str | None = None,
     scorer: str = "exact",
     pattern: str | None = None,
-    schema: dict[str, Any] | None = None,
+    schema: Path | dict[str, Any] | None = None,
     limit: int | None = None,
     max_tokens: int = 128,
     train: Path | None = None,
@@ -204,6 +204,11 @@ def task_eval(
     `scorer="judge"` asks `judge` (a served target) whether each answer meets `rubric`."""
     if scorer == "judge" and not judge:
         raise SpecError("--scorer judge needs --judge (URL#MODEL, a deployment or a GGUF)")
+    if isinstance(schema, Path):
+        try:
+            schema = json.loads(schema.read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{schema}: not a JSON Schema file ({exc})") from None
     score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)

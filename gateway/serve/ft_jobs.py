@@ -25,21 +25,12 @@ from gateway.data.formats import load
 from gateway.data.validate import check_file
 from gateway.errors import TunegateError
 from gateway.journal import JobRecord, Journal
+from gateway.serve.advice import DEPLOY_TO
 from gateway.serve.ft_shapes import event_object, fine_tuned_name, job_object, page
 from gateway.serve.ft_spec import ApiError, map_create
 from gateway.serve.ft_store import FtJob, FtStore, StoredFile, content_sha
 from gateway.serve.store import ApiKey
 
-# which deploy target serves what each backend trains
-DEPLOY_RULE = {
-    "local": "llamacpp",
-    "unsloth": "llamacpp",
-    "mlx": "mlx",
-    "openai": "openai",
-    "together": "together",
-    "fireworks": "fireworks",
-    "bedrock": "bedrock",
-}
 LAUNCH_WAIT_S = 300.0
 
 
@@ -154,7 +145,7 @@ class FineTuning:
             request_key,
             job_id=rec.id,
             state="launched",
-            deploy_to=mapped.deploy_to or DEPLOY_RULE.get(rec.provider),
+            deploy_to=mapped.deploy_to or DEPLOY_TO.get(rec.provider, rec.provider),
             fine_tuned_model=fine_tuned_name(rec.base_model, body.get("suffix"), rec.id),
         )
         return self.retrieve(rec.id)
@@ -240,11 +231,7 @@ class FineTuning:
         if jobdir:
             job = JobDir(Path(jobdir))
             by_step = {m.get("step"): m for m in job.metrics() if m.get("step") is not None}
-            done = [
-                p
-                for p in job.checkpoints.glob("checkpoint-*")
-                if (p / "trainer_state.json").exists() or (p / "adapters.safetensors").exists()
-            ]
+            done = job.complete_checkpoints()
             for path in sorted(done, key=lambda p: -int(p.name.rsplit("-", 1)[1])):
                 step = int(path.name.rsplit("-", 1)[1])
                 metrics = by_step.get(step) or {}
