@@ -2,8 +2,10 @@
 (`simple_evaluate`) runs the same tasks on the base and the tuned model through one backend,
 and each task's per-example scores are paired (evaluation.md section 1).
 
-This version runs in-process models (an adapter with its base, or a model folder) through
-lm-eval's `hf` backend, on the `quick` / `standard` suites or the user's own lm-eval YAML tasks.
+Any target runs: in-process models through lm-eval's `hf` backend, a GGUF through llama-cpp-python's
+server, MLX through mlx-lm, a deployment or endpoint through its chat API, where multiple choice
+is asked as lettered questions (`lm_models.py`); on the `quick` / `standard` suites or the
+user's own lm-eval YAML tasks.
 The suites' datasets come from the Hugging Face cache (`tunegate eval prefetch` fills it); when
 one is missing offline, the error says so instead of hanging. A backend that returns no prompt
 log-probabilities would score multiple choice at chance silently: a run whose choices all get
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import SpecError, TunegateError
+from gateway.evaluate.lm_models import Backend, canary, is_lettered, lettered, lm_for
 from gateway.evaluate.reports import store
 from gateway.evaluate.stats import paired
 from gateway.evaluate.targets import Target, base_of, resolve
@@ -47,7 +50,9 @@ class RegressReport:
 
     def to_markdown(self) -> str:
         lines = [f"# Regression {self.id} ({self.suite})", ""]
-        lines += [f"- tuned: `{self.tuned['ref']}`, base: `{self.base['ref']}`, via lm-eval `hf`"]
+        lines += [
+            f"- tuned: `{self.tuned['ref']}`, base: `{self.base['ref']}`, via {self.settings['backend']}"
+        ]
         lines += [f"- settings: {json.dumps(self.settings)}", ""]
         lines += ["| task | metric | n | base | tuned | delta | 95% CI | verdict |"]
         lines += ["|---|---|---|---|---|---|---|---|"]
@@ -87,19 +92,6 @@ def _tasks(suite: str) -> tuple[dict[str, int | None], Any]:
     return dict.fromkeys(names), TaskManager(include_path=str(folder), include_defaults=False)
 
 
-def _model_args(t: Target) -> dict[str, Any]:
-    if t.kind != "hf":
-        raise SpecError(
-            f"{t.ref} runs on {t.backend}; the regression runs in-process models in this version",
-            fix="regress the adapter or merged folder, and check the export with the task eval "
-            "(`tunegate eval GGUF --against BASE-GGUF --data FILE`)",
-        )
-    args: dict[str, Any] = {"pretrained": str(t.path), "dtype": "float32"}
-    if t.adapter is not None:
-        args["peft"] = str(t.adapter)
-    return args
-
-
 def _scores(samples: list[dict[str, Any]]) -> tuple[str, dict[int, float]]:
     metric = next((m for m in METRICS if samples and m in samples[0]), None)
     if metric is None:
@@ -121,39 +113,66 @@ def _no_logprobs(samples: list[dict[str, Any]]) -> bool:
     return seen
 
 
-def _run(t: Target, tasks: dict[str, int | None], manager: Any, limit: int | None) -> dict:
+def _leaves(tasks: Any) -> dict[str, Any]:
+    """The leaf tasks of lm-eval's task dict (groups such as mmlu nest their subjects)."""
+    out: dict[str, Any] = {}
+    for value in tasks.values():
+        if isinstance(value, dict):
+            out.update(_leaves(value))
+        else:
+            out[value.config.task] = value
+    return out
+
+
+def _load(task: str, manager: Any, backend: Backend) -> dict[str, Any]:
+    from lm_eval.tasks import get_task_dict
+
+    try:
+        leaves = _leaves(get_task_dict([task], manager))
+    except ConnectionError as exc:  # a dataset not in the cache, offline
+        raise TunegateError(
+            f"lm-eval could not load the data of {task}: {str(exc).splitlines()[0][:300]}",
+            fix="`tunegate eval prefetch --suite SUITE` on a connected machine fills the "
+            "Hugging Face cache",
+        ) from None
+    if backend.loglikelihood:
+        return leaves
+    return {
+        name: lettered(t) if t.OUTPUT_TYPE == "multiple_choice" else t for name, t in leaves.items()
+    }
+
+
+def _run(
+    t: Target, tasks: dict[str, int | None], manager: Any, limit: int | None
+) -> tuple[dict[str, list[dict[str, Any]]], Backend, list[str]]:
+    """Every task on one target, through one backend (loaded once); per-example samples."""
     import lm_eval
 
     out: dict[str, Any] = {}
-    for task, task_limit in tasks.items():  # one task at a time: each has its own limit
-        chosen = limit if limit is not None else task_limit
-        try:
-            result = lm_eval.simple_evaluate(
-                model="hf",
-                model_args=_model_args(t),
-                tasks=[task],
-                task_manager=manager,
-                device="cpu",
-                batch_size=8,
-                limit=chosen,
-                log_samples=True,
-                random_seed=0,
-                numpy_random_seed=0,
-                torch_random_seed=0,
-            )
-        except ConnectionError as exc:  # a dataset not in the cache, offline
-            raise TunegateError(
-                f"lm-eval could not load the data of {task}: {str(exc).splitlines()[0][:300]}",
-                fix="`tunegate eval prefetch --suite SUITE` on a connected machine fills the "
-                "Hugging Face cache",
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise TunegateError(
-                f"lm-eval could not run {task} on {t.ref}: {str(exc).splitlines()[0][:300]}"
-            ) from None
-        for name, samples in (result.get("samples") or {}).items():
-            out[name] = samples
-    return out
+    asked: list[str] = []  # multiple choice asked as lettered questions
+    with lm_for(t) as (lm, backend):
+        canary(lm, backend)
+        for task, task_limit in tasks.items():  # one task at a time: each has its own limit
+            leaves = _load(task, manager, backend)
+            asked += [name for name, x in leaves.items() if is_lettered(x)]
+            try:
+                result = lm_eval.simple_evaluate(
+                    model=lm,
+                    tasks=list(leaves.values()),
+                    task_manager=manager,
+                    limit=limit if limit is not None else task_limit,
+                    log_samples=True,
+                    apply_chat_template=backend.chat_template,
+                    random_seed=0,
+                    numpy_random_seed=0,
+                    torch_random_seed=0,
+                )
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise TunegateError(
+                    f"lm-eval could not run {task} on {t.ref}: {str(exc).splitlines()[0][:300]}"
+                ) from None
+            out.update(result.get("samples") or {})
+    return out, backend, asked
 
 
 def regress(
@@ -165,11 +184,17 @@ def regress(
     require("lm_eval", what="tunegate eval regress")
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)
-    _model_args(tuned), _model_args(base)  # both in-process, or a clear refusal now
+    _same_backend(tuned, base)
     tasks, manager = _tasks(suite)
-    got_base = _run(base, tasks, manager, limit)
-    got_tuned = _run(tuned, tasks, manager, limit)
+    got_base, backend, asked = _run(base, tasks, manager, limit)
+    got_tuned, _, _ = _run(tuned, tasks, manager, limit)
     report_tasks, notes = {}, []
+    if asked:
+        notes.append(
+            f"{backend.name} returns no prompt log-probabilities: multiple choice "
+            f"({', '.join(sorted(asked))}) was asked as lettered questions, scored by the letter "
+            "answered; not comparable to published numbers"
+        )
     for name, samples in got_tuned.items():
         if _no_logprobs(samples) or _no_logprobs(got_base.get(name, [])):
             raise TunegateError(
@@ -184,14 +209,20 @@ def regress(
         resps = {int(s["doc_id"]): s.get("filtered_resps") for s in got_base.get(name, [])}
         changed = sum(1 for s in samples if s.get("filtered_resps") != resps.get(int(s["doc_id"])))
         report_tasks[name] = {**st, "metric": metric, "changed": changed}
+        unparsed = sum(float(s.get("unparsed", 0)) for s in samples)
+        if unparsed:
+            notes.append(
+                f"{name}: the tuned model answered no letter on {unparsed:.0f} of {len(samples)}"
+            )
         if st["verdict"] == "inconclusive":
             notes.append(f"{name}: inconclusive with {st['n']} examples; raise --limit")
     import lm_eval
 
     settings = {
-        "backend": "lm-eval hf",
+        "backend": backend.name,
         "lm_eval": getattr(lm_eval, "__version__", "unknown"),
-        "apply_chat_template": False,
+        "apply_chat_template": backend.chat_template,
+        "multiple_choice": "log-likelihood" if backend.loglikelihood else "lettered, generative",
         "num_fewshot": "task default",
         "limit": limit,
     }
@@ -208,13 +239,25 @@ def regress(
     return report
 
 
+def _same_backend(tuned: Target, base: Target) -> None:
+    """Numbers across backends are not comparable (evaluation.md 1.5): refuse the mix."""
+    kinds = {"hf": "in-process", "gguf": "gguf", "mlx": "mlx"}
+    a, b = kinds.get(tuned.kind, "chat"), kinds.get(base.kind, "chat")
+    if a != b:
+        raise SpecError(
+            f"{tuned.ref} runs as {a} and {base.ref} as {b}; scores across backends are not "
+            "comparable",
+            fix="compare like with like: the base exported the same way (a GGUF for a GGUF)",
+        )
+
+
 def prefetch(suite: str) -> list[str]:
     """Download a suite's datasets into the Hugging Face cache (the one online step)."""
     from gateway.extras import require
 
     require("lm_eval", what="tunegate eval prefetch")
     tasks, manager = _tasks(suite)
-    from lm_eval.evaluator import get_task_dict
+    from lm_eval.tasks import get_task_dict
 
     get_task_dict(list(tasks), manager)
     return list(tasks)

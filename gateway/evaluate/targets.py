@@ -133,7 +133,7 @@ class Generator:
         if t.kind == "hf":
             self._model = _load_hf(t)
         elif t.kind in ("gguf", "mlx"):
-            self._url = self._stack.enter_context(_engine(t))
+            self._url = self._stack.enter_context(engine(t))
         elif t.kind == "deployment":
             from gateway.serve import running
 
@@ -186,8 +186,11 @@ def _chat(url: str, model: str, messages: Messages, max_tokens: int) -> str:
 
 
 @contextlib.contextmanager
-def _engine(t: Target) -> Iterator[str]:
-    """llama-cpp-python's or mlx-lm's server on a free port, as `tunegate serve` runs them."""
+def engine(t: Target, *, logits_all: bool = False) -> Iterator[str]:
+    """llama-cpp-python's or mlx-lm's server on a free port, as `tunegate serve` runs them;
+    `logits_all` keeps every prompt token's logits, which prompt log-probs (echo) need."""
+    import dataclasses
+
     import httpx
 
     from exporters.deploy import get_deployer
@@ -198,6 +201,10 @@ def _engine(t: Target) -> Iterator[str]:
     target = "llamacpp" if t.kind == "gguf" else "mlx"
     dep = Deployment(f"eval-{t.fingerprint()}", target, "eval", str(t.path), "live")
     upstream = get_deployer(target).upstream(dep)
+    if logits_all and target == "llamacpp":
+        upstream = dataclasses.replace(
+            upstream, command=(*upstream.command, "--logits_all", "true")
+        )
     t.model = upstream.model
     engines: Engines | None = None
 

@@ -78,3 +78,35 @@ def test_a_suite_missing_offline_says_how_to_fetch_it(tiny_sp):
     with pytest.raises(TunegateError) as err:
         regress(str(tiny_sp), against=str(tiny_sp), suite="quick", limit=2)
     assert "tunegate eval prefetch" in str(err.value)
+
+
+def test_gguf_by_log_probs_and_deployments_by_letters(
+    tiny_sp, tmp_path, monkeypatch, converter_cache
+):
+    """A GGUF is scored through llama-cpp-python's server with prompt log-probs; the same GGUFs
+    deployed are reached through their chat API, where multiple choice is asked by letter."""
+    pytest.importorskip("llama_cpp.server")
+    from exporters.gguf import convert
+    from gateway.deploy import deploy
+    from gateway.export import export
+
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
+
+    adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16, scale=4.0)
+    tuned = export(adapter, "gguf", quant="f32", out=tmp_path / "tuned", verify=False).files[0]
+    base = convert(tiny_sp, tmp_path / "base.gguf", outtype="f32")[0]
+    suite = _tasks(tmp_path)
+    by_logprobs = regress(str(tuned), against=str(base), suite=str(suite / "tg_mc.yaml"), limit=6)
+    assert by_logprobs.settings["backend"].startswith("lm-eval gguf")
+    assert by_logprobs.settings["multiple_choice"] == "log-likelihood"
+    assert by_logprobs.tasks["tg_mc"]["n"] == 6 and by_logprobs.tasks["tg_mc"]["changed"] > 0
+    with pytest.raises(Exception, match="not comparable"):
+        regress(str(tuned), against=str(tiny_sp), suite=str(suite), limit=2)
+
+    deploy(str(tuned), "llamacpp", name="tiny-tuned")
+    deploy(str(base), "llamacpp", name="tiny-base")
+    chat = regress("tiny-tuned", against="tiny-base", suite=str(suite), limit=4)
+    assert chat.settings["multiple_choice"] == "lettered, generative"
+    assert chat.settings["apply_chat_template"] is True
+    assert set(chat.tasks) == {"tg_mc", "tg_gen"} and chat.tasks["tg_mc"]["n"] == 4
+    assert any("asked as lettered questions" in n for n in chat.notes)
