@@ -102,7 +102,7 @@ def canary(lm: Any, backend: Backend) -> None:
         for row, (ctx, conts) in enumerate(CANARY)
         for i, cont in enumerate(conts)
     ]
-    scores = [float(r[0]) for r in lm.loglikelihood(requests, disable_tqdm=True)]
+    scores = [float(r[0]) for r in lm.loglikelihood(requests)]
     rows = [scores[i * 3 : i * 3 + 3] for i in range(len(CANARY))]
     if all(len(set(row)) == 1 for row in rows):
         raise TunegateError(

@@ -110,3 +110,19 @@ def test_gguf_by_log_probs_and_deployments_by_letters(
     assert chat.settings["apply_chat_template"] is True
     assert set(chat.tasks) == {"tg_mc", "tg_gen"} and chat.tasks["tg_mc"]["n"] == 4
     assert any("asked as lettered questions" in n for n in chat.notes)
+
+
+def test_mlx_through_mlx_lm(tiny_sp, tmp_path):
+    """An MLX export regresses in-process through mlx-lm's MLXLM (the canary included); the
+    model against itself moves nothing."""
+    pytest.importorskip("mlx_lm")
+    from gateway.export import export
+
+    adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16, scale=4.0)
+    mlx = export(adapter, "mlx", quant="float32", out=tmp_path / "mlx", group_size=64).files[0]
+    report = regress(str(mlx), against=str(mlx), suite=str(_tasks(tmp_path)), limit=4)
+    assert report.settings["backend"] == "mlx-lm MLXLM"
+    assert {t: (s["n"], s["changed"]) for t, s in report.tasks.items()} == {
+        "tg_mc": (4, 0),
+        "tg_gen": (4, 0),
+    }
