@@ -50,8 +50,17 @@ def _check_bind(host: str, journal_path: Path | str | None) -> None:
 def _config(app: object, host: str, port: int) -> object:
     import uvicorn
 
+    # keep-alive outlasts clients' pools (httpx, so the OpenAI SDK, expires idle connections at
+    # 5 s, uvicorn's own default): the client always closes first, so a request never lands
+    # on a socket the server is closing, which the client sees as a ReadError
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=75,
     )
 
 
