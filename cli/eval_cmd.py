@@ -43,7 +43,6 @@ DATA_OPTIONS = [
     click.option(
         "--data",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        required=True,
         help="Held-out chat examples; the last assistant turn of each is the reference.",
     ),
     click.option("--pattern", help="--scorer regex: the pattern whose match must agree."),
@@ -96,7 +95,7 @@ def _show(report: Any, as_json: bool) -> None:
 def eval_task_cmd(
     target: str,
     against: str | None,
-    data: Path,
+    data: Path | None,
     scorer: str,
     pattern: str | None,
     schema: Path | None,
@@ -115,7 +114,13 @@ def eval_task_cmd(
     URL#MODEL. Answers are greedy and cached; the report (Markdown and JSON) is stored under
     $TUNEGATE_HOME/eval/reports. The verdict is ok / warn (a drop of 3+ points) / fail (10+)
     only when the 95% interval is clear of the threshold, else inconclusive. Docs: docs/eval.md.
+
+    A job given without --data runs the `eval:` of its job file again (as `train --wait` does
+    when the job succeeds).
     """
+    if data is None:
+        _job_eval(target, as_json)
+        return
     from gateway.evaluate import task_eval
 
     report = task_eval(
@@ -137,6 +142,24 @@ def eval_task_cmd(
     _show(report, as_json)
 
 
+def _job_eval(job: str, as_json: bool) -> None:
+    from cli.jobs_cmds import _journal
+    from cli.render_jobs import eval_line
+    from gateway.evaluate.job_eval import evaluate_job
+
+    journal = _journal()
+    done = evaluate_job(job, journal=journal, progress=not as_json)
+    if as_json:
+        emit_json(done.to_json())
+        return
+    for report in done.reports:
+        click.echo(report.to_markdown())
+    ids = {r.id for r in done.reports}
+    for row in journal.evals(done.job_id):
+        if row["id"] in ids:
+            click.echo(eval_line(row))
+
+
 @eval_group.command("compare")
 @click.argument("a")
 @click.argument("b")
@@ -154,7 +177,7 @@ def eval_task_cmd(
 def eval_compare_cmd(
     a: str,
     b: str,
-    data: Path,
+    data: Path | None,
     scorers: tuple[str, ...],
     pattern: str | None,
     limit: int | None,
@@ -167,6 +190,8 @@ def eval_compare_cmd(
 ) -> None:
     """A against B on the same examples: a judge in both orders (win / loss / tie /
     inconsistent), and the paired delta of each --scorer."""
+    if data is None:
+        raise click.UsageError("compare needs --data (held-out chat examples)")
     from gateway.evaluate.compare import compare
 
     report = compare(

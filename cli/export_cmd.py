@@ -32,6 +32,20 @@ from exporters.formats import EXPORT_TARGETS, GGUF_TYPES, MLX_GROUP_SIZES, MLX_T
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (must not exist).")
 @click.option("--base", help="Base model (path or id); default: the one the adapter names.")
 @click.option("--no-verify", is_flag=True, help="Skip the llama.cpp-vs-source check (not advised).")
+@click.option(
+    "--eval-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Task-eval the export against its source on these held-out examples "
+    "(default: the job file's eval:).",
+)
+@click.option("--eval-scorer", type=click.Choice(["exact", "regex", "json", "tool"]))
+@click.option("--eval-pattern", help="--eval-scorer regex: the pattern whose match must agree.")
+@click.option(
+    "--max-drop",
+    type=click.FloatRange(min=0, max=100),
+    help="Points the export may lose on the task eval before it is refused (default 3).",
+)
+@click.option("--no-eval", is_flag=True, help="Skip the task eval of the export.")
 @click.option("--split-max-size", help="Split GGUF output, e.g. 2G (f16/bf16/q8_0).")
 @click.option(
     "--check",
@@ -49,6 +63,11 @@ def export_cmd(
     out: Path | None,
     base: str | None,
     no_verify: bool,
+    eval_data: Path | None,
+    eval_scorer: str | None,
+    eval_pattern: str | None,
+    max_drop: float | None,
+    no_eval: bool,
     split_max_size: str | None,
     group_size: str,
     check: Path | None,
@@ -60,8 +79,10 @@ def export_cmd(
     The adapter is merged shard by shard into the 16-bit base, converted by llama.cpp's own
     converter (matched to the installed llama-cpp-python), quantized by llama.cpp, then loaded
     in llama.cpp and compared with the source on chat prompts. `--to mlx` converts with mlx-lm
-    and checks in mlx-lm the same way. The output appears under its
-    name only when complete and verified; export.json beside it holds the report.
+    and checks in mlx-lm the same way. A job whose file has `eval:` (or --eval-data) is then
+    task-evaluated on the export against the adapter, and refused past --max-drop points. The
+    output appears under its name only when complete and verified; export.json beside it holds
+    the report.
 
     \b
     tunegate export tg-1a2b --to gguf --quant q4_k_m
@@ -93,6 +114,11 @@ def export_cmd(
         group_size=int(group_size),
         progress=not as_json,
         journal=journal,
+        task_eval=not no_eval,
+        eval_data=eval_data,
+        scorer=eval_scorer,
+        pattern=eval_pattern,
+        max_drop=max_drop,
     )
     if as_json:
         emit_json(result.to_json())
@@ -107,6 +133,14 @@ def export_cmd(
     if v.greedy_exact is not None:
         line += f", greedy continuations identical {v.greedy_exact:.0%}"
     click.echo(line)
+    gate = result.task_eval
+    if gate is not None:
+        s = gate.stats
+        click.echo(
+            f"task eval ({gate.scorer}, {s.n} examples): source {s.base:.1f} -> export "
+            f"{s.tuned:.1f} ({s.delta:+.1f}, 95% CI [{s.ci_low:+.1f}, {s.ci_high:+.1f}]; "
+            f"allowed drop {gate.max_drop:g}); answers identical {gate.same_answers:.0%}"
+        )
     click.echo(f"report: {result.path / 'export.json'}")
 
 

@@ -82,8 +82,30 @@ def train_cmd(
         click.echo(f"  follow: tunegate logs {rec.id} --follow", err=True)
     if wait:
         rec = handle.wait(progress=not as_json)
+        _evaluate(rec, journal, as_json)
     if as_json:
         emit_json(job_json(rec, journal))
+
+
+def _evaluate(rec: Any, journal: Any, as_json: bool) -> None:
+    """A job that just succeeded runs the `eval:` of its job file (once; see docs/eval.md)."""
+    if rec.state != "succeeded" or not rec.spec.get("eval"):
+        return
+    from gateway.evaluate.job_eval import after_training
+
+    if not as_json:
+        click.echo("evaluating against the base (`eval:` in the job file)...", err=True)
+    done = after_training(rec.id, journal=journal, progress=not as_json)
+    if done is None or as_json:
+        return
+    from cli.render_jobs import eval_line
+
+    if done.error:
+        click.echo(done.error, err=True)
+    for report in done.reports:
+        for row in journal.evals(rec.id):
+            if row["id"] == report.id:
+                click.echo(eval_line(row))
 
 
 @click.command("jobs")
@@ -92,16 +114,24 @@ def train_cmd(
 @handle_errors
 def jobs_cmd(state: str | None, as_json: bool) -> None:
     """List jobs from the journal, newest first."""
+    from gateway.evaluate.reports import latest_verdicts
     from gateway.jobs import job_json
 
     journal = _journal()
     records = journal.jobs(state=state)
+    verdicts = latest_verdicts(journal)
     if as_json:
-        emit_json([job_json(r) for r in records])
+        emit_json([{**job_json(r), "eval": _verdict_json(verdicts.get(r.id))} for r in records])
         return
     from cli.render_jobs import jobs_table
 
-    jobs_table(records)
+    jobs_table(records, verdicts)
+
+
+def _verdict_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"id": row["id"], "kind": row["kind"], "verdict": row["verdict"], "path": row["path"]}
 
 
 @click.command("status")
@@ -212,5 +242,6 @@ def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
         )
     if wait:
         rec = job.wait(progress=not as_json)
+        _evaluate(rec, journal, as_json)
     if as_json:
         emit_json(job_json(rec, journal))

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gateway.evaluate.reports import describe as eval_line
+
 _BLOCKS = "▁▂▃▄▅▆▇█"
 console = Console(highlight=False)
 
@@ -36,14 +38,14 @@ def event_line(ev: Any) -> str:
     return f"{dt.datetime.fromtimestamp(ev.ts):%H:%M:%S} {ev.kind:<8}{step} {ev.message}"
 
 
-def jobs_table(records: list[Any]) -> None:
+def jobs_table(records: list[Any], verdicts: dict[str, dict[str, Any]] | None = None) -> None:
     if not records:
         console.print("no jobs yet: `tunegate train job.yaml` launches one")
         return
     table = Table(box=None, header_style="bold")
     # the id is what a user copies into the next command: never shortened; the rest may wrap
     table.add_column("id", no_wrap=True, min_width=max(len(r.id) for r in records))
-    for col in ("provider", "state", "base model", "created", "estimate", "actual"):
+    for col in ("provider", "state", "base model", "created", "estimate", "actual", "eval"):
         table.add_column(col, overflow="fold")
     table.add_column("remote id", overflow="fold")
     for r in records:
@@ -55,9 +57,17 @@ def jobs_table(records: list[Any]) -> None:
             _when(r.created_at),
             _usd((r.estimate or {}).get("train_usd")),
             _usd((r.actual or {}).get("usd")),
+            _verdict((verdicts or {}).get(r.id)),
             escape(r.remote_id or "-"),
         )
     console.print(table)
+
+
+def _verdict(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    delta = (row.get("summary") or {}).get("delta")
+    return f"{row['verdict']} ({delta:+.1f})" if isinstance(delta, int | float) else row["verdict"]
 
 
 def job_status(data: dict[str, Any]) -> None:
@@ -84,5 +94,7 @@ def job_status(data: dict[str, Any]) -> None:
         console.print(f"  error        {escape(data['error'])}")
     for art in data.get("artifacts") or []:
         console.print(f"  artifact     {art['kind']}: {escape(art['uri'])}")
+    for row in data.get("evals") or []:
+        console.print(f"  eval         {escape(eval_line(row))}")
     if data["state"] not in ("succeeded", "failed", "cancelled"):
         console.print(f"  follow       tunegate logs {data['id']} --follow")

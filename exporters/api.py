@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ class ExportResult:
     verification: VerifyReport | None
     steps: list[dict[str, Any]] = field(default_factory=list)
     artifact_id: str | None = None
+    task_eval: Any = None  # the gate's report (gateway.evaluate.gate) when one ran
+
+    @property
+    def verified(self) -> bool:
+        """Checked numerically, and by the task eval when one ran."""
+        return self.verification is not None and (
+            self.task_eval is None or bool(self.task_eval.passed)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,7 @@ class ExportResult:
             "verification": self.verification.to_json() if self.verification else None,
             "steps": self.steps,
             "artifact_id": self.artifact_id,
+            "task_eval": self.task_eval.summary() if self.task_eval is not None else None,
         }
 
 
@@ -150,11 +160,15 @@ def export(
     group_size: int = 64,
     progress: bool = False,
     journal: Any = None,
+    gate: Callable[[str, Path, Path | None, Path, Path], Any] | None = None,
 ) -> ExportResult:
     """Export `source` to a merged HF folder, GGUF or MLX; verified unless `verify=False`.
 
     `quant` is a GGUF type (f16, q4_k_m, ...) for gguf, or an MLX type (float16, bfloat16,
-    float32, q8, q6, q4, q3; default float16) for mlx, quantized in groups of `group_size`."""
+    float32, q8, q6, q4, q3; default float16) for mlx, quantized in groups of `group_size`.
+    `gate(kind, base, adapter, written, final)` runs last, on the written export: a report with
+    `passed`, `failures`, `summary()`, or None; one that did not pass leaves the export
+    unverified, like a failed numeric check (the facade passes a job's task eval here)."""
     from exporters.mlx import check_mlx_type
 
     if to not in TARGETS:
@@ -200,20 +214,34 @@ def export(
         else:
             kind = "gguf"
             files, report = _gguf(src, work, gguf_type or "f16", split_max_size, steps, verify)
+        result = ExportResult(target, kind, [], gguf_type, report, steps.done)
+        result.files = [target / f.relative_to(work) if f != work else target for f in files]
+        if gate is not None and (report is None or report.passed):
+            result.task_eval = steps.run(
+                "task eval of the export against its source",
+                gate,
+                kind,
+                src.base,
+                src.adapter,
+                files[0],
+                result.files[0],
+            )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    result = ExportResult(target, kind, [], gguf_type, report, steps.done)
-    result.files = [target / f.relative_to(work) if f != work else target for f in files]
     (work / "export.json").write_text(json.dumps(_record(src, result, files), indent=1))
-    if report is not None and not report.passed:
+    failures = list(report.failures) if report is not None and not report.passed else []
+    if result.task_eval is not None and not result.task_eval.passed:
+        failures += list(result.task_eval.failures)
+    if failures:
         failed = target.with_name(target.name + ".unverified")
         shutil.rmtree(failed, ignore_errors=True)
         work.rename(failed)
         raise ExportError(
-            "the export failed verification: " + "; ".join(report.failures),
+            "the export failed verification: " + "; ".join(failures),
             where=str(failed / "export.json"),
-            fix="see the report; --no-verify keeps an unverified export at your own risk",
+            fix="see the report; --no-verify (numeric check) or --no-eval (task eval) keeps "
+            "an unverified export at your own risk",
         )
     work.rename(target)
     if src.job_id:
@@ -335,7 +363,8 @@ def _journal(src: Source, result: ExportResult, journal: Any) -> str:
     size = sum(f.stat().st_size for f in result.files if f.is_file()) or None
     meta = {
         "gguf_type": result.gguf_type,
-        "verified": bool(result.verification),
+        "verified": result.verified,
+        "task_eval": result.task_eval.summary() if result.task_eval is not None else None,
         "export": str(result.path / "export.json"),
     }
     art = jr.add_artifact(

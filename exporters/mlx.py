@@ -9,6 +9,7 @@ on the next token at a stated rate.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,17 @@ FLOAT_TYPES, QUANT_BITS = MLX_FLOAT_TYPES, MLX_QUANT_BITS
 # next-token agreement (teacher-forced, every position) each quantized type must reach
 MLX_TOP1 = {"q8": 0.95, "q6": 0.92, "q4": 0.85, "q3": 0.75}
 GREEDY_TOKENS = 16
+
+
+def is_mlx(path: Path) -> bool:
+    """An MLX model folder: an MLX export (its export.json says so), or quantized by mlx-lm."""
+    try:
+        if (path / "export.json").is_file():
+            return json.loads((path / "export.json").read_text()).get("kind") == "mlx"
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config.get("quantization"), dict) and "bits" in config["quantization"]
 
 
 def check_mlx_type(name: str) -> str:

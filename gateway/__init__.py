@@ -25,6 +25,8 @@ _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
+    "evaluate_job": "gateway.evaluate.job_eval",
+    "task_eval": "gateway.evaluate.task",
     "export": "gateway.export",
     "Deployment": "gateway.deploy_journal",
     "deploy": "gateway.deploy",
@@ -65,12 +67,14 @@ __all__ = [
     "deployments",
     "detect",
     "doctor",
+    "evaluate_job",
     "export",
     "jobs",
     "launch",
     "load_catalog",
     "plan",
     "quick_report",
+    "task_eval",
     "undeploy",
 ]
 
@@ -81,6 +85,8 @@ if TYPE_CHECKING:
     from gateway.deploy_journal import Deployment, deployments
     from gateway.doctor import doctor
     from gateway.errors import TunegateError
+    from gateway.evaluate.job_eval import evaluate_job
+    from gateway.evaluate.task import task_eval
     from gateway.export import export
     from gateway.extras import MissingExtraError
     from gateway.hardware import Machine, detect

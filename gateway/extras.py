@@ -56,12 +56,24 @@ EXTRAS: dict[str, Extra] = {
         Extra("bedrock", "the bedrock backend and deploy target", ("boto3",)),
         Extra("ollama", "--to ollama deploys and chat", ("ollama",)),
         Extra("data", "near-duplicate detection and Parquet input", ("numpy", "pyarrow")),
-        Extra("eval", "tunegate eval regress (lm-evaluation-harness)", ("lm-eval",)),
+        Extra(
+            "eval",
+            "tunegate eval regress (lm-evaluation-harness), the deltas chart",
+            ("lm-eval", "matplotlib"),
+        ),
         Extra(
             "serve",
             "tunegate serve (the OpenAI-compatible gateway and fine-tuning API, and llama.cpp's"
             " server behind it)",
-            ("starlette", "uvicorn", "uvloop", "httptools", "python-multipart", "llama-cpp-python"),
+            (
+                "starlette",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "python-multipart",
+                "jinja2",
+                "llama-cpp-python",
+            ),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
         ),
     )
@@ -80,12 +92,13 @@ MODULES: dict[str, tuple[str, str]] = {
     "huggingface_hub": ("huggingface-hub", "local"),
     "safetensors": ("safetensors", "local"),
     "tokenizers": ("tokenizers", "local"),
-    "jinja2": ("jinja2", "local"),
+    "jinja2": ("jinja2", "serve"),  # the dashboard (transformers brings it too)
     "unsloth": ("unsloth", "unsloth"),
     "mlx": ("mlx", "mlx"),
     "mlx_lm": ("mlx-lm", "mlx"),
     "llama_cpp": ("llama-cpp-python", "gguf"),
     "lm_eval": ("lm-eval", "eval"),
+    "matplotlib": ("matplotlib", "eval"),
     "starlette": ("starlette", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "uvloop": ("uvloop", "serve"),

@@ -94,16 +94,7 @@ class Job:
 
     def progress(self) -> dict[str, Any]:
         """Latest step, total steps and loss seen in the journaled events."""
-        out: dict[str, Any] = {"step": None, "total_steps": None, "loss": None}
-        for ev in self.events():
-            data = ev.data or {}
-            if ev.step is not None:
-                out["step"] = ev.step
-            if data.get("total_steps"):
-                out["total_steps"] = data["total_steps"]
-            if data.get("loss") is not None:
-                out["loss"] = data["loss"]
-        return out
+        return progress_of(self.events())
 
     def wait(self, progress: bool = False, interval: float | None = None) -> JobRecord:
         """Poll until the job ends, every `interval` seconds (default `poll_interval_s()`).
@@ -179,6 +170,20 @@ class Job:
         return Artifact(art_id, rec.id, got.kind, got.uri, got.sha256, got.bytes, got.meta)
 
 
+def progress_of(events: list[EventRecord]) -> dict[str, Any]:
+    """Latest step, total steps and loss in a job's events (local and hosted alike)."""
+    out: dict[str, Any] = {"step": None, "total_steps": None, "loss": None}
+    for ev in events:
+        data = ev.data or {}
+        if ev.step is not None:
+            out["step"] = ev.step
+        if data.get("total_steps"):
+            out["total_steps"] = data["total_steps"]
+        if data.get("loss") is not None:
+            out["loss"] = data["loss"]
+    return out
+
+
 def jobs(journal: Journal | None = None, **filters: Any) -> list[JobRecord]:
     """Every journaled job, newest first."""
     return (journal or Journal()).jobs(**filters)
@@ -207,5 +212,9 @@ def job_json(rec: JobRecord, journal: Journal | None = None) -> dict[str, Any]:
         out["artifacts"] = [
             {k: a[k] for k in ("id", "kind", "uri", "sha256", "bytes")}
             for a in journal.artifacts(rec.id)
+        ]
+        out["evals"] = [
+            {k: e[k] for k in ("id", "kind", "target", "verdict", "summary", "path", "created_at")}
+            for e in journal.evals(rec.id)
         ]
     return out

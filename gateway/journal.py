@@ -1,6 +1,6 @@
 """The job journal: SQLite under $TUNEGATE_HOME, written *before* every remote side effect.
 
-Jobs, their events, artifacts and deployments survive crashes: WAL mode, one transaction per
+Jobs, their events, artifacts, deployments and eval reports survive crashes: WAL mode, one transaction per
 write, versioned migrations (PRAGMA user_version). Values that look like secrets are dropped
 before anything is stored.
 """
@@ -375,6 +375,32 @@ class Journal:
     def deployments(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM deployments ORDER BY created_at").fetchall()
         return [{**dict(r), "meta": _load(r["meta_json"])} for r in rows]
+
+    # eval reports -------------------------------------------------------------------------
+    def add_eval(
+        self,
+        report_id: str,
+        kind: str,
+        target: str,
+        path: str,
+        *,
+        job_id: str | None = None,
+        verdict: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """One stored eval report (task, regress, compare, export gate), linked to its job."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO evals (id, job_id, kind, target, verdict, summary_json,"
+                " path, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (report_id, job_id, kind, target, verdict, _dump(summary), path, time.time()),
+            )
+
+    def evals(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Eval reports, oldest first; one job's, or all."""
+        query = "SELECT * FROM evals" + (" WHERE job_id = ?" if job_id else "")
+        rows = self._db.execute(query + " ORDER BY created_at", (job_id,) if job_id else ())
+        return [{**dict(r), "summary": _load(r["summary_json"])} for r in rows.fetchall()]
 
 
 def _job(row: sqlite3.Row) -> JobRecord:

@@ -147,4 +147,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ft_jobs_content ON ft_jobs(content_sha, created_at);
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE evals (
+            id TEXT PRIMARY KEY,
+            job_id TEXT REFERENCES jobs(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            verdict TEXT,
+            summary_json TEXT,
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX evals_job ON evals(job_id, created_at);
+        """,
+    ),
 ]

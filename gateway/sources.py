@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.deploy.base import DeploySource, Wants
+from exporters.mlx import is_mlx
 from gateway.errors import DeployError, JournalError
 from gateway.journal import JobRecord, Journal
 
@@ -44,6 +45,18 @@ def for_export(source: Any, journal: Journal | None = None) -> Any:
     if row is not None:
         return Artifact.from_row(row)
     return Job(str(source), journal).artifact()
+
+
+def gate_of(what: Any, journal: Journal | None = None, **options: Any) -> Any:
+    """The task-eval gate for exporting `what` (see `gateway.evaluate.gate.gate_for`): its
+    job's `eval:` with `options` on top; None when neither asks for one."""
+    from gateway.evaluate.gate import gate_for
+
+    job_id = getattr(what, "job_id", None)
+    job = None
+    if job_id:
+        job = _job(job_id, journal or Journal())
+    return gate_for(job, **options)
 
 
 def for_deploy(
@@ -80,6 +93,14 @@ def for_deploy(
     return src
 
 
+def _export(what: Any, to: str, journal: Journal, progress: bool, quant: str | None = None) -> Any:
+    """What a deploy exports first: verified, and held to the job's task eval like any export."""
+    from exporters.api import export
+
+    gate = gate_of(what, journal)
+    return export(what, to, quant=quant, journal=journal, progress=progress, gate=gate)
+
+
 def _fetcher(job: JobRecord, journal: Journal) -> Any:
     def fetch() -> Any:
         from gateway.jobs import Job
@@ -96,10 +117,7 @@ def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     if path is None and job is not None:
         rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
         if not rows:
-            from exporters.api import export
-
-            art = for_export(job.id, journal)
-            result = export(art, "gguf", quant=AUTO_QUANT, journal=journal, progress=progress)
+            result = _export(for_export(job.id, journal), "gguf", journal, progress, AUTO_QUANT)
             gguf = result.files[0]
             return replace(
                 src,
@@ -141,28 +159,13 @@ def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource
     from exporters.api import export
 
     what = path if path is not None else for_export(src.job.id, journal)  # type: ignore[union-attr]
-    result = export(what, "merged", journal=journal, progress=progress)
+    result = export(what, "merged", journal=journal, progress=progress, gate=gate_of(what, journal))
     return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
-
-
-def is_mlx(path: Path) -> bool:
-    """An MLX model folder: an MLX export (its export.json says so), or quantized by mlx-lm."""
-    import json
-
-    try:
-        if (path / "export.json").is_file():
-            return json.loads((path / "export.json").read_text()).get("kind") == "mlx"
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config.get("quantization"), dict) and "bits" in config["quantization"]
 
 
 def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     """An MLX folder: the source itself, a job's MLX export, or the adapter, merged folder or
     job exported to MLX first (AUTO_MLX, verified)."""
-    from exporters.api import export
-
     path, job = src.path, src.job
     if path is not None and path.is_dir() and is_mlx(path):
         return src
@@ -171,5 +174,5 @@ def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
         if rows:
             return replace(src, path=Path(rows[-1]["uri"]), artifact_id=rows[-1]["id"])
     what = path if path is not None else for_export(job.id, journal)  # type: ignore[union-attr]
-    result = export(what, "mlx", quant=AUTO_MLX, journal=journal, progress=progress)
+    result = _export(what, "mlx", journal, progress, AUTO_MLX)
     return replace(src, path=Path(result.path), artifact_id=result.artifact_id)

@@ -113,6 +113,36 @@ class ExportConfig(_Section):
         return self
 
 
+class EvalConfig(_Section):
+    """`eval:` in a job file: the task eval run once the job succeeds, the lm-eval regression
+    if a suite is named, and the gate every export of the job must pass (docs/eval.md).
+    `eval: FILE` is short for `eval: {data: FILE}`."""
+
+    data: Path | None = Field(None, description="held-out chat examples; default: validation")
+    scorer: Literal["exact", "regex", "json", "tool"] = "exact"
+    pattern: str | None = None
+    json_schema: Path | None = None
+    limit: int | None = Field(None, ge=1)
+    max_tokens: int = Field(128, ge=1, le=32768)
+    suite: str | None = Field(None, description="quick | standard | an lm-eval task YAML")
+    export_max_drop: float | None = Field(
+        3.0,
+        ge=0,
+        le=100,
+        description="points an export may lose against the adapter; null: no gate",
+    )
+
+    @model_validator(mode="after")
+    def _scorer_has_what_it_needs(self) -> EvalConfig:
+        if self.scorer == "regex" and not self.pattern:
+            raise ValueError("scorer regex needs `pattern`")
+        if self.pattern is not None and self.scorer != "regex":
+            raise ValueError(f"`pattern` is for scorer regex (this eval uses {self.scorer})")
+        if self.json_schema is not None and self.scorer != "json":
+            raise ValueError(f"`json_schema` is for scorer json (this eval uses {self.scorer})")
+        return self
+
+
 class BedrockJobConfig(_Section):
     """Per-job Bedrock settings; the IAM role comes from the user config (gateway.config)."""
 
@@ -127,7 +157,7 @@ class JobSpec(_Section):
     task: Task = "sft"
     train: Path | None = None
     validation: Path | None = None
-    eval: Path | None = None
+    eval: EvalConfig | None = None
     method: Method = "lora"
     objective: Objective = "sft"
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -141,6 +171,11 @@ class JobSpec(_Section):
         default_factory=list,
         description="GRPO reward functions: built-in names or module:function",
     )
+
+    @field_validator("eval", mode="before")
+    @classmethod
+    def _eval_file_shorthand(cls, value: Any) -> Any:
+        return {"data": value} if isinstance(value, str | Path) else value
 
     @model_validator(mode="after")
     def _rewards_fit_objective(self) -> JobSpec:
@@ -164,23 +199,35 @@ class JobSpec(_Section):
         return self.method != "full"
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> JobSpec:
-        """Load a job file; errors name the file, the line, the key and the allowed values."""
+    def from_yaml(cls, path: str | Path, relative_to: Path | None = None) -> JobSpec:
+        """Load a job file; errors name the file, the line, the key and the allowed values.
+        Relative data paths are taken from the file's folder, or `relative_to` (an upload)."""
         path = Path(path)
         text, data = read_yaml(path, "job file", "base_model, train, method, ...")
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
             raise spec_error(exc, path, text) from None
-        base = path.parent
-        updates = {
-            key: (base / value) if value is not None and not value.is_absolute() else value
-            for key, value in (
-                ("train", spec.train),
-                ("validation", spec.validation),
-                ("eval", spec.eval),
-            )
+        base = relative_to or path.parent
+
+        def near(value: Path | None) -> Path | None:
+            return base / value if value is not None and not value.is_absolute() else value
+
+        updates: dict[str, Any] = {
+            "train": near(spec.train),
+            "validation": near(spec.validation),
         }
+        if spec.eval is not None:
+            suite = spec.eval.suite
+            if suite and suite not in ("quick", "standard") and not Path(suite).is_absolute():
+                suite = str(base / suite)
+            updates["eval"] = spec.eval.model_copy(
+                update={
+                    "data": near(spec.eval.data),
+                    "json_schema": near(spec.eval.json_schema),
+                    "suite": suite,
+                }
+            )
         return spec.model_copy(update=updates)
 
     def with_overrides(self, patch: dict[str, Any]) -> JobSpec:

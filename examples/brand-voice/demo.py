@@ -1,8 +1,10 @@
 """The bundled demo: the whole route on this machine (CPU is fine), each step timed.
 
-    data check -> plan -> train (local LoRA on SmolLM2-135M-Instruct) -> answers and validation
-    loss before/after -> export --to gguf --quant q4_k_m (verified) -> deploy --to llamacpp ->
-    chat with the exported model -> the adapter's and the GGUF's answers side by side
+    data check -> plan -> train (local LoRA on SmolLM2-135M-Instruct; then the job file's
+    `eval:` scores base and fine-tune on the house sign-off rule) -> answers, validation loss
+    and that score before/after -> export --to gguf --quant q4_k_m (verified numerically and
+    by the same task eval against the adapter) -> deploy --to llamacpp -> chat with the
+    exported model -> the adapter's and the GGUF's answers side by side
 
 Every step is the `tunegate` command a user would type, run as they would run it; only the
 before/after answers and the side-by-side use the SDK. Run it with `make demo` (which installs
@@ -138,7 +140,7 @@ def main() -> None:
     started = time.monotonic()
     print(
         "tunegate demo: teach SmolLM2-135M-Instruct the house voice of Lumen & Lathe, then export,"
-        "\ndeploy and chat with it, all on this machine (2 CPU cores: 6 to 8 minutes).",
+        "\ndeploy and chat with it, all on this machine (2 CPU cores: 7 to 9 minutes).",
         flush=True,
     )
     t0 = time.monotonic()
@@ -159,7 +161,9 @@ def main() -> None:
             raise SystemExit(f"training {job['state']}: {job['error']}")
         return job
 
-    job = step(3, "LoRA on this CPU, a checkpoint per epoch, in the job ledger")(train)
+    job = step(
+        3, "LoRA on this CPU, a checkpoint per epoch, in the job ledger; then the job's eval"
+    )(train)
     if job["artifacts"]:
         adapter = Path(job["artifacts"][0]["uri"])
     else:
@@ -175,6 +179,13 @@ def main() -> None:
         evals = [r["eval_loss"] for r in rows if r.get("eval_loss") is not None]
         if evals:
             print(f"\n  validation loss: {evals[0]:.3f} (first eval) -> {evals[-1]:.3f} (last)")
+        task = next((e for e in job.get("evals") or [] if e["kind"] == "task"), None)
+        if task:
+            s = task["summary"]
+            print(
+                f"  house sign-off on {s['n']} held-out questions: base {s['base']:.0f}% -> "
+                f"fine-tune {s['tuned']:.0f}% ({task['verdict']}; report {task['path']}/report.md)"
+            )
         return after
 
     after = step(4, "the same three questions, base model and fine-tune")(before_after)

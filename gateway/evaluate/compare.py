@@ -12,11 +12,11 @@ from typing import Any
 from gateway.data.formats import load
 from gateway.errors import SpecError
 from gateway.evaluate import judge as j
-from gateway.evaluate.reports import store
+from gateway.evaluate.generate import Generator, answers, question_of, split
+from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import paired
-from gateway.evaluate.targets import Generator, resolve
-from gateway.evaluate.task import answers, question_of, split
+from gateway.evaluate.targets import resolve
 
 
 @dataclass
@@ -127,5 +127,17 @@ def compare(
         usd,
         notes,
     )
-    report.path = store(report.id, report.to_json(), report.to_markdown())
+    report.path = store(
+        report.id,
+        report.to_json(),
+        report.to_markdown(),
+        kind="compare",
+        target=f"{a} vs {b}",
+        job_id=tb.job_id or ta.job_id,
+        summary={"judged": judged, "scorers": stats},
+        deltas=[
+            Delta(name, st["delta"], st["ci_low"], st["ci_high"], st["verdict"])
+            for name, st in stats.items()
+        ],
+    )
     return report

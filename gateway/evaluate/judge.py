@@ -140,7 +140,7 @@ def summary(results: list[PairResult]) -> dict[str, Any]:
 
 def http_ask(url: str, model: str) -> Ask:
     """A judge behind an OpenAI-compatible endpoint, its reply held to the schema."""
-    from gateway.evaluate.targets import post_chat
+    from gateway.evaluate.generate import post_chat
 
     def ask(prompt: str, schema: dict[str, Any]) -> str:
         body = {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import SpecError, TunegateError
-from gateway.evaluate.targets import Target
+from gateway.evaluate.generate import Target
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # the canary: a context whose right continuation any model that reads text ranks apart from the
@@ -58,7 +58,7 @@ def lm_for(t: Target) -> Iterator[tuple[Any, Backend]]:
     elif t.kind == "gguf":
         from lm_eval.models.gguf import GGUFLM
 
-        from gateway.evaluate.targets import engine
+        from gateway.evaluate.generate import engine
 
         with engine(t, logits_all=True) as url:
             yield (
@@ -82,10 +82,8 @@ def lm_for(t: Target) -> Iterator[tuple[Any, Backend]]:
 
 @contextlib.contextmanager
 def _chat_url(t: Target) -> Iterator[tuple[str, str]]:
-    if t.kind == "deployment":
-        from gateway.serve import running
-
-        with running() as url:
+    if t.opener is not None:
+        with t.opener() as url:
             yield url, str(t.model)
     else:
         yield str(t.url), str(t.model)
@@ -102,8 +100,8 @@ def canary(lm: Any, backend: Backend) -> None:
         for row, (ctx, conts) in enumerate(CANARY)
         for i, cont in enumerate(conts)
     ]
-    scores = [float(r[0]) for r in lm.loglikelihood(requests)]
-    rows = [scores[i * 3 : i * 3 + 3] for i in range(len(CANARY))]
+    scores = iter(float(r[0]) for r in lm.loglikelihood(requests))
+    rows = [[next(scores) for _ in conts] for _, conts in CANARY]
     if all(len(set(row)) == 1 for row in rows):
         raise TunegateError(
             f"the canary scored every choice the same through {backend.name}: the backend "

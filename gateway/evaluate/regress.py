@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import SpecError, TunegateError
+from gateway.evaluate.generate import Target
 from gateway.evaluate.lm_models import Backend, canary, is_lettered, lettered, lm_for
-from gateway.evaluate.reports import store
+from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.stats import paired
-from gateway.evaluate.targets import Target, base_of, resolve
+from gateway.evaluate.targets import base_of, require_same_backend, resolve
 
 # evaluation.md section 6: quick = small limits for a smoke check; standard = full tasks
 SUITES: dict[str, dict[str, int | None]] = {
@@ -184,7 +185,7 @@ def regress(
     require("lm_eval", what="tunegate eval regress")
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)
-    _same_backend(tuned, base)
+    require_same_backend(tuned, base)
     tasks, manager = _tasks(suite)
     got_base, backend, asked = _run(base, tasks, manager, limit)
     got_tuned, _, _ = _run(tuned, tasks, manager, limit)
@@ -235,20 +236,30 @@ def regress(
         settings,
         notes,
     )
-    report.path = store(report.id, report.to_json(), report.to_markdown())
+    worst = min(report_tasks.values(), key=lambda st: st["ci_high"], default=None)
+    report.path = store(
+        report.id,
+        report.to_json(),
+        report.to_markdown(),
+        kind="regress",
+        target=tuned.ref,
+        job_id=tuned.job_id,
+        verdict=_overall([st["verdict"] for st in report_tasks.values()]),
+        summary={"suite": suite, "tasks": report_tasks, "worst": worst},
+        deltas=[
+            Delta(name, st["delta"], st["ci_low"], st["ci_high"], st["verdict"])
+            for name, st in report_tasks.items()
+        ],
+    )
     return report
 
 
-def _same_backend(tuned: Target, base: Target) -> None:
-    """Numbers across backends are not comparable (evaluation.md 1.5): refuse the mix."""
-    kinds = {"hf": "in-process", "gguf": "gguf", "mlx": "mlx"}
-    a, b = kinds.get(tuned.kind, "chat"), kinds.get(base.kind, "chat")
-    if a != b:
-        raise SpecError(
-            f"{tuned.ref} runs as {a} and {base.ref} as {b}; scores across backends are not "
-            "comparable",
-            fix="compare like with like: the base exported the same way (a GGUF for a GGUF)",
-        )
+def _overall(verdicts: list[str]) -> str:
+    """A suite's verdict: its worst task's (fail over warn over inconclusive over ok)."""
+    for worst in ("fail", "warn", "inconclusive", "ok", "improved"):
+        if worst in verdicts:
+            return worst
+    return "inconclusive"
 
 
 def prefetch(suite: str) -> list[str]:

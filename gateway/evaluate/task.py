@@ -11,22 +11,20 @@ training data is known (a job, or `--train`), the contamination check runs first
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.catalog import tunegate_home
-from gateway.data.formats import Example, load
+from gateway.data.formats import load
 from gateway.errors import SpecError
-from gateway.evaluate.reports import store
+from gateway.evaluate.generate import Generator, answers, question_of, split
+from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
-from gateway.evaluate.targets import Generator, Target, base_of, resolve
+from gateway.evaluate.targets import base_of, require_same_backend, resolve
 
 SHOWN_FLIPS = 10
 
@@ -57,6 +55,18 @@ class TaskReport:
     contamination: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     path: str | None = None  # where the report was written
+
+    def label(self) -> str:
+        return f"{Path(self.data).name} ({self.scorer})"
+
+    def summary(self) -> dict[str, Any]:
+        """What the journal keeps of it: enough for `tunegate status` and the jobs table."""
+        keep = ("n", "base", "tuned", "delta", "ci_low", "ci_high", "p_value", "verdict")
+        return {
+            "data": self.data,
+            "scorer": self.scorer,
+            **{k: getattr(self.stats, k) for k in keep},
+        }
 
     def flipped(self) -> list[Row]:
         return [r for r in self.rows if r.base_score != r.tuned_score]
@@ -112,76 +122,6 @@ def _cell(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def question_of(msgs: list[dict[str, Any]]) -> str:
-    return str(next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), ""))
-
-
-def split(ex: Example) -> tuple[list[dict[str, Any]], str] | None:
-    """(prompt messages, reference) of a chat example; None if it has no final answer."""
-    msgs = list(ex.messages)
-    if not msgs or msgs[-1].get("role") != "assistant":
-        return None
-    last = msgs[-1]
-    ref = (
-        json.dumps({"tool_calls": last["tool_calls"]})
-        if last.get("tool_calls")
-        else last.get("content") or ""
-    )
-    return msgs[:-1], ref
-
-
-class _Cache:
-    def __init__(self, target: Target, max_tokens: int):
-        self.path = tunegate_home() / "eval" / "cache" / f"{target.fingerprint()}.jsonl"
-        self.max_tokens = max_tokens
-        self.hits = 0
-        self._seen: dict[str, str] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                self._seen[row["key"]] = row["answer"]
-
-    def key(self, messages: list[dict[str, Any]]) -> str:
-        text = json.dumps([messages, self.max_tokens], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def get(self, messages: list[dict[str, Any]]) -> str | None:
-        found = self._seen.get(self.key(messages))
-        self.hits += found is not None
-        return found
-
-    def put(self, messages: list[dict[str, Any]], answer: str) -> None:
-        key = self.key(messages)
-        self._seen[key] = answer
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as fh:
-            fh.write(json.dumps({"key": key, "answer": answer}) + "\n")
-
-
-def answers(
-    target: Target, prompts: list[list[dict[str, Any]]], max_tokens: int, label: str, progress: bool
-) -> tuple[list[str], int]:
-    cache = _Cache(target, max_tokens)
-    out: list[str | None] = [cache.get(p) for p in prompts]
-    todo = [i for i, a in enumerate(out) if a is None]
-    if todo:
-        with Generator(target) as gen:
-            for n, i in enumerate(todo, 1):
-                answer = gen.answer(prompts[i], max_tokens)
-                cache.put(prompts[i], answer)
-                out[i] = answer
-                if progress:
-                    print(
-                        f"\r{label}: {n}/{len(todo)} answered", end="", file=sys.stderr, flush=True
-                    )
-        if progress:
-            print(file=sys.stderr)
-    return [a or "" for a in out], cache.hits
-
-
 def task_eval(
     target: str,
     data: Path,
@@ -212,12 +152,7 @@ def task_eval(
     score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)
-    if base.backend != tuned.backend:
-        raise SpecError(
-            f"the base runs on {base.backend} and the tuned model on {tuned.backend}: scores across "
-            "backends are not comparable",
-            fix="compare like with like (a GGUF with a GGUF, an adapter with its base)",
-        )
+    require_same_backend(tuned, base)
     loaded = load(Path(data))
     pairs = [(ex, s) for ex in loaded.examples if (s := split(ex)) is not None]
     skipped = len(loaded.examples) - len(pairs)
@@ -276,5 +211,15 @@ def task_eval(
         contaminated,
         notes,
     )
-    report.path = store(report.id, report.to_json(), report.to_markdown())
+    report.path = store(
+        report.id,
+        report.to_json(),
+        report.to_markdown(),
+        kind="task",
+        target=tuned.ref,
+        job_id=tuned.job_id,
+        verdict=stats.verdict,
+        summary=report.summary(),
+        deltas=[Delta(report.label(), stats.delta, stats.ci_low, stats.ci_high, stats.verdict)],
+    )
     return report

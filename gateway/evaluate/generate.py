@@ -1,0 +1,298 @@
+"""Greedy answers from one resolved target, whatever runs it: transformers in-process (an
+adapter or a model folder), llama-cpp-python's or mlx-lm's server started here (a GGUF, an MLX
+folder), or an OpenAI-compatible URL (an endpoint, or `tunegate serve` for a deployment).
+Answers are cached by (target fingerprint, prompt, max tokens) under
+`$TUNEGATE_HOME/eval/cache`, so scoring again never generates again.
+
+This module knows nothing of the journal or of `tunegate serve`'s app, so the export gate can
+use it from the export path without an import cycle; `targets.resolve` turns what a user names
+into a `Target`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.catalog import tunegate_home
+from gateway.data.formats import Example
+from gateway.errors import SpecError, TunegateError
+
+Messages = list[dict[str, Any]]
+BATCH = 8  # prompts per in-process generate call
+
+
+@dataclass
+class Target:
+    """A resolved target: what it is, the backend, and a fingerprint for the output cache."""
+
+    ref: str
+    backend: str
+    kind: str  # hf | gguf | mlx | deployment | endpoint
+    path: Path | None = None
+    adapter: Path | None = None
+    url: str | None = None
+    model: str | None = None
+    notes: list[str] = field(default_factory=list)
+    job_id: str | None = None  # the job whose model this is, when tunegate trained it
+    # a deployment's URL comes from `tunegate serve` started on loopback: how to open it
+    opener: Callable[[], AbstractContextManager[str]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def fingerprint(self) -> str:
+        parts = [self.backend, self.kind, self.url or "", self.model or ""]
+        for p in (self.path, self.adapter):
+            if p is not None:
+                files = sorted(q for q in ([p] if p.is_file() else p.iterdir()) if q.is_file())
+                parts += [f"{q.name}:{q.stat().st_size}:{q.stat().st_mtime_ns}" for q in files]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "backend": self.backend,
+            "kind": self.kind,
+            "path": str(self.path) if self.path else None,
+            "adapter": str(self.adapter) if self.adapter else None,
+            "model": self.model,
+            "job_id": self.job_id,
+        }
+
+
+class Generator:
+    """Greedy chat answers from one target; a context manager that starts and stops engines."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self._stack = contextlib.ExitStack()
+        self._model: Any = None
+        self._url: str | None = None
+
+    def __enter__(self) -> Generator:
+        t = self.target
+        if t.kind == "hf":
+            self._model = _load_hf(t)
+        elif t.kind in ("gguf", "mlx"):
+            self._url = self._stack.enter_context(engine(t))
+        elif t.opener is not None:
+            self._url = self._stack.enter_context(t.opener())
+        else:
+            self._url = t.url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-compatible base URL (for a judge); in-process models have none."""
+        if self._url is None:
+            raise SpecError(
+                f"{self.target.ref} runs in-process and cannot be a judge",
+                fix="serve it (a GGUF, a deployment, or URL#MODEL)",
+            )
+        return self._url
+
+    def answer(self, messages: Messages, max_tokens: int) -> str:
+        return self.answer_batch([messages], max_tokens)[0]
+
+    def answer_batch(self, batch: list[Messages], max_tokens: int) -> list[str]:
+        """Answers to several prompts: one batched `generate` in-process (on a CPU, 8 short
+        prompts cost little more than one), one request each to a server."""
+        if self._model is not None:
+            return _hf_answers(self._model, batch, max_tokens)
+        model = str(self.target.model or "default_model")
+        return [_chat(str(self._url), model, m, max_tokens) for m in batch]
+
+
+def post_chat(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One chat completion request to an OpenAI-compatible endpoint; its first message."""
+    import httpx
+
+    try:
+        res = httpx.post(url + "/chat/completions", json=body, timeout=600)
+    except httpx.HTTPError as exc:
+        raise TunegateError(f"cannot reach {url}: {exc}") from None
+    if res.status_code >= 400:
+        raise TunegateError(f"{url} answered HTTP {res.status_code}: {res.text[:300]}")
+    return dict(res.json()["choices"][0]["message"])
+
+
+def _chat(url: str, model: str, messages: Messages, max_tokens: int) -> str:
+    """One greedy chat completion; tool calls come back as their JSON."""
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    message = post_chat(url, body)
+    if message.get("tool_calls"):
+        return json.dumps({"tool_calls": message["tool_calls"]})
+    return message.get("content") or ""
+
+
+@contextlib.contextmanager
+def engine(t: Target, *, logits_all: bool = False) -> Iterator[str]:
+    """llama-cpp-python's or mlx-lm's server on a free port, as `tunegate serve` runs them;
+    `logits_all` keeps every prompt token's logits, which prompt log-probs (echo) need."""
+    import dataclasses
+
+    import httpx
+
+    from exporters.deploy import get_deployer
+    from gateway.catalog import tunegate_home
+    from gateway.deploy_journal import Deployment
+    from gateway.serve.engines import Engines
+
+    target = "llamacpp" if t.kind == "gguf" else "mlx"
+    dep = Deployment(f"eval-{t.fingerprint()}", target, "eval", str(t.path), "live")
+    upstream = get_deployer(target).upstream(dep)
+    if logits_all and target == "llamacpp":
+        upstream = dataclasses.replace(
+            upstream, command=(*upstream.command, "--logits_all", "true")
+        )
+    t.model = upstream.model
+    engines: Engines | None = None
+
+    async def start() -> str:
+        nonlocal engines
+        async with httpx.AsyncClient() as client:
+            engines = Engines(tunegate_home() / "eval", client)
+            return await engines.url(dep.id, upstream)
+
+    try:
+        yield asyncio.run(start())
+    finally:
+        if engines is not None:
+            engines.close()
+
+
+def _load_hf(t: Target) -> Any:
+    from gateway.extras import require
+
+    require("torch", "transformers", what="evaluating a model folder in-process")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(t.path, dtype=torch.float32).eval()
+    if t.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, t.adapter).eval()
+    own = t.adapter is not None and (t.adapter / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(t.adapter if own else t.path)
+    return model, tokenizer
+
+
+def _hf_answers(loaded: Any, batch: list[Messages], max_tokens: int) -> list[str]:
+    """Greedy answers, left-padded into one batch (positions follow the attention mask, so a
+    padded prompt answers as it would alone); each cut at its first end token."""
+    import torch
+
+    model, tok = loaded
+    prompts = [
+        list(tok.apply_chat_template(m, add_generation_prompt=True, return_dict=True)["input_ids"])
+        for m in batch
+    ]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    width = max(len(p) for p in prompts)
+    ids = [[pad] * (width - len(p)) + p for p in prompts]
+    mask = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+        )
+    ends = model.generation_config.eos_token_id
+    ends = set(ends if isinstance(ends, list) else [ends]) | {tok.eos_token_id}
+    answers = []
+    for row in out:
+        new = row[width:].tolist()
+        cut = next((i for i, t in enumerate(new) if t in ends), len(new))
+        answers.append(tok.decode(new[:cut], skip_special_tokens=True))
+    return answers
+
+
+def question_of(msgs: list[dict[str, Any]]) -> str:
+    return str(next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), ""))
+
+
+def split(ex: Example) -> tuple[list[dict[str, Any]], str] | None:
+    """(prompt messages, reference) of a chat example; None if it has no final answer."""
+    msgs = list(ex.messages)
+    if not msgs or msgs[-1].get("role") != "assistant":
+        return None
+    last = msgs[-1]
+    ref = (
+        json.dumps({"tool_calls": last["tool_calls"]})
+        if last.get("tool_calls")
+        else last.get("content") or ""
+    )
+    return msgs[:-1], ref
+
+
+class _Cache:
+    def __init__(self, target: Target, max_tokens: int):
+        self.path = tunegate_home() / "eval" / "cache" / f"{target.fingerprint()}.jsonl"
+        self.max_tokens = max_tokens
+        self.hits = 0
+        self._seen: dict[str, str] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                self._seen[row["key"]] = row["answer"]
+
+    def key(self, messages: list[dict[str, Any]]) -> str:
+        text = json.dumps([messages, self.max_tokens], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, messages: list[dict[str, Any]]) -> str | None:
+        found = self._seen.get(self.key(messages))
+        self.hits += found is not None
+        return found
+
+    def put(self, messages: list[dict[str, Any]], answer: str) -> None:
+        key = self.key(messages)
+        self._seen[key] = answer
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"key": key, "answer": answer}) + "\n")
+
+
+def answers(
+    target: Target, prompts: list[list[dict[str, Any]]], max_tokens: int, label: str, progress: bool
+) -> tuple[list[str], int]:
+    cache = _Cache(target, max_tokens)
+    out: list[str | None] = [cache.get(p) for p in prompts]
+    todo = [i for i, a in enumerate(out) if a is None]
+    if todo:
+        with Generator(target) as gen:
+            done = 0
+            for start in range(0, len(todo), BATCH):
+                chunk = todo[start : start + BATCH]
+                for i, answer in zip(
+                    chunk, gen.answer_batch([prompts[i] for i in chunk], max_tokens), strict=True
+                ):
+                    cache.put(prompts[i], answer)
+                    out[i] = answer
+                done += len(chunk)
+                if progress:
+                    end = "\n" if done == len(todo) else ""
+                    print(
+                        f"\r{label}: {done}/{len(todo)} answered",
+                        end=end,
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return [a or "" for a in out], cache.hits
