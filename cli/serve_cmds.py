@@ -4,6 +4,7 @@ deployment, what it measured, its API keys and budgets, and the names clients us
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -31,13 +32,39 @@ def serve_cmd(host: str, port: int, log_prompts: bool, ft_model: str | None) -> 
     as the model. Local GGUF deployments run in llama-cpp-python's server, started on first
     use; hosted ones are called with the keys in this process's environment. Every request is
     metered into the journal (`tunegate usage`). It also serves OpenAI's fine-tuning API
-    (`/v1/files`, `/v1/fine_tuning/jobs`) over tunegate's backends. Without API keys
-    (`tunegate keys create`) it listens on loopback only. Docs: docs/serve.md, docs/ft-api.md.
+    (`/v1/files`, `/v1/fine_tuning/jobs`) over tunegate's backends, and the dashboard at /ui
+    (`tunegate ui`). Without API keys (`tunegate keys create`) it listens on loopback only.
+    Docs: docs/serve.md, docs/ft-api.md, docs/ui.md.
     """
     from gateway.serve import serve
 
     click.echo(f"tunegate serve: http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
     serve(host, port, log_prompts=log_prompts, ft_model=ft_model)
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where the Plan and Data pages pick job and data files (default: this folder).",
+)
+@handle_errors
+def ui_cmd(host: str, port: int, folder: Path | None) -> None:
+    """A local dashboard of jobs, costs, loss curves, evals and traffic, in the browser.
+
+    The same server as `tunegate serve` (its /v1 API answers too), with the pages at /ui:
+    jobs with live loss, estimate against actual cost and the eval verdicts; the plan's cost
+    table and a chart of total cost against serving volume with the break-even marked; the
+    data check of a file; traffic per deployment and key. Read-only from other machines
+    unless the server's API key is given; every action shows the command that does the
+    same. Docs: docs/ui.md.
+    """
+    from gateway.serve import serve
+
+    click.echo(f"tunegate ui: http://{host}:{port}/ui/ (Ctrl-C stops)", err=True)
+    serve(host, port, ui_folder=folder)
 
 
 @click.command("usage")

@@ -34,7 +34,7 @@ def _check_bind(host: str, journal_path: Path | str | None) -> None:
     from gateway.extras import require
     from gateway.serve.store import ServeStore
 
-    require("starlette", "uvicorn", "python_multipart", what="tunegate serve")
+    require("starlette", "uvicorn", "python_multipart", "jinja2", what="tunegate serve")
     if _loopback(host):
         return
     with ServeStore(journal_path) as store:
@@ -71,14 +71,15 @@ def serve(
     journal_path: Path | str | None = None,
     log_prompts: bool = False,
     ft_model: str | None = None,
+    ui_folder: Path | None = None,
 ) -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted; `ui_folder` is where the dashboard picks job and data files."""
     import uvicorn
 
     from gateway.serve.app import Gateway
 
     _check_bind(host, journal_path)
-    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model)
+    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
     uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
 
 
@@ -90,6 +91,7 @@ def running(
     journal_path: Path | str | None = None,
     log_prompts: bool = False,
     ft_model: str | None = None,
+    ui_folder: Path | None = None,
 ) -> Iterator[str]:
     """Serve on a background thread; yields the base URL (…/v1). Port 0 picks a free one."""
     import uvicorn
@@ -99,7 +101,7 @@ def running(
 
     _check_bind(host, journal_path)
     port = port or free_port()
-    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model)
+    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
     server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
     thread.start()

@@ -58,6 +58,7 @@ class Gateway:
         *,
         log_prompts: bool = False,
         ft_model: str | None = None,
+        ui_folder: Path | None = None,
     ):
         from gateway.serve.ft_jobs import FineTuning
 
@@ -75,6 +76,7 @@ class Gateway:
         self._keys: dict[str, ApiKey] = {}
         self._keys_loaded = -1e9
         self._advice: tuple[float, Any] | None = None
+        self.ui_folder = ui_folder
 
     # lifecycle ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -96,9 +98,15 @@ class Gateway:
         self.store.close()
 
     def app(self) -> Starlette:
-        from gateway.serve.ft_routes import FtRoutes
+        from starlette.responses import RedirectResponse
 
+        from gateway.serve.ft_routes import FtRoutes
+        from gateway.serve.ui import Ui
+
+        ui = Ui(self.store.path, self.keys, folder=self.ui_folder)
         routes = [
+            Route("/", lambda request: RedirectResponse("/ui/")),
+            *ui.routes(),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),

@@ -1,0 +1,120 @@
+"""The dashboard without a browser: what each page is built from, the action rules (form
+token, and a key from other machines), and the vendored files' hashes. The browser tests are
+tests/pipeline/test_ui.py."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("jinja2")
+pytest.importorskip("starlette")
+
+from starlette.testclient import TestClient
+
+from gateway.journal import EventRecord, Journal
+from gateway.serve.app import Gateway
+from gateway.serve.store import ServeStore
+from gateway.serve.ui_plan import job_files
+from gateway.serve.ui_views import actions, points
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "gateway" / "serve" / "static"
+
+
+def test_vendored_files_match_the_hashes_in_the_docs():
+    table = (ROOT / "docs" / "ui.md").read_text()
+    listed = dict(re.findall(r"\| `([\w.]+)` \| npm .*? \| `([0-9a-f]{64})` \|", table))
+    assert set(listed) == {"htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css"}
+    for name, digest in listed.items():
+        assert hashlib.sha256((STATIC / name).read_bytes()).hexdigest() == digest, name
+
+
+def _ev(i: int, step: int | None, **data) -> EventRecord:
+    return EventRecord(i, "tg-x", float(i), "remote", "m", step, data or None)
+
+
+def test_points_merge_a_steps_losses_and_skip_other_events():
+    events = [
+        _ev(1, None, level="info"),
+        _ev(2, 10, loss=2.0),
+        _ev(3, 10, eval_loss=2.5),
+        _ev(4, 5, loss=3.0),
+        _ev(5, 20, total_steps=40),
+    ]
+    assert points(events) == [[5.0, 3.0, None], [10.0, 2.0, 2.5]]
+
+
+def _job(journal: Journal, state: str, provider: str = "local"):
+    rec = journal.record_intent(provider, "sft", "tiny", {"base_model": "tiny"}, name="n")
+    return journal.update(rec.id, state=state) if state != "pending" else rec
+
+
+@pytest.mark.parametrize(
+    ("state", "provider", "expected"),
+    [
+        ("running", "local", ["cancel"]),
+        ("running", "together", ["cancel"]),
+        ("failed", "local", ["resume"]),
+        ("cancelled", "together", []),  # hosted jobs are launched again, not resumed
+        ("succeeded", "local", ["export", "deploy"]),
+    ],
+)
+def test_actions_follow_the_jobs_state(state, provider, expected):
+    with Journal() as journal:
+        rec = _job(journal, state, provider)
+        found = actions(rec, journal)
+    assert [a["name"] for a in found] == expected
+    for a in found:
+        assert a["command"].startswith(f"tunegate {a['name']} {rec.id}")
+    if provider == "together" and state == "running":
+        assert "bill" in found[0]["costs"]
+
+
+def test_job_files_are_yaml_files_that_name_a_base_model(tmp_path):
+    (tmp_path / "a.yaml").write_text("base_model: x\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("name: y\nbase_model: z\n")
+    (tmp_path / "other.yaml").write_text("something: else\n")
+    assert job_files(tmp_path) == ["a.yaml", "sub/b.yml"]
+
+
+def test_pages_and_the_action_rules(tmp_path):
+    """TestClient's requests come from `testclient`, not loopback: actions need a key."""
+    (tmp_path / "job.yaml").write_text("base_model: meta-llama/Llama-3.1-8B-Instruct\n")
+    with Journal() as journal:
+        rec = _job(journal, "running", "together")
+    with ServeStore() as store:
+        _, secret = store.create_key("ops")
+    gw = Gateway(ui_folder=tmp_path)
+    with TestClient(gw.app()) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
+        page = client.get("/ui/").text
+        assert rec.id in page and "read-only: actions need the server" in page
+        job = client.get(f"/ui/jobs/{rec.id}").text
+        assert 'name="key"' in job  # the dialog asks for the key off loopback
+        csrf = re.search(r'name="csrf" value="([^"]+)"', job).group(1)
+        assert client.get("/ui/jobs/tg-nope").status_code == 404
+        # no token, a forged token, or no key: refused, and nothing happened
+        for form in ({}, {"csrf": "x", "key": secret}, {"csrf": csrf}, {"csrf": csrf, "key": "no"}):
+            res = client.post(f"/ui/jobs/{rec.id}/cancel", data=form, follow_redirects=False)
+            assert res.status_code == 403, form
+        with Journal() as journal:
+            assert journal.get(rec.id).state == "running"
+        half = client.get("/ui/plan", params={"file": "job.yaml", "examples": "100"}).text
+        assert "give both --examples and --avg-tokens" in half  # the planner's own message
+        numbers = {"file": "job.yaml", "examples": "100", "avg_tokens": "500", "serve": "2M"}
+        plan = client.get("/ui/plan", params=numbers).text
+        assert 'id="breakeven"' in plan and 'id="cost-data"' in plan
+        assert "tunegate plan job.yaml --examples 100 --avg-tokens 500 --serve 2M" in plan
+        outside = client.get("/ui/plan", params={"file": "../../etc/passwd"}).text
+        assert "not a job file in" in outside
+        data = client.get("/ui/data", params={"file": "../job.yaml"}).text
+        assert "not a file in" in data
+        assert client.get("/ui/evals/ev-none/report.md").status_code == 404
+        assert client.get("/ui/evals/x/../../journal.db").status_code == 404
+        assert client.get("/ui/static/uPlot.iife.min.js").status_code == 200
+        assert client.get("/ui/deployments").status_code == 200
