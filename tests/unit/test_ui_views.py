@@ -5,6 +5,7 @@ tests/pipeline/test_ui.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from gateway.serve.app import Gateway
 from gateway.serve.store import ServeStore
 from gateway.serve.ui_plan import job_files
 from gateway.serve.ui_views import actions, points
+from tests.unit.test_serve_advice import DAY, _plant, together_job  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "gateway" / "serve" / "static"
@@ -118,3 +120,41 @@ def test_pages_and_the_action_rules(tmp_path):
         assert client.get("/ui/evals/x/../../journal.db").status_code == 404
         assert client.get("/ui/static/uPlot.iife.min.js").status_code == 200
         assert client.get("/ui/deployments").status_code == 200
+
+
+def test_data_page_marks_trained_tokens_and_long_bins(tmp_path):
+    pytest.importorskip("transformers")
+    from gateway.serve.ui_plan import data_page
+    from tests.job_files import chats, write_jsonl
+    from tests.tiny_models import tiny_chatml_tokenizer
+
+    tok = tiny_chatml_tokenizer(tmp_path / "tok")
+    rows = chats(40)  # short ones; the long one below is past p95, so its bin is over
+    rows.append({"messages": [{"role": "user", "content": "hello " * 300}, {"role": "assistant", "content": "hi"}]})  # fmt: skip
+    rows.append(rows[0])  # an exact duplicate
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    page = data_page(
+        train, base=str(tok), eval_path=write_jsonl(tmp_path / "ev.jsonl", rows[40:41])
+    )
+    assert page["n_examples"] == 42 and not page["tokens"]["approximate"]
+    assert page["exact"] == [[1, 42]] and page["contamination"]
+    assert any(b["over"] for b in page["hist"]) and not page["hist"][0]["over"]
+    assert page["samples"]
+    trained = ["".join(t for t, on in s["pieces"] if on) for s in page["samples"]]
+    assert all("drill" in t and "<|im_end|>" in t for t in trained)  # the answer and its end
+    assert all("Can I borrow" not in t for t in trained)  # the prompt is context, not trained
+
+
+def test_plan_and_traffic_pages_mark_measured_volume(together_job, tmp_path):  # noqa: F811
+    job_id, dep = together_job
+    _plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day over the week
+    gw = Gateway(ui_folder=tmp_path)
+    with TestClient(gw.app()) as client:
+        page = client.get("/ui/plan", params={"job": job_id}).text
+        data = json.loads(re.search(r'id="cost-data">(.*?)</script>', page, re.S).group(1))
+        measured = {m["label"]: m["x"] for m in data["marks"]}["measured"]
+        assert measured == pytest.approx(10_000, rel=0.02)
+        assert f"tunegate plan {job_id}" in page
+        traffic = client.get("/ui/deployments").text
+        assert "brand-voice" in traffic and "10k" in traffic  # tokens/day of the deployment
+        assert "stays the cheapest" in traffic  # the advice at measured volume
