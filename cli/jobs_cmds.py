@@ -38,18 +38,34 @@ def _usd(value: Any) -> str:
 @click.option(
     "--max-usd", type=click.FloatRange(min=0, min_open=True), help="Refuse to spend more than this."
 )
+@click.option(
+    "--on",
+    metavar="CLOUD",
+    help="Rent a GPU through SkyPilot: a cloud (runpod, aws, gcp, lambda, ...) or `any`.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Launch without asking (scripts, CI).")
 @click.option("--wait/--no-wait", default=False, help="Follow the job until it ends.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def train_cmd(
-    job: Path, backend: str, max_usd: float | None, yes: bool, wait: bool, as_json: bool
+    job: Path,
+    backend: str,
+    max_usd: float | None,
+    on: str | None,
+    yes: bool,
+    wait: bool,
+    as_json: bool,
 ) -> None:
     """Plan, show the cost, ask, then launch JOB on the cheapest backend that fits.
+
+    A rented GPU (the plan's unsloth/local offers on runpod, aws, ...) is launched as a
+    SkyPilot managed job when SkyPilot and a bucket are set up (docs/scale-out.md); `--on`
+    asks for one.
 
     \b
     tunegate train job.yaml                     # asks before anything is billed
     tunegate train job.yaml --backend together --yes --json
+    tunegate train job.yaml --backend unsloth --on runpod
     """
     from gateway.jobs import job_json
     from gateway.launch import launch
@@ -75,7 +91,7 @@ def train_cmd(
         return yes or click.confirm("launch it?", default=False, err=True)
 
     journal = _journal()
-    handle = launch(the_plan, backend=backend, journal=journal, confirm=confirm)
+    handle = launch(the_plan, backend=backend, on=on, journal=journal, confirm=confirm)
     rec = handle.record
     if not as_json:
         click.echo(f"launched {rec.id} on {rec.provider} (remote {rec.remote_id})", err=True)

@@ -1,4 +1,5 @@
-"""User settings that are not part of a job: where Bedrock may write and which role it assumes.
+"""User settings that are not part of a job: where Bedrock may write and which role it assumes,
+and where rented jobs keep their files and which clouds they may use (SkyPilot).
 
 Read from `$TUNEGATE_HOME/config.yaml` (or `TUNEGATE_CONFIG`), each value overridable by an
 environment variable, so CI can set them without a file. Secrets never live here: credentials
@@ -18,6 +19,8 @@ ENV = {  # (section, key) -> environment variable that overrides it
     ("bedrock", "role_arn"): "TUNEGATE_BEDROCK_ROLE_ARN",
     ("bedrock", "s3_uri"): "TUNEGATE_BEDROCK_S3_URI",
     ("bedrock", "region"): "TUNEGATE_BEDROCK_REGION",
+    ("skypilot", "bucket"): "TUNEGATE_SKYPILOT_BUCKET",
+    ("skypilot", "python"): "TUNEGATE_SKYPILOT_PYTHON",
 }
 
 
@@ -45,8 +48,25 @@ class BedrockSettings(_Section):
         return v
 
 
+class SkyPilotSettings(_Section):
+    """Rented GPUs through SkyPilot (docs/scale-out.md)."""
+
+    bucket: str | None = None  # s3://bucket/prefix: each job's folder, mounted on the machine
+    python: str | None = None  # the interpreter SkyPilot is installed in (default: `sky`'s)
+    clouds: list[str] | None = None  # the clouds jobs may rent from (default: every enabled one)
+    spot: bool = False  # rent spot instances unless a job says otherwise
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", v):
+            raise ValueError("expected s3://bucket or s3://bucket/prefix (S3 or S3-compatible)")
+        return v.rstrip("/") if v else v
+
+
 class Config(_Section):
     bedrock: BedrockSettings = BedrockSettings()
+    skypilot: SkyPilotSettings = SkyPilotSettings()
 
 
 def config_path() -> Path:
@@ -63,7 +83,7 @@ def load_config() -> Config:
     path = config_path()
     text, data = "", {}
     if path.exists() and path.read_text(encoding="utf-8").strip():
-        text, data = read_yaml(path, "the tunegate config", "bedrock: ...")
+        text, data = read_yaml(path, "the tunegate config", "bedrock: ..., skypilot: ...")
     for (section, key), var in ENV.items():
         if os.environ.get(var):
             data.setdefault(section, {})

@@ -31,17 +31,36 @@ CREATE_ATTEMPTS = 5
 ADOPT_GRACE_S = 600.0  # how long a create that may have reached the provider is searched for
 
 
-def _offer_for(plan: Plan, backend: str | None) -> Offer:
-    """The offer to launch: a hosted one or this machine (a rented GPU offer is advice for
-    where to run tunegate, not something it can start from here)."""
-    launchable = [o for o in plan.offers if o.kind != "rented"]
+def _offer_for(plan: Plan, backend: str | None, on: str | None = None) -> Offer:
+    """The offer to launch: the cheapest feasible one that can start from here. A rented GPU
+    starts through SkyPilot when it is set up (`on` asks for one: a cloud, or `any`);
+    otherwise rented offers stay advice, and the launch says what setting them up would save."""
+    from providers._sky_jobs import not_ready
+
+    blocked = not_ready()
+    if on:
+        if blocked:
+            raise PlanError(f"cannot rent a GPU from here: {blocked}", fix="tunegate doctor")
+        rented = [o for o in plan.offers if o.kind == "rented" and o.feasible]
+        if backend not in (None, "auto"):
+            rented = [o for o in rented if o.provider == backend]
+        on_cloud = [o for o in rented if on == "any" or o.cloud == on]
+        # a cloud SkyPilot rents from that our price table lacks: the cheapest GPU, there
+        choice = (on_cloud or rented)[:1]
+        if not choice:
+            raise PlanError(
+                f"no rented GPU fits this job for {backend or 'any backend'}",
+                fix="tunegate plan JOB --all shows every rented offer and why it was refused",
+            )
+        return choice[0]
+    launchable = [o for o in plan.offers if o.kind != "rented" or blocked is None]
     if backend in (None, "auto"):
         choice = next((o for o in launchable if o.feasible), None)
         if choice is None:
             reasons = "; ".join(f"{o.label}: {o.reason}" for o in launchable[:4])
             raise PlanError(
                 f"no backend can run this job from here: {reasons}",
-                fix="relax the constraints, or run tunegate on a machine with a suitable GPU",
+                fix="relax the constraints, or set up SkyPilot to rent a GPU (docs/scale-out.md)",
             )
         return choice
     offers = [o for o in launchable if o.provider == backend]
@@ -72,23 +91,33 @@ def launch(
     plan_or_spec: Plan | JobSpec,
     *,
     backend: str | None = None,
+    on: str | None = None,
     journal: Journal | None = None,
     confirm: Callable[[JobRecord, dict[str, Any] | None], bool] | None = None,
 ) -> Job:
     """Journal, upload, quote, confirm, create once; returns as soon as the remote job exists.
 
     `confirm(job, provider_quote)` is asked after the upload and before anything is billed;
-    returning False cancels the launch with nothing created.
+    returning False cancels the launch with nothing created. `on` rents a GPU through
+    SkyPilot: a cloud (`runpod`, `aws`, ...) or `any`.
     """
     from gateway.router import Plan, plan
 
     the_plan = plan_or_spec if isinstance(plan_or_spec, Plan) else plan(plan_or_spec)
-    offer = _offer_for(the_plan, backend)
+    offer = _offer_for(the_plan, backend, on)
     spec, origin = _with_settings(the_plan.spec, the_plan.origin, offer)
+    if on and on != "any":  # the cloud asked for, whatever our price table listed
+        spec = spec.model_copy(
+            update={"resources": spec.resources.model_copy(update={"cloud": on})}
+        )
+        origin = {**origin, "resources.cloud": "--on"}
     if spec.train is None:
         raise PlanError("the job has no training file (set `train:` in the job file)")
     provider = get_provider(offer.provider)
-    provider.check_ready()
+    if offer.kind == "rented" and hasattr(provider, "check_rented"):
+        provider.check_rented()  # SkyPilot and a bucket: the worker runs on the rented machine
+    else:
+        provider.check_ready()
     journal = journal or Journal()
     reconcile(journal)
     estimate = {

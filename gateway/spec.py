@@ -89,6 +89,20 @@ class Constraints(_Section):
     providers: list[ProviderName] | None = None
 
 
+class ResourcesConfig(_Section):
+    """What the job runs on, beyond one GPU: several GPUs (torchrun), nodes (Axolotl), and a
+    rented cloud through SkyPilot (docs/scale-out.md). Left open, the plan decides."""
+
+    gpus: int | None = Field(None, ge=1, le=64, description="GPUs per node")
+    nodes: int = Field(1, ge=1, le=64)
+    processes: int | None = Field(
+        None, ge=1, le=64, description="training processes per node (default: one per GPU)"
+    )
+    cloud: str | None = Field(None, description="SkyPilot infra: aws, gcp, runpod, lambda, ...")
+    spot: bool = False
+    launcher: Literal["auto", "trl", "axolotl"] = "auto"
+
+
 # these literals equal exporters.formats (tests/unit/test_registries.py); the core cannot import it
 GgufType = Literal[
     "f32", "f16", "bf16", "q8_0", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q3_k_m", "q4_0"
@@ -164,6 +178,7 @@ class JobSpec(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     constraints: Constraints = Field(default_factory=Constraints)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     export: ExportConfig | None = None
     bedrock: BedrockJobConfig | None = None
     name: str | None = None

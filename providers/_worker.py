@@ -10,12 +10,15 @@ A local job lives in its JOBDIR:
     status.json      state, step, total_steps, error, tokens/s, peak memory (rewritten atomically)
     metrics.jsonl    one line per logged step: step, epoch, loss, eval_loss, lr, tokens_per_s,
                      elapsed
-    checkpoints/     resumable checkpoints (optimizer, scheduler and RNG state included)
+    checkpoints/     resumable checkpoints (optimizer, scheduler and RNG state included); each
+                     gets a COMPLETE marker once every file of it is written, and a resume
+                     takes the newest complete one (a preemption can cut the newest short)
     adapter/         the final adapter in PEFT format, with the tokenizer and chat template
     cancel           present once a cancel was asked for
 
 `python -m providers.<backend>.worker JOBDIR [--resume]` runs a job; the provider polls the files
-exactly as it polls a hosted API.
+exactly as it polls a hosted API. Under torchrun (several GPUs, or CPU processes with gloo) every
+rank trains and rank 0 alone writes status, metrics, markers and the adapter.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+COMPLETE = "COMPLETE"  # the marker file of a checkpoint that was written to the end
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 when it runs alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class JobDir:
@@ -83,19 +97,53 @@ class JobDir:
             return ""
 
     def complete_checkpoints(self) -> list[Path]:
-        """Checkpoints whose trainer state (or MLX adapter) was written, the last step of one."""
+        """Checkpoints written to the end: marked COMPLETE (or, in a job from before the
+        markers, with their trainer state or MLX adapter written)."""
         if not self.checkpoints.is_dir():
             return []
+        found = list(self.checkpoints.glob("checkpoint-*"))
+        marked = [p for p in found if (p / COMPLETE).exists()]
+        if marked:
+            return marked
         return [
             p
-            for p in self.checkpoints.glob("checkpoint-*")
+            for p in found
             if (p / "trainer_state.json").exists() or (p / "adapters.safetensors").exists()
         ]
+
+    def mark_complete(self, checkpoint: Path) -> None:
+        """Called once every file of a checkpoint is on disk (rank 0)."""
+        (checkpoint / COMPLETE).write_text(json.dumps({"at": time.time()}))
 
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint (its trainer state written last)."""
         done = self.complete_checkpoints()
         return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def add_metrics(update: Any, job: JobDir) -> None:
+    """The worker's metrics.jsonl as events (stable ids, so each is journaled once) and the
+    latest step, total and loss: the same for a job here and one on a rented machine.
+    `update` is a `gateway.job_types.JobUpdate` (the provider side of the contract)."""
+    from gateway.job_types import RemoteEvent
+
+    for i, row in enumerate(job.metrics()):
+        parts = [
+            f"step {row.get('step')}" + (f"/{row['total_steps']}" if row.get("total_steps") else "")
+        ]
+        for key in ("loss", "eval_loss"):
+            if row.get(key) is not None:
+                parts.append(f"{key} {row[key]:.4f}")
+        if row.get("tokens_per_s"):
+            parts.append(f"{row['tokens_per_s']:,.0f} tok/s")
+        update.events.append(
+            RemoteEvent(
+                f"metric:{i}", "  ".join(parts), row.get("time"), "info", row.get("step"), row
+            )
+        )
+        update.step, update.total_steps = row.get("step"), row.get("total_steps")
+        if row.get("loss") is not None:
+            update.loss = row["loss"]
 
 
 def peak_memory_gb() -> float:
@@ -116,16 +164,37 @@ def run_worker(train: Callable[[JobDir, dict[str, Any], bool], dict[str, Any]]) 
     job = JobDir(args[0])
     resume = "--resume" in args
 
+    lead = rank() == 0  # under torchrun, rank 0 alone writes the job's files
+
     def _terminate(signum: int, frame: Any) -> None:
-        job.write_status(state="cancelled", error="cancelled")
+        if lead:
+            job.write_status(state="cancelled", error="cancelled")
         os._exit(143)
 
     signal.signal(signal.SIGTERM, _terminate)
-    job.write_status(state="running", pid=os.getpid(), started_at=time.time(), error=None)
+    if lead:
+        job.write_status(
+            state="running",
+            pid=os.getpid(),
+            started_at=time.time(),
+            error=None,
+            world_size=world_size(),
+        )
     try:
         result = train(job, job.spec(), resume)
     except Exception as exc:
         traceback.print_exc()
-        job.write_status(state="failed", error=f"{type(exc).__name__}: {exc}")
+        if lead:
+            job.write_status(state="failed", error=f"{type(exc).__name__}: {exc}")
         sys.exit(1)
-    job.write_status(state="succeeded", peak_memory_gb=round(peak_memory_gb(), 3), **result)
+    finally:
+        _end_process_group()
+    if lead:
+        job.write_status(state="succeeded", peak_memory_gb=round(peak_memory_gb(), 3), **result)
+
+
+def _end_process_group() -> None:
+    """Leave torch.distributed cleanly (a rank that exits without it aborts at exit)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

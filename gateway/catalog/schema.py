@@ -141,6 +141,7 @@ class Hardware(_Strict):
     watts: float
     usable_fraction: float = 0.95
     match: list[str] = Field(default_factory=list)
+    skypilot: str | None = None  # the accelerator's name in SkyPilot's catalogs
     source: str
     confidence: Confidence
     rent: list[RentOffer] = Field(default_factory=list)

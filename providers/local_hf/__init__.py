@@ -22,6 +22,7 @@ class LocalHF(LocalJobs):
     kind = "local"
     worker = "providers.local_hf.worker"
     requires = ("torch", "transformers", "peft", "trl", "datasets")
+    distributed = True  # DDP under torchrun: several GPUs, or CPU processes with gloo
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         return local_offers(ctx, self.name, "hf", _support)

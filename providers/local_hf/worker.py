@@ -4,7 +4,9 @@ SFT trains on assistant turns only (each conversation becomes one prompt -> comp
 assistant turn, and TRL masks the prompt); DPO, KTO, ORPO and GRPO use their TRL trainers
 (`providers.local_hf.trainers`). LoRA, rsLoRA, DoRA, full
 fine-tuning, and QLoRA (bitsandbytes, CUDA only). Checkpoints carry optimizer, scheduler and RNG
-state, so `--resume` continues exactly; early stopping watches the validation loss.
+state, so `--resume` continues exactly; early stopping watches the validation loss. Under
+torchrun (`torch.distributed.run --nproc_per_node N -m providers.local_hf.worker JOBDIR`) each
+rank trains its share of every batch (DDP: NCCL on GPUs, gloo on CPUs) and rank 0 writes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from providers._worker import JobDir, run_worker
+from providers._worker import JobDir, rank, run_worker, world_size
 from providers.local_hf.trainers import grpo_rows, kto_rows, reward_funcs, trainer_for
 
 _OPTIMIZERS_CPU = {
@@ -57,6 +59,8 @@ def _metrics_callback(job: JobDir, total_steps: int, tokens_per_step: float, sta
             self.step0 = start_step
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any):
+            if not state.is_world_process_zero:
+                return
             logs = logs or {}
             elapsed = time.time() - self.t0
             done = max(1, state.global_step - self.step0)
@@ -77,6 +81,13 @@ def _metrics_callback(job: JobDir, total_steps: int, tokens_per_step: float, sta
             job.append_metric(row)
             job.write_status(step=state.global_step, total_steps=row["total_steps"])
 
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any):
+            # the Trainer calls this after the checkpoint's files are written
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    job.mark_complete(folder)
+
     return _Metrics()
 
 
@@ -87,7 +98,9 @@ def load_hf(cfg: dict[str, Any]) -> tuple[Any, Any, Any]:
 
     spec = cfg["spec"]
     lora, method = spec.get("lora") or {}, spec["method"]
-    torch.set_num_threads(int(cfg.get("threads") or os.cpu_count() or 1))
+    # the machine's cores, shared between the ranks when several train on one CPU
+    cores = int(cfg.get("threads") or os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cores // world_size()) if not torch.cuda.is_available() else cores)
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else (torch.float16 if cuda else torch.float32)
@@ -159,7 +172,8 @@ def fit(
     accum = int(tr["grad_accum"])
     epochs = float(tr["epochs"])
     per_example = int(tr["grpo_generations"]) if objective == "grpo" else 1  # completions
-    steps_per_epoch = max(1, math.ceil(len(train_rows) * per_example / (batch * accum)))
+    world, lead = world_size(), rank() == 0  # each rank takes its share of every batch
+    steps_per_epoch = max(1, math.ceil(len(train_rows) * per_example / (batch * accum * world)))
     total = max(1, math.ceil(steps_per_epoch * epochs))
     every = max(1, total // 20)  # log and checkpoint often: a crash loses little
     eval_every = max(every, total // 8)  # evaluation costs a pass over the validation set
@@ -216,18 +230,21 @@ def fit(
     tokens = (
         sum(len(r.get("input_ids", [])) for r in trainer.train_dataset) or len(train_rows) * 256
     )
-    per_step = tokens / steps_per_epoch
+    per_step = tokens / steps_per_epoch  # all ranks together
     last = job.last_checkpoint() if resume else None
     start_step = int(last.name.rsplit("-", 1)[1]) if last else 0
     trainer.add_callback(_metrics_callback(job, total, per_step, start_step))
-    job.write_status(state="running", total_steps=total, resumed_from=start_step or None)
+    if lead:
+        job.write_status(state="running", total_steps=total, resumed_from=start_step or None)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.time() - started
-    trainer.save_model(str(job.adapter))
-    tokenizer.save_pretrained(str(job.adapter))  # the tokenizer and chat template used
+    trainer.save_model(str(job.adapter))  # the Trainer writes from rank 0 alone
+    if lead:
+        tokenizer.save_pretrained(str(job.adapter))  # the tokenizer and chat template used
     if eval_ds is not None:
-        final = trainer.evaluate()
+        final = trainer.evaluate()  # every rank takes part; rank 0 records it
+    if eval_ds is not None and lead:
         job.append_metric(
             {
                 "step": trainer.state.global_step,
@@ -246,6 +263,7 @@ def fit(
         "trained_tokens": round(done * per_step),
         "tokens_per_s": round(done * per_step / seconds, 1) if seconds else None,
         "device": "cuda" if cuda else "cpu",
+        "world_size": world,
     }
 
 

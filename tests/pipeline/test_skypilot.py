@@ -1,0 +1,204 @@
+"""Rented GPUs through SkyPilot, offline, with SkyPilot itself (0.14, in its own environment:
+`make test` builds .venv-sky) driven through tunegate's bridge:
+
+- the task built from a journaled rented job, round-tripped through `Task.from_yaml_config`;
+- SkyPilot's optimizer in-process on fixture catalogs of three clouds picks the cheapest, as
+  SkyPilot's own tests run it; prices read from the same catalogs;
+- states mapped from a managed-job queue, metrics and the adapter read from the bucket (moto).
+
+The lifecycle against a real local API server is tests/pipeline/test_skypilot_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ProviderError
+from gateway.journal import Journal
+from gateway.router import plan
+from gateway.spec import JobSpec
+from providers import _sky_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+SKY_PYTHON = os.environ.get("TUNEGATE_SKYPILOT_PYTHON") or str(
+    ROOT / ".venv-sky" / "bin" / "python"
+)
+if not Path(SKY_PYTHON).exists():
+    pytest.skip(
+        "SkyPilot's environment is missing (make test builds .venv-sky)", allow_module_level=True
+    )
+FIXTURES = ROOT / "tests" / "fixtures" / "sky_catalogs"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def sky_home(tmp_path, monkeypatch):
+    """SkyPilot with a home of its own: the fixture catalogs, no usage reports."""
+    home = tmp_path / "sky-home"
+    (home / ".sky" / "catalogs").mkdir(parents=True)
+    shutil.copytree(FIXTURES / "v8", home / ".sky" / "catalogs" / "v8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_PYTHON", SKY_PYTHON)
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_BUCKET", "s3://tg-rented/jobs")
+    return home
+
+
+def _rented_job(journal: Journal, **resources):
+    spec = JobSpec.from_options(
+        None, base="meta-llama/Llama-3.1-8B-Instruct", method="qlora", max_usd=5
+    )
+    if resources:
+        spec = spec.with_overrides({"resources": resources})
+    the_plan = plan(spec, examples=5000, avg_tokens=600)
+    offer = next(o for o in the_plan.offers if o.kind == "rented" and o.feasible)
+    return journal.record_intent(
+        offer.provider,
+        "sft",
+        spec.base_model,
+        the_plan.spec.model_dump(mode="json"),
+        offer=offer.to_json(),
+        estimate={"train_usd": offer.train_usd.to_json()},
+    ), offer
+
+
+def test_the_task_round_trips_through_skypilot():
+    with Journal() as journal:
+        rec, offer = _rented_job(journal, spot=True, gpus=2)
+    request = _sky_jobs.task_request(rec, "providers.unsloth.worker", "local,unsloth")
+    got = _sky_jobs.bridge("task", request)
+    config = got["config"]
+    assert config["name"] == _sky_jobs.job_name(rec) and rec.id in config["name"]
+    anys = config["resources"]["any_of"]
+    names = [next(iter(r["accelerators"])) for r in anys]
+    first = request["accelerators"][0]["name"]
+    assert first in names and len(names) > 1  # the offer's GPU and the others that fit
+    assert all(r["use_spot"] is True and list(r["accelerators"].values()) == [2] for r in anys)
+    hourly = 5 / offer.train_hours.likely
+    assert all(r["max_hourly_cost"] == pytest.approx(hourly, rel=1e-3) for r in anys)
+    assert all(r["job_recovery"]["strategy"] == "FAILOVER" for r in anys)
+    mount = config["file_mounts"][_sky_jobs.MOUNT]
+    assert mount == {"source": f"s3://tg-rented/jobs/{rec.id}", "mode": "MOUNT_CACHED"}
+    assert "--nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE" in config["run"]  # 2 GPUs: torchrun
+    assert config["run"].endswith(f"-m providers.unsloth.worker {_sky_jobs.MOUNT} --resume")
+    assert "local,unsloth" in config["setup"]
+    # what SkyPilot reads back is what was built (it adds `persistent` to a bucket mount)
+    back = got["round_trip"]
+    back["file_mounts"][_sky_jobs.MOUNT].pop("persistent", None)
+
+    def canonical(cfg):  # any_of is a set: compare it in one order
+        out = json.loads(json.dumps(cfg))
+        out["resources"]["any_of"].sort(key=lambda r: json.dumps(r, sort_keys=True))
+        return out
+
+    assert canonical(back) == canonical(config)
+
+
+def test_a_bad_task_is_refused_with_skypilots_reason():
+    with Journal() as journal:
+        rec, _ = _rented_job(journal)
+    request = {**_sky_jobs.task_request(rec, "providers.local_hf.worker", "local")}
+    request["file_mounts"] = {_sky_jobs.MOUNT: {"source": "s3://b/x", "mode": "SOMETIMES"}}
+    with pytest.raises(ProviderError, match="SOMETIMES"):
+        _sky_jobs.bridge("task", request)
+
+
+@pytest.mark.parametrize(("spot", "usd"), [(False, 1.19), (True, 0.79)])
+def test_the_optimizer_picks_the_cheapest_cloud_from_the_catalogs(spot, usd):
+    request = {
+        "name": "tg-opt",
+        "run": "true",
+        "accelerators": [{"name": "A100-80GB", "count": 1}],
+        "spot": spot,
+        "clouds": ["lambda", "runpod"],
+    }
+    best = _sky_jobs.bridge("optimize", request)
+    assert best["cloud"] == "RunPod" and best["region"] == "CA"
+    assert best["instance_type"] == "1x_A100-80GB_SECURE"
+    assert best["usd_per_hour"] == pytest.approx(usd)
+    if spot:  # Lambda rents no spot instances: SkyPilot's reason comes through
+        with pytest.raises(ProviderError, match="Spot instances are not supported in Lambda"):
+            _sky_jobs.bridge("optimize", {**request, "clouds": ["lambda"]})
+        return
+    only_lambda = _sky_jobs.bridge("optimize", {**request, "clouds": ["lambda"]})
+    assert only_lambda["cloud"] == "Lambda" and only_lambda["usd_per_hour"] > usd
+
+
+def test_prices_from_the_catalogs_keep_their_quirks():
+    clouds = ["lambda", "runpod", "vast"]
+    request = {"accelerators": ["A100-80GB", "L4"], "count": 1, "clouds": clouds}
+    rows = _sky_jobs.bridge("prices", request)["offers"]
+    by = {(r["accelerator"], r["cloud"]): r for r in rows}
+    assert by[("A100-80GB", "RunPod")]["spot_usd_per_hour"] == 0.79
+    assert by[("A100-80GB", "Vast")]["spot_usd_per_hour"] is None  # Vast's 0.00: no spot
+    assert by[("A100-80GB", "Lambda")]["spot_usd_per_hour"] is None  # none in the CSV
+    assert by[("L4", "Vast")]["region"] == "Texas, US, NA"
+    assert all(r["count"] == 1 for r in rows)
+
+
+def test_no_skypilot_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_PYTHON", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    if _sky_jobs.sky_python() is not None:  # SkyPilot importable here: nothing to check
+        pytest.skip("SkyPilot is importable from tunegate's own environment")
+    with pytest.raises(ProviderError, match="pipx install"):
+        _sky_jobs.bridge("enabled", {})
+    assert "not installed" in (_sky_jobs.not_ready() or "")
+
+
+def test_states_metrics_and_adapter_from_the_bucket(monkeypatch):
+    """A managed job as the queue reports it, its worker's files in the bucket (moto's S3)."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    from gateway.jobs import Job
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    queue: list[dict] = []
+    monkeypatch.setattr(
+        _sky_jobs,
+        "bridge",
+        lambda command, request, timeout=900: {"jobs": list(queue)} if command == "queue" else {},
+    )  # SkyPilot's answers; the server test drives the real ones
+    with moto.mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="tg-rented")
+        with Journal() as journal:
+            rec, _ = _rented_job(journal)
+            rec = journal.update(rec.id, remote_id="sky:7", state="queued")
+        prefix = f"jobs/{rec.id}"
+        queue.append({"job_id": 7, "name": _sky_jobs.job_name(rec), "status": "PENDING"})
+        job = Job(rec.id)
+        assert job.status().state == "queued"
+        metrics = [{"step": s, "total_steps": 4, "loss": 3.0 - s / 2} for s in (1, 2)]
+        s3.put_object(
+            Bucket="tg-rented",
+            Key=f"{prefix}/metrics.jsonl",
+            Body="".join(json.dumps(m) + "\n" for m in metrics),
+        )
+        queue[0] = {**queue[0], "status": "RECOVERING", "recovery_count": 1}
+        state = job.status()
+        assert state.state == "running"
+        events = [e.message for e in job.events()]
+        assert any("preempted, recovering" in m for m in events)
+        assert job.progress()["step"] == 2
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            s3.put_object(Bucket="tg-rented", Key=f"{prefix}/adapter/{name}", Body=b"{}")
+        s3.put_object(Bucket="tg-rented", Key=f"{prefix}/status.json", Body=b'{"steps": 4}')
+        queue[0] = {**queue[0], "status": "SUCCEEDED", "submitted_at": 0, "end_at": 3600}
+        done = job.status()
+        assert done.state == "succeeded"
+        assert done.actual["usd"] > 0 and "offer's price" in done.actual["source"]
+        art = job.artifact()
+        assert Path(art.uri, "adapter_model.safetensors").is_file()
+        queue[0] = {**queue[0], "status": "FAILED_NO_RESOURCE", "failure_reason": "no H100"}
+        with Journal() as journal:
+            again, _ = _rented_job(journal)
+            journal.update(again.id, remote_id="sky:7", state="queued")
+        failed = Job(again.id).status()
+        assert failed.state == "failed" and "no H100" in failed.error
