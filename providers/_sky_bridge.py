@@ -55,8 +55,17 @@ def _task(req: dict[str, Any]) -> Any:
         for infra in infras
     ]
     task.set_resources(set(resources) if len(resources) > 1 else resources[0])
-    if req.get("file_mounts"):
-        task.set_file_mounts(req["file_mounts"])
+    mounts = req.get("file_mounts") or {}
+    plain = {dst: src for dst, src in mounts.items() if isinstance(src, str)}
+    buckets = {
+        dst: sky.Storage.from_yaml_config(spec)
+        for dst, spec in mounts.items()
+        if isinstance(spec, dict)
+    }
+    if plain:
+        task.set_file_mounts(plain)
+    if buckets:  # a bucket folder mounted on the machine (JOBDIR)
+        task.set_storage_mounts(buckets)
     return task
 
 
@@ -169,7 +178,13 @@ def cmd_launch(req: dict[str, Any]) -> dict[str, Any]:
 def cmd_queue(req: dict[str, Any]) -> dict[str, Any]:
     import sky
 
-    records, *_ = sky.get(sky.jobs.queue_v2(refresh=False, name_match=req.get("name")))
+    fields = [
+        "job_id", "job_name", "task_name", "status", "failure_reason", "recovery_count",
+        "submitted_at", "end_at", "resources",
+    ]  # fmt: skip
+    records, *_ = sky.get(
+        sky.jobs.queue_v2(refresh=False, name_match=req.get("name"), fields=fields)
+    )
     out = []
     for r in records:
         get = r.get if isinstance(r, dict) else (lambda k, _r=r: getattr(_r, k, None))

@@ -29,7 +29,10 @@ from providers._worker import JobDir, add_metrics
 
 BRIDGE = Path(__file__).with_name("_sky_bridge.py")
 ROOT = Path(__file__).resolve().parents[1]
-MOUNT = "/tunegate-job"  # JOBDIR on the rented machine: the bucket folder
+# the bucket is mounted whole (SkyPilot mounts a bucket, not a folder in one: a sub-path source
+# fails its prechecks, "MOUNT mode does not support mounting specific files"); JOBDIR is the
+# job's folder inside it
+MOUNT = "/tunegate-bucket"
 # SkyPilot's managed-job states (sky/jobs/state.py) -> tunegate's; CANCELLING still bills
 STATES = {
     "PENDING": "queued",
@@ -181,11 +184,13 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
     res = spec.get("resources") or {}
     accs = accelerators(rec)
     gpus = accs[0]["count"] if accs else 1
-    run = f"python -m {worker} {MOUNT} --resume"
+    bucket = bucket_of(rec)
+    jobdir = f"{MOUNT}/{bucket.prefix}"
+    run = f"python -m {worker} {jobdir} --resume"
     if gpus > 1:
         run = (
             "python -m torch.distributed.run --nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE "
-            f"--nnodes=1 -m {worker} {MOUNT} --resume"
+            f"--nnodes=1 -m {worker} {jobdir} --resume"
         )
     request: dict[str, Any] = {
         "name": job_name(rec, attempt),
@@ -196,7 +201,7 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
         "accelerators": accs,
         "spot": bool(res.get("spot") or settings.spot),
         "infra": [res["cloud"]] if res.get("cloud") else (settings.clouds or None),
-        "file_mounts": {MOUNT: {"source": bucket_of(rec).uri, "mode": "MOUNT_CACHED"}},
+        "file_mounts": {MOUNT: {"source": f"s3://{bucket.bucket}", "mode": "MOUNT_CACHED"}},
         # preemptions are recovered by default; a failure the worker survives is retried twice
         "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2},
     }

@@ -132,10 +132,18 @@ class Gate:
         if kind not in backends:
             return None
         backend, target_kind = backends[kind]
+        from gateway.extras import MissingExtraError
+
         source_ref = str(adapter or base)
         source = Target(source_ref, "hf", "hf", path=base, adapter=adapter)
         exported = Target(str(final), backend, target_kind, path=export)
-        return run_gate(source, exported, self.cfg, self.data, job_id=self.job_id)
+        try:
+            return run_gate(source, exported, self.cfg, self.data, job_id=self.job_id)
+        except MissingExtraError as exc:  # the export is fine; its task eval cannot run here
+            raise MissingExtraError(
+                f"the task eval of the export (the job's `eval:`): {exc.message}",
+                fix=f"{exc.fix}; or export without it: --no-eval",
+            ) from None
 
 
 def run_gate(

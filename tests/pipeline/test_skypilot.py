@@ -81,10 +81,11 @@ def test_the_task_round_trips_through_skypilot():
     hourly = 5 / offer.train_hours.likely
     assert all(r["max_hourly_cost"] == pytest.approx(hourly, rel=1e-3) for r in anys)
     assert all(r["job_recovery"]["strategy"] == "FAILOVER" for r in anys)
-    mount = config["file_mounts"][_sky_jobs.MOUNT]
-    assert mount == {"source": f"s3://tg-rented/jobs/{rec.id}", "mode": "MOUNT_CACHED"}
+    mount = config["file_mounts"][_sky_jobs.MOUNT]  # the bucket, whole; JOBDIR inside it
+    assert mount == {"source": "s3://tg-rented", "mode": "MOUNT_CACHED"}
     assert "--nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE" in config["run"]  # 2 GPUs: torchrun
-    assert config["run"].endswith(f"-m providers.unsloth.worker {_sky_jobs.MOUNT} --resume")
+    jobdir = f"{_sky_jobs.MOUNT}/jobs/{rec.id}"
+    assert config["run"].endswith(f"-m providers.unsloth.worker {jobdir} --resume")
     assert "local,unsloth" in config["setup"]
     # what SkyPilot reads back is what was built (it adds `persistent` to a bucket mount)
     back = got["round_trip"]

@@ -1,0 +1,218 @@
+"""A rented job's lifecycle against a real local SkyPilot API server (0.14, .venv-sky).
+
+The server runs its managed-jobs controller in-process (`consolidation_mode`). AWS is its
+cloud, with moto's server standing in for S3 (the job's bucket), STS (the credential check)
+and EC2 (availability zones); the fixture catalog prices an L4. Nothing can be provisioned, so
+a launched job waits PENDING, which is what the lifecycle needs:
+
+- `tunegate train --on aws` journals, uploads the job's folder to the bucket and launches a
+  managed job whose name carries the idempotency key; `status` maps PENDING to queued;
+  `cancel` ends it, and the journal agrees with SkyPilot's CANCELLED;
+- a launch whose process dies after SkyPilot took the job but before the journal heard of it
+  is adopted by name on the next start (`tunegate jobs`): one job on SkyPilot's queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+pytest.importorskip("moto")
+pytest.importorskip("boto3")
+
+from cli.main import main
+from gateway.journal import Journal
+from providers import _sky_jobs
+from tests.job_files import chats, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+SKY = ROOT / ".venv-sky" / "bin"
+if not (SKY / "sky").exists():
+    pytest.skip(
+        "SkyPilot's environment is missing (make test builds .venv-sky)", allow_module_level=True
+    )
+if not shutil.which("rsync"):
+    pytest.skip("SkyPilot needs the rsync binary (.ci/run installs it)", allow_module_level=True)
+pytestmark = pytest.mark.slow
+BUCKET = "tg-rented"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(predicate, timeout: float, every: float = 2.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(every)
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """moto's server, then SkyPilot's API server in a home of its own; both stopped after."""
+    home = tmp_path_factory.mktemp("sky-server-home")
+    catalogs = home / ".sky" / "catalogs"
+    catalogs.mkdir(parents=True)
+    shutil.copytree(ROOT / "tests" / "fixtures" / "sky_catalogs" / "v8", catalogs / "v8")
+    (home / ".sky" / "config.yaml").write_text(
+        yaml.safe_dump({"jobs": {"controller": {"consolidation_mode": True}}})
+    )
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n"
+    )
+    (home / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
+    moto_port, sky_port = _port(), _port()
+    env = {
+        "HOME": str(home),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
+        "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{sky_port}",
+        "SKYPILOT_API_SERVER_LOCAL_PORT": str(sky_port),
+    }
+    full = {**os.environ, **env}
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import boto3
+
+        def bucket() -> bool:
+            try:
+                s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                                  aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+                s3.create_bucket(Bucket=BUCKET)
+                return True
+            except Exception:
+                return False
+
+        assert _until(bucket, 30, 0.3), "moto's server did not start"
+        started = subprocess.run(
+            [str(SKY / "sky"), "api", "start", "--port", str(sky_port)],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield env
+    finally:
+        subprocess.run(
+            [str(SKY / "sky"), "api", "stop"], env=full, capture_output=True, timeout=120
+        )
+        moto.terminate()
+        moto.wait(30)
+
+
+@pytest.fixture
+def rented_env(server, monkeypatch, tmp_path):
+    for key, value in server.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_PYTHON", str(SKY / "python"))
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_BUCKET", f"s3://{BUCKET}/jobs")
+    write_jsonl(tmp_path / "train.jsonl", chats(16))
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        yaml.safe_dump(
+            {
+                "name": "rented",
+                "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                "train": "train.jsonl",
+                "training": {"epochs": 1},
+            }
+        )
+    )
+    return job
+
+
+def _queue(name: str) -> list[dict]:
+    return _sky_jobs.bridge("queue", {"name": name}).get("jobs") or []
+
+
+def _s3_keys(prefix: str) -> list[str]:
+    import boto3
+
+    s3 = boto3.client("s3")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+
+
+def test_launch_status_and_cancel_through_a_real_skypilot_server(rented_env):
+    runner = CliRunner()
+    out = runner.invoke(
+        main, ["train", str(rented_env), "--backend", "local", "--on", "aws", "--yes", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.stdout)
+    assert job["remote_id"].startswith("sky:") and job["state"] == "queued"
+    with Journal() as journal:
+        rec = journal.get(job["id"])
+    assert rec.offer["kind"] == "rented" and rec.spec["resources"]["cloud"] == "aws"
+    # the job's folder is in the bucket before the machine exists
+    keys = _s3_keys(f"jobs/{rec.id}/")
+    assert f"jobs/{rec.id}/spec.json" in keys and f"jobs/{rec.id}/train.jsonl" in keys
+    (sky_job,) = _queue(_sky_jobs.job_name(rec))
+    assert (
+        sky_job["status"] in ("PENDING", "STARTING") and f"sky:{sky_job['job_id']}" == rec.remote_id
+    )
+    status = json.loads(runner.invoke(main, ["status", rec.id, "--json"]).stdout)
+    assert status["state"] == "queued" and status["remote"]["runner"] == "skypilot"
+    assert status["remote"]["bucket_jobdir"] == f"s3://{BUCKET}/jobs/{rec.id}"
+    assert runner.invoke(main, ["cancel", rec.id]).exit_code == 0
+
+    def cancelled():
+        state = json.loads(runner.invoke(main, ["status", rec.id, "--json"]).stdout)["state"]
+        return state == "cancelled"
+
+    assert _until(cancelled, 120, 3), _queue(_sky_jobs.job_name(rec))
+    assert [j["status"] for j in _queue(_sky_jobs.job_name(rec))] == ["CANCELLED"]
+
+
+def test_a_launch_cut_off_before_the_journal_heard_is_adopted(rented_env, monkeypatch):
+    """The process dies after SkyPilot took the job and before the journal recorded its id."""
+    from gateway.launch import launch
+    from gateway.spec import JobSpec
+
+    real_update = Journal.update
+
+    def dies_at_the_journal_write(self, job_id, **fields):
+        if str(fields.get("remote_id") or "").startswith("sky:"):
+            raise KeyboardInterrupt  # the kill lands here: SkyPilot has the job, we do not
+        return real_update(self, job_id, **fields)
+
+    monkeypatch.setattr(Journal, "update", dies_at_the_journal_write)
+    with pytest.raises(KeyboardInterrupt):
+        launch(JobSpec.from_yaml(rented_env), backend="local", on="aws")
+    monkeypatch.setattr(Journal, "update", real_update)
+    with Journal() as journal:
+        (rec,) = [r for r in journal.jobs() if r.remote_id is None and r.state != "cancelled"]
+    out = CliRunner().invoke(main, ["jobs", "--json"])
+    assert out.exit_code == 0, out.output
+    assert "adopted" in out.stderr
+    listed = {j["id"]: j for j in json.loads(out.stdout)}
+    sky_jobs = _queue(_sky_jobs.job_name(rec))
+    assert len(sky_jobs) == 1  # adopted, never launched again
+    assert listed[rec.id]["remote_id"] == f"sky:{sky_jobs[0]['job_id']}"
+    assert listed[rec.id]["state"] == "queued"
+    CliRunner().invoke(main, ["cancel", rec.id])  # nothing left pending on the server
