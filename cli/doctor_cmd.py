@@ -9,17 +9,23 @@ from cli.common import emit_json, handle_errors
 
 @click.command("doctor")
 @click.option("--ollama-host", help="Ollama server to probe (default: $OLLAMA_HOST or :11434).")
+@click.option(
+    "--clouds",
+    is_flag=True,
+    help="Ask SkyPilot which clouds it enabled and what GPUs cost there (cached for plan).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def doctor_cmd(ollama_host: str | None, as_json: bool) -> None:
-    """Check Python, each extra, the accelerator, llama.cpp, mlx-lm, an Ollama server, which
-    provider credentials are set (names only, never values) and the tunegate home.
+def doctor_cmd(ollama_host: str | None, clouds: bool, as_json: bool) -> None:
+    """Check Python, each extra, the accelerator, llama.cpp, mlx-lm, an Ollama server, renting
+    GPUs through SkyPilot (its interpreter, the bucket, enabled clouds), which provider
+    credentials are set (names only, never values) and the tunegate home.
 
     Every missing piece says what it blocks and the command that fixes it. Exits 0: a missing
     optional piece is normal (most machines have no NVIDIA GPU); read `ok` in --json."""
     from gateway.doctor import doctor
 
-    checks = doctor(ollama_host=ollama_host)
+    checks = doctor(ollama_host=ollama_host, clouds=clouds)
     if as_json:
         emit_json({"checks": [c.to_json() for c in checks]})
         return

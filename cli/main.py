@@ -12,6 +12,7 @@ import click
 # pydantic looks for plugins through importlib.metadata on first use (~30 ms); the CLI uses none
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
+from cli.config_cmd import config_group
 from cli.data_cmd import data_group
 from cli.deploy_cmds import chat_cmd, deploy_cmd, deployments_cmd, undeploy_cmd
 from cli.doctor_cmd import doctor_cmd
@@ -70,6 +71,7 @@ for command in (
     models_cmd,
     hardware_cmd,
     prices_cmd,
+    config_group,
     doctor_cmd,
 ):
     main.add_command(command)

@@ -96,11 +96,14 @@ def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **
         hardware=opts.get("hardware"),
     )
     export = result.export_check
+    axolotl = _axolotl(result) if show_spec or as_json else None
     if as_json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), **({"axolotl": axolotl} if axolotl else {})})
         return
     if show_spec:
         render.spec(result)
+        if axolotl:
+            render.axolotl(axolotl)
     render.plan(result, show_all=show_all)
     if any(not o.feasible or o.needs for o in result.offers):
         click.echo(
@@ -112,6 +115,18 @@ def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **
         for f in export.findings:
             mark = {True: "ok  ", False: "FAIL", None: "?   "}[f.ok]
             click.echo(f"  {mark} {f.check}: {f.detail}")
+
+
+def _axolotl(result: Any) -> dict[str, Any] | None:
+    """The Axolotl config of a job on the Axolotl route (several nodes, or asked for)."""
+    from providers._axolotl import preview
+    from providers._sky_jobs import uses_axolotl
+
+    spec = result.spec.model_dump(mode="json")
+    if not uses_axolotl(spec):
+        return None
+    config, problem = preview(spec)
+    return {"config": config, "problem": problem}
 
 
 def _plan_journaled(

@@ -69,6 +69,8 @@ def plan(result: Plan, show_all: bool = False) -> None:
         if offer.feasible and offer.needs:
             status += f" [yellow]({escape('; '.join(offer.needs))})[/]"
         where = offer.hardware or "-"
+        if offer.gpus > 1:
+            where = f"{offer.gpus} x {where}"
         if offer.cloud:
             where += f" ({offer.cloud})"
         style = "bold" if offer is result.choice else ("dim" if not offer.feasible else None)
@@ -104,6 +106,15 @@ def spec(result: Plan) -> None:
         out.append(f"{line}  # {origin}" if origin else line)
     console.print("[bold]resolved spec[/] (# where each value came from)")
     console.print("\n".join(out), markup=False)
+    console.print()
+
+
+def axolotl(preview: dict[str, Any]) -> None:
+    console.print("[bold]Axolotl config[/] (the multi-node route: `axolotl train` on each node)")
+    if preview["problem"]:
+        console.print(f"[red]refused:[/] {escape(preview['problem'])}")
+        return
+    console.print(yaml.safe_dump(preview["config"], sort_keys=False).rstrip(), markup=False)
     console.print()
 
 

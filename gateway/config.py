@@ -92,3 +92,42 @@ def load_config() -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise spec_error(exc, path, text) from None
+
+
+def set_value(key: str, value: str | None) -> Path:
+    """Set (or with None, remove) `section.key` in the config file, validated before it is
+    written; the file is replaced whole, atomically. Lists are comma-separated."""
+    import yaml
+
+    from gateway.errors import SpecError
+    from gateway.spec import read_yaml
+
+    section, _, name = key.partition(".")
+    fields = Config.model_fields
+    if section not in fields or name not in fields[section].annotation.model_fields:  # type: ignore[union-attr]
+        known = [f"{s}.{k}" for s, f in fields.items() for k in f.annotation.model_fields]  # type: ignore[union-attr]
+        raise SpecError(f"unknown setting {key!r}", fix="one of: " + ", ".join(known))
+    path = config_path()
+    data: dict = {}
+    if path.exists() and path.read_text(encoding="utf-8").strip():
+        data = read_yaml(path, "the tunegate config", "bedrock: ..., skypilot: ...")[1]
+    target = data.setdefault(section, {})
+    annotation = str(fields[section].annotation.model_fields[name].annotation)  # type: ignore[union-attr]
+    parsed: object = value
+    if value is not None and "list" in annotation:
+        parsed = [v.strip() for v in value.split(",") if v.strip()]
+    elif value is not None and "bool" in annotation:
+        parsed = value.lower() in ("1", "true", "yes", "on")
+    if value is None:
+        target.pop(name, None)
+    else:
+        target[name] = parsed
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{key}: {exc.errors()[0]['msg']}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(path)
+    return path

@@ -12,6 +12,7 @@ import contextlib
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,11 @@ class Check:
         return asdict(self)
 
 
-def doctor(*, ollama_host: str | None = None, timeout_s: float = 0.5) -> list[Check]:
-    """Every check, in the order a person reads them."""
+def doctor(
+    *, ollama_host: str | None = None, timeout_s: float = 0.5, clouds: bool = False
+) -> list[Check]:
+    """Every check, in the order a person reads them; `clouds` asks SkyPilot now which clouds
+    it enabled and what GPUs cost there (cached for `tunegate plan`)."""
     from gateway.catalog import load_catalog
     from gateway.hardware import detect
 
@@ -54,6 +58,7 @@ def doctor(*, ollama_host: str | None = None, timeout_s: float = 0.5) -> list[Ch
         _llama_cpp(),
         _mlx_lm(),
         _ollama(ollama_host, timeout_s),
+        *_skypilot(clouds),
         *_credentials(),
         _home(),
     ]
@@ -171,6 +176,82 @@ def _ollama(host: str | None, timeout_s: float) -> Check:
             "start one with `ollama serve`, or set OLLAMA_HOST",
         )
     return Check("server", "ollama", True, f"Ollama {version} at {host}")
+
+
+def _skypilot(refresh: bool) -> list[Check]:
+    """Renting GPUs: SkyPilot's interpreter, the bucket for job folders, the enabled clouds."""
+    from gateway.config import load_config
+    from providers._sky_jobs import sky_python
+    from providers._sky_prices import cached
+    from providers._sky_prices import refresh as ask
+
+    blocks = "rented GPUs (tunegate train --on CLOUD)"
+    python = sky_python()
+    out = [
+        Check("rented", "skypilot", True, f"SkyPilot runs in {python}")
+        if python
+        else Check(
+            "rented",
+            "skypilot",
+            None,
+            "not installed",
+            blocks,
+            "pipx install 'skypilot[aws]' (its own environment: it pins click<8.2), or set "
+            "skypilot.python in $TUNEGATE_HOME/config.yaml",
+        )
+    ]
+    bucket = load_config().skypilot.bucket
+    out.append(
+        Check("rented", "bucket", True, bucket)
+        if bucket
+        else Check(
+            "rented",
+            "bucket",
+            None,
+            "none configured",
+            blocks,
+            "skypilot.bucket: s3://bucket/prefix in $TUNEGATE_HOME/config.yaml",
+        )
+    )
+    if python is None:
+        return out
+    view = cached()
+    if refresh:
+        try:
+            view = ask()
+        except Exception as exc:  # SkyPilot's own error, said plainly
+            out.append(Check("rented", "clouds", False, f"SkyPilot did not answer: {exc}", blocks))
+            return out
+    if view is None:
+        out.append(
+            Check(
+                "rented",
+                "clouds",
+                None,
+                "not asked yet",
+                "prices from SkyPilot's catalogs",
+                "tunegate doctor --clouds",
+            )
+        )
+        return out
+    ready = [c for c in view.enabled if view.blocker(c) is None]
+    held = [c for c in view.enabled if view.blocker(c) is not None]
+    detail = f"enabled: {', '.join(view.enabled) or 'none'}"
+    if held:
+        detail += f"; cannot hold a job's folder: {', '.join(held)}"
+    age = (time.time() - view.as_of) / 3600
+    detail += f" ({len(view.prices)} prices, asked {age:.0f} h ago)"
+    out.append(
+        Check(
+            "rented",
+            "clouds",
+            bool(ready),
+            detail,
+            "" if ready else blocks,
+            "" if ready and not view.stale else "sky check, then tunegate doctor --clouds",
+        )
+    )
+    return out
 
 
 def _credentials() -> list[Check]:

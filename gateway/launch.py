@@ -35,25 +35,35 @@ def _offer_for(plan: Plan, backend: str | None, on: str | None = None) -> Offer:
     """The offer to launch: the cheapest feasible one that can start from here. A rented GPU
     starts through SkyPilot when it is set up (`on` asks for one: a cloud, or `any`);
     otherwise rented offers stay advice, and the launch says what setting them up would save."""
+    from gateway.catalog import load_catalog
     from providers._sky_jobs import not_ready
+    from providers._sky_prices import cached, cloud_blocker
 
     blocked = not_ready()
+    catalog, view = load_catalog(), cached()
+
+    def can_rent(o: Offer) -> bool:
+        return o.kind == "rented" and cloud_blocker(o.cloud, catalog, view) is None
+
     if on:
         if blocked:
             raise PlanError(f"cannot rent a GPU from here: {blocked}", fix="tunegate doctor")
+        refused = cloud_blocker(on, catalog, view) if on != "any" else None
+        if refused:
+            raise PlanError(f"cannot rent on {on}: {refused}", fix="--on aws, gcp, lambda, ...")
         rented = [o for o in plan.offers if o.kind == "rented" and o.feasible]
         if backend not in (None, "auto"):
             rented = [o for o in rented if o.provider == backend]
-        on_cloud = [o for o in rented if on == "any" or o.cloud == on]
-        # a cloud SkyPilot rents from that our price table lacks: the cheapest GPU, there
-        choice = (on_cloud or rented)[:1]
+        # the cloud asked for; else the GPU that fits cheapest, asked for there (any_of)
+        on_cloud = [o for o in rented if (o.cloud == on if on != "any" else can_rent(o))]
+        choice = (on_cloud or (rented if on != "any" else []))[:1]
         if not choice:
             raise PlanError(
                 f"no rented GPU fits this job for {backend or 'any backend'}",
                 fix="tunegate plan JOB --all shows every rented offer and why it was refused",
             )
         return choice[0]
-    launchable = [o for o in plan.offers if o.kind != "rented" or blocked is None]
+    launchable = [o for o in plan.offers if o.kind != "rented" or (not blocked and can_rent(o))]
     if backend in (None, "auto"):
         choice = next((o for o in launchable if o.feasible), None)
         if choice is None:

@@ -56,6 +56,7 @@ class Offer:
     serve: str = ""
     serve_usd_per_1m: float | None = None
     cloud: str | None = None
+    gpus: int = 1  # of `hardware`, in one node (rented offers that shard the model)
     reasons: list[str] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -80,6 +81,8 @@ class Offer:
     @property
     def label(self) -> str:
         where = self.hardware or "hosted"
+        if self.gpus > 1:
+            where = f"{self.gpus} x {where}"
         return f"{self.provider} on {where}" + (f" ({self.cloud})" if self.cloud else "")
 
     def refuse(self, reason: str) -> Offer:
@@ -91,6 +94,7 @@ class Offer:
         return {
             "provider": self.provider,
             "hardware": self.hardware,
+            "gpus": self.gpus,
             "kind": self.kind,
             "cloud": self.cloud,
             "model_id": self.model_id,

@@ -100,6 +100,7 @@ class ResourcesConfig(_Section):
     )
     cloud: str | None = Field(None, description="SkyPilot infra: aws, gcp, runpod, lambda, ...")
     spot: bool = False
+    shard: bool = Field(False, description="shard the model across the GPUs (FSDP2)")
     launcher: Literal["auto", "trl", "axolotl"] = "auto"
 
 
@@ -181,6 +182,9 @@ class JobSpec(_Section):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     export: ExportConfig | None = None
     bedrock: BedrockJobConfig | None = None
+    axolotl: dict[str, Any] | None = Field(
+        None, description="extra Axolotl config keys (the Axolotl route; checked by name)"
+    )
     name: str | None = None
     rewards: list[str] = Field(
         default_factory=list,

@@ -1,13 +1,17 @@
 """Offers shared by the local backends: this machine (owned) and rented GPUs that fit.
 
 Owned hardware costs electricity; rented hardware costs the cheapest on-demand price in the
-catalog. The trained adapter is served self-hosted: on this machine if it keeps up, otherwise on
+catalog, or, once SkyPilot has been asked (`tunegate doctor --clouds`), the cheapest price on a
+cloud it has enabled, from its own catalogs (spot when the job asks for it). A rented offer
+on a cloud that cannot hold a job's folder (mount a bucket) says so in what it needs. The trained adapter is served self-hosted: on this machine if it keeps up, otherwise on
 the cheapest rented GPU (never off-machine under `local_only`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from gateway.catalog.schema import Hardware
 from gateway.estimate import Stack, TrainingEstimate, estimate_training
@@ -45,7 +49,13 @@ def _serve(ctx: PlanContext, hw: Hardware, owned: bool) -> ServeRoute | None:
 
 
 def _offer(
-    ctx: PlanContext, provider: str, stack: Stack, hw: Hardware, kind: str, support: Support
+    ctx: PlanContext,
+    provider: str,
+    stack: Stack,
+    hw: Hardware,
+    kind: str,
+    support: Support,
+    renting: Renting | None = None,
 ) -> Offer:
     spec, model = ctx.spec, ctx.model
     horizon = spec.serving.horizon_days
@@ -68,6 +78,15 @@ def _offer(
     available = hw.usable_gb * (gpus if stack == "hf" else 1)
     offer.memory_available_gb = available
     est = _estimate(ctx, offer, stack, hw, "local" if kind == "local" else "rented", available)
+    if kind == "rented" and stack == "hf" and est.memory_gb.likely > available:
+        sharded = _shard(ctx, est, available)
+        if sharded is not None:  # several GPUs of one node, the model sharded across them
+            gpus, est = sharded
+            offer.gpus = gpus
+            offer.settings["resources.gpus"] = gpus
+            offer.settings["resources.shard"] = True
+            why = f"plan:{gpus} GPUs, sharded (FSDP2): one holds ~{est.memory_gb.likely:.0f} GB"
+            offer.settings_why["resources.gpus"] = offer.settings_why["resources.shard"] = why
     offer.train_hours = est.hours
     offer.vram_gb = est.memory_gb
     offer.tokens_per_second = est.tokens_per_second
@@ -84,16 +103,10 @@ def _offer(
         offer.train_usd = est.hours * (hw.watts / 1000 * kwh)
         offer.notes.append(f"your own hardware: electricity only (${kwh}/kWh, {hw.watts:g} W)")
     else:
-        rent = hw.cheapest_rent()
-        if rent is None:
+        hourly = _rent(ctx, offer, hw, renting or Renting())
+        if hourly is None:
             return offer.refuse(f"no rental price for {hw.id} in the catalog")
-        offer.cloud = rent.cloud
-        offer.train_usd = est.hours * rent.usd_per_hour
-        offer.notes.append(
-            f"{rent.cloud} {rent.instance or ''} at {human_usd(rent.usd_per_hour)}/h ({rent.source}, {rent.as_of})".replace(
-                "  ", " "
-            )
-        )
+        offer.train_usd = est.hours * hourly * offer.gpus
     route = _serve(ctx, hw, owned=kind == "local")
     if route is None:
         offer.refuse("no way to serve the model under the constraints")
@@ -162,6 +175,93 @@ def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -
     )
 
 
+@dataclass
+class Renting:
+    """What renting looks like from here, read once per plan: SkyPilot's cached view (None
+    until `tunegate doctor --clouds`)."""
+
+    view: Any = None
+
+    @classmethod
+    def here(cls) -> Renting:
+        from providers._sky_prices import cached
+
+        return cls(cached())
+
+
+def _shard(
+    ctx: PlanContext, est: TrainingEstimate, available: float
+) -> tuple[int, TrainingEstimate] | None:
+    """The fewest GPUs of one node whose share fits: each holds 1/n of the weights and the
+    optimizer states (FSDP2) and its own activations; the rate is n x one GPU's x efficiency
+    (calibration.yaml `multi_gpu`). None when even the largest count does not fit."""
+    import dataclasses
+
+    cal = ctx.catalog.calibration.get("multi_gpu")
+    parts = est.memory_parts_gb
+    if not cal or not parts:
+        return None
+    mem = ctx.catalog.calibration["memory"]
+    shared = parts["weights"] + parts["trainable_and_optimizer"]
+    own = parts["activations"] + parts["logits"]
+    eff = Range.of(cal["efficiency"])
+    for n in cal["gpu_counts"]:
+        per_gpu = (shared / n + own) * Range.of(mem["fragmentation"]) + Range.of(
+            mem["runtime_overhead_gb"]
+        )
+        if per_gpu.likely <= available:
+            rate = est.tokens_per_second * eff * n
+            setup = Range.of(ctx.catalog.calibration["setup_hours"]["rented"])
+            hours = (est.hours + setup * -1) * (eff * n).inverse() + setup
+            note = (
+                f"{n} GPUs of one node, the model sharded across them (FSDP2 under torchrun): "
+                f"~{per_gpu.likely:.1f} GB each, {eff.likely:.0%} of {n}x one GPU's rate"
+            )
+            return n, dataclasses.replace(
+                est,
+                memory_gb=per_gpu,
+                tokens_per_second=rate,
+                hours=hours,
+                assumptions=[*est.assumptions, note],
+            )
+    return None
+
+
+def _rent(ctx: PlanContext, offer: Offer, hw: Hardware, renting: Renting) -> float | None:
+    """The hourly price of one `hw` GPU (sets the offer's cloud and what launching needs)."""
+    from providers._sky_prices import cloud_blocker
+
+    res = ctx.spec.resources
+    if renting.view is not None and hw.skypilot:
+        clouds = [res.cloud.lower()] if res.cloud else None
+        row = renting.view.cheapest(hw.skypilot, offer.gpus, spot=res.spot, clouds=clouds)
+        if row is not None:
+            offer.cloud = row["cloud"]
+            offer.notes.append(
+                f"SkyPilot's catalog: {row['cloud']} {row['region']} {row['instance_type']} at "
+                f"{human_usd(row['price'])}/h{' spot' if res.spot else ''}"
+            )
+            return float(row["price"]) / offer.gpus  # the instance holds `gpus` of them
+        enabled = ", ".join(renting.view.enabled) or "none"
+        offer.needs.append(
+            f"no enabled cloud that can hold a job's folder rents {hw.skypilot} (enabled: "
+            f"{enabled}; `sky check`, then `tunegate doctor --clouds`)"
+        )
+    rent = hw.cheapest_rent()
+    if rent is None:
+        return None
+    offer.cloud = rent.cloud
+    offer.notes.append(
+        f"{rent.cloud} {rent.instance or ''} at {human_usd(rent.usd_per_hour)}/h "
+        f"({rent.source}, {rent.as_of})".replace("  ", " ")
+    )
+    blocked = cloud_blocker(rent.cloud, ctx.catalog, renting.view)
+    if blocked:  # priced as advice: tunegate run on that machine can still use it
+        offer.needs.append(f"not launchable from here: {rent.cloud} cannot hold the job's folder")
+        offer.notes.append(f"{blocked}; launch another cloud with --on (aws, gcp, lambda, ...)")
+    return rent.usd_per_hour
+
+
 def local_offers(
     ctx: PlanContext, provider: str, stack: Stack, support: Support, rentable: bool = True
 ) -> list[Offer]:
@@ -170,7 +270,8 @@ def local_offers(
     offers = [_offer(ctx, provider, stack, here, "local", support)]
     if ctx.model.closed or not rentable:
         return offers
+    renting = Renting.here()
     for hw in ctx.catalog.hardware.values():
         if hw.vendor == "nvidia" and hw.rent:
-            offers.append(_offer(ctx, provider, stack, hw, "rented", support))
+            offers.append(_offer(ctx, provider, stack, hw, "rented", support, renting))
     return offers

@@ -13,7 +13,8 @@ It imports only `sky` and the standard library. Commands:
 | `task` | the task (see `_task`) | its YAML config, and the config read back by `Task.from_yaml_config` |
 | `optimize` | a task and `clouds` | the optimizer's pick among those clouds (in-process, from the local catalogs) |
 | `prices` | `accelerators`, `clouds`, `spot` | each offer's cloud, region, instance, $/h (from `sky.catalog`) |
-| `enabled` | - | the clouds `sky check` enabled |
+| `enabled` | `check` (default true) | the clouds `sky check` enables |
+| `features` | `clouds` | whether each can mount a bucket and run several nodes |
 | `launch` | a task and `name` | the managed job's ids |
 | `queue` | `name` (a prefix) | the managed jobs of that name: id, status, failure reason, recoveries, cost |
 | `cancel` | `job_id` | - |
@@ -164,8 +165,29 @@ def _price(value: Any) -> float | None:
 
 def cmd_enabled(req: dict[str, Any]) -> dict[str, Any]:
     import sky
+    from sky.client import sdk
 
-    return {"clouds": [str(c).lower() for c in sky.get(sky.enabled_clouds())]}
+    if req.get("check", True):  # `sky check`: credentials as they are now, not as cached
+        sky.get(sdk.check(None, False))
+    return {"clouds": [str(c).lower() for c in sky.get(sdk.enabled_clouds())]}
+
+
+def cmd_features(req: dict[str, Any]) -> dict[str, Any]:
+    """What each named cloud cannot do that a rented tunegate job needs: mount a bucket (its
+    folder), run on several nodes. Read from SkyPilot's own table of unsupported features."""
+    from sky.clouds import CloudImplementationFeatures as F
+    from sky.utils import registry
+
+    out = {}
+    for name in req["clouds"]:
+        cloud = registry.CLOUD_REGISTRY.from_str(name)
+        missing = getattr(cloud, "_CLOUD_UNSUPPORTED_FEATURES", {}) or {}
+        out[name] = {
+            "mounts_buckets": F.STORAGE_MOUNTING not in missing,
+            "multi_node": F.MULTI_NODE not in missing,
+            "why": str(missing.get(F.STORAGE_MOUNTING) or missing.get(F.MULTI_NODE) or ""),
+        }
+    return {"clouds": out}
 
 
 def cmd_launch(req: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,8 @@ _UNANSWERED = ("ConnectionError", "Timeout", "ApiServerConnectionError", "Reques
 
 
 def sky_python() -> str | None:
-    """The interpreter SkyPilot is installed in: the config's, `sky`'s own, or this one."""
+    """The interpreter SkyPilot is installed in: the config's, `sky`'s own, this one, or the
+    checkout's .venv-sky."""
     import importlib.util
 
     from gateway.config import load_config
@@ -75,7 +76,10 @@ def sky_python() -> str | None:
             first = ""
         if first.startswith("#!") and "python" in first:
             return first[2:].strip().split()[0]
-    return sys.executable if importlib.util.find_spec("sky") else None
+    if importlib.util.find_spec("sky"):
+        return sys.executable
+    built = ROOT / ".venv-sky" / "bin" / "python"  # what `make .venv-sky/.installed` builds
+    return str(built) if built.exists() else None
 
 
 def not_ready() -> str | None:
@@ -175,6 +179,17 @@ def accelerators(rec: JobRecord) -> list[dict[str, Any]]:
     return [{"name": hw.skypilot, "count": count} for hw in first + others]
 
 
+def uses_axolotl(spec: dict[str, Any]) -> bool:
+    """Several nodes (or asked for): Axolotl runs the job instead of tunegate's worker."""
+    res = spec.get("resources") or {}
+    return res.get("launcher") == "axolotl" or int(res.get("nodes") or 1) > 1
+
+
+def remote_jobdir(rec: JobRecord) -> str:
+    """JOBDIR on the rented machine: the job's folder inside the mounted bucket."""
+    return f"{MOUNT}/{bucket_of(rec).prefix}"
+
+
 def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> dict[str, Any]:
     """What the bridge builds the `sky.Task` from."""
     from gateway.config import load_config
@@ -192,12 +207,23 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
             "python -m torch.distributed.run --nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE "
             f"--nnodes=1 -m {worker} {jobdir} --resume"
         )
+    setup = INSTALL.format(extras=extras)
+    if uses_axolotl(spec):
+        from providers._axolotl import launch_command
+
+        run = launch_command(f"{jobdir}/axolotl.yml")
+        setup += " && pip install axolotl"
     request: dict[str, Any] = {
         "name": job_name(rec, attempt),
         "workdir": str(ROOT),
-        "setup": INSTALL.format(extras=extras),
+        "setup": setup,
         "run": run,
-        "envs": {"TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"},
+        "num_nodes": int(res.get("nodes") or 1),
+        "envs": {
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+            "TUNEGATE_JOBDIR": jobdir,
+        },
         "accelerators": accs,
         "spot": bool(res.get("spot") or settings.spot),
         "infra": [res["cloud"]] if res.get("cloud") else (settings.clouds or None),
@@ -213,11 +239,16 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
 
 
 def upload(rec: JobRecord, jobdir: Path) -> dict[str, str]:
-    """The job's folder as the worker will find it: spec.json and the converted data."""
+    """The job's folder as the worker will find it: spec.json and the converted data (and
+    the Axolotl config, checked here first, on the Axolotl route)."""
     bucket = bucket_of(rec)
+    if uses_axolotl(rec.spec or {}):
+        from providers._axolotl import write
+
+        write(rec.spec or {}, remote_jobdir(rec), jobdir / "axolotl.yml")
     sent = {}
     for path in sorted(jobdir.iterdir()):
-        if path.is_file() and path.suffix in (".json", ".jsonl"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yml"):
             bucket.put(path.name, path)
             sent[path.name] = f"{bucket.uri}/{path.name}"
     return sent

@@ -142,6 +142,11 @@ class Memory(Sourced):
     attention_scores_bytes: float
 
 
+class MultiGpu(Sourced):
+    efficiency: Num  # of n x one GPU's throughput
+    gpu_counts: list[int]
+
+
 class SetupHours(Sourced):
     local: Num
     rented: Num
@@ -184,6 +189,7 @@ class CalibrationFile(_Strict):
     flops: Flops
     stacks: dict[str, Stack]
     memory: Memory
+    multi_gpu: MultiGpu | None = None
     setup_hours: SetupHours
     measured: list[Measured]
     measured_here_band: MeasuredHere
@@ -253,6 +259,15 @@ class Cutoff(Sourced):
     alternatives: dict[str, list[str]] = {}  # closed model id -> open models to plan instead
 
 
+class RentedCloud(Sourced):
+    """A cloud a rented GPU may come from: what SkyPilot can do there for a tunegate job."""
+
+    skypilot: bool  # SkyPilot rents from it
+    mounts_buckets: bool  # the job's folder can be a mounted bucket (checkpoints survive)
+    multi_node: bool
+    why: str | None = None  # SkyPilot's reason for what it cannot do
+
+
 class RulesFile(_Strict):
     as_of: str
     data: dict[str, DataRules]
@@ -262,3 +277,4 @@ class RulesFile(_Strict):
     architectures: dict[str, Architectures]
     hyperparameters: dict[str, dict[str, HyperProfile]]
     cutoffs: dict[str, Cutoff] = {}
+    rented_clouds: dict[str, RentedCloud] = {}

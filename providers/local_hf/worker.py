@@ -207,6 +207,18 @@ def fit(
         "dataloader_num_workers": 0,
         "max_length": int(tr["max_seq_len"]),
     }
+    if (spec.get("resources") or {}).get("shard") and world > 1:
+        # the model does not fit one GPU: FSDP2 shards weights and optimizer states across the
+        # ranks (accelerate enables it on GPUs only: on CPU ranks it stays DDP)
+        common["fsdp"] = "full_shard auto_wrap"
+        common["fsdp_config"] = {
+            "fsdp_version": 2,
+            "reshard_after_forward": True,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            # rank 0 loading alone deadlocks with bitsandbytes' 4-bit weights
+            "cpu_ram_efficient_loading": spec["method"] != "qlora",
+            "state_dict_type": "FULL_STATE_DICT",  # the adapter saved whole, by rank 0
+        }
     callbacks = []
     if patience and eval_ds is not None:
         common.update(
@@ -264,6 +276,7 @@ def fit(
         "tokens_per_s": round(done * per_step / seconds, 1) if seconds else None,
         "device": "cuda" if cuda else "cpu",
         "world_size": world,
+        "wrapped": type(trainer.model_wrapped).__name__,  # DistributedDataParallel, FSDP...
     }
 
 

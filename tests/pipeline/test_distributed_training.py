@@ -59,7 +59,7 @@ def test_two_ranks_train_and_rank_zero_alone_writes(tmp_path, tiny):
     jobdir = JobDir(Path(rec.remote["jobdir"]))
     assert rec.state == "succeeded", (rec.error, jobdir.log_tail(40))
     status = jobdir.status()
-    assert status["world_size"] == 2
+    assert status["world_size"] == 2 and status["wrapped"] == "DistributedDataParallel"
     # each batch is split between the ranks: half the optimizer steps of one process
     # (32 examples x 2 epochs / (batch 4 x 2 ranks) = 8)
     assert status["total_steps"] == 8 and status["steps"] == 8

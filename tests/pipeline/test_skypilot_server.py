@@ -216,3 +216,16 @@ def test_a_launch_cut_off_before_the_journal_heard_is_adopted(rented_env, monkey
     assert listed[rec.id]["remote_id"] == f"sky:{sky_jobs[0]['job_id']}"
     assert listed[rec.id]["state"] == "queued"
     CliRunner().invoke(main, ["cancel", rec.id])  # nothing left pending on the server
+
+
+def test_doctor_asks_skypilot_and_the_plan_prices_from_its_catalogs(rented_env):
+    out = CliRunner().invoke(main, ["doctor", "--clouds", "--json"])
+    assert out.exit_code == 0, out.output
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"] if c["area"] == "rented"}
+    assert checks["skypilot"]["ok"] and checks["bucket"]["ok"]
+    assert checks["clouds"]["ok"], checks["clouds"]
+    assert "enabled: aws" in checks["clouds"]["detail"]
+    plan = json.loads(CliRunner().invoke(main, ["plan", str(rented_env), "--json"]).stdout)
+    l4 = next(o for o in plan["offers"] if o["kind"] == "rented" and o["hardware"] == "l4-24gb")
+    # the fixture catalog's g6.xlarge, not tunegate's own price table
+    assert l4["cloud"] == "aws" and any("g6.xlarge" in n and "$0.81/h" in n for n in l4["notes"])
