@@ -174,9 +174,15 @@ def status_cmd(job_id: str, as_json: bool) -> None:
 @click.option(
     "--follow", "-f", is_flag=True, help="Keep polling until the job ends (Ctrl-C stops)."
 )
+@click.option(
+    "--tail",
+    type=click.IntRange(min=1),
+    help="Also print the last N lines the training process wrote (its log here, or "
+    "SkyPilot's for a rented GPU).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @handle_errors
-def logs_cmd(job_id: str, follow: bool, as_json: bool) -> None:
+def logs_cmd(job_id: str, follow: bool, tail: int | None, as_json: bool) -> None:
     """Show a job's events (state changes, provider messages, loss) with a loss sparkline."""
     import json
 
@@ -196,6 +202,12 @@ def logs_cmd(job_id: str, follow: bool, as_json: bool) -> None:
         click.echo(f"stopped following; {job.id} keeps running", err=True)
     if losses and not as_json:
         click.echo(f"loss {sparkline(losses)}  {losses[0]:.4f} -> {losses[-1]:.4f}")
+    if tail:
+        text = job.log_tail(tail)
+        if as_json:
+            click.echo(json.dumps({"log": text}))
+        else:
+            click.echo(f"-- the last {tail} lines it wrote --\n{text}" if text else "(no log)")
 
 
 @click.command("cancel")

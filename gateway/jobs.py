@@ -116,6 +116,14 @@ class Job:
                 return
             time.sleep(poll_interval_s(interval))
 
+    def log_tail(self, lines: int = 50) -> str | None:
+        """The last lines the training process printed (local and rented jobs; None for a
+        hosted one, whose provider keeps no such log)."""
+        rec = self.record
+        provider = get_provider(rec.provider)
+        tail = getattr(provider, "log_tail", None)
+        return tail(rec, lines) if tail is not None and rec.remote_id else None
+
     def resume(self) -> JobRecord:
         """Start a failed or cancelled local job again from its last checkpoint."""
         rec = self.status()

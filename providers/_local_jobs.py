@@ -276,6 +276,14 @@ class LocalJobs:
             record(rec, out)
         return out
 
+    def log_tail(self, rec: JobRecord, lines: int = 50) -> str:
+        """The worker's own output: worker.log here, SkyPilot's job log when rented."""
+        if rented(rec):
+            from providers import _sky_jobs
+
+            return "\n".join(_sky_jobs.logs(rec, lines).splitlines()[-lines:])
+        return JobDir(job_dir(rec.id)).log_tail(lines)
+
     def cancel(self, rec: JobRecord) -> None:
         if rented(rec):
             from providers import _sky_jobs

@@ -207,7 +207,7 @@ def fit(
         "dataloader_num_workers": 0,
         "max_length": int(tr["max_seq_len"]),
     }
-    if (spec.get("resources") or {}).get("shard") and world > 1:
+    if (spec.get("resources") or {}).get("shard") and "RANK" in os.environ:  # under torchrun
         # the model does not fit one GPU: FSDP2 shards weights and optimizer states across the
         # ranks (accelerate enables it on GPUs only: on CPU ranks it stays DDP)
         common["fsdp"] = "full_shard auto_wrap"

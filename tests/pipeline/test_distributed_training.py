@@ -69,6 +69,12 @@ def test_two_ranks_train_and_rank_zero_alone_writes(tmp_path, tiny):
     assert len(list(jobdir.path.rglob("adapter_model.safetensors"))) >= 1
     done = jobdir.complete_checkpoints()
     assert done and all((c / COMPLETE).is_file() for c in done)
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    out = CliRunner().invoke(main, ["logs", rec.id, "--tail", "3"])
+    assert out.exit_code == 0 and "-- the last 3 lines it wrote --" in out.output
 
 
 def test_killed_then_resumed_carries_on_from_the_newest_complete_checkpoint(tmp_path, tiny):
