@@ -23,6 +23,14 @@ FLOAT_TYPES, QUANT_BITS = MLX_FLOAT_TYPES, MLX_QUANT_BITS
 # next-token agreement (teacher-forced, every position) each quantized type must reach
 MLX_TOP1 = {"q8": 0.95, "q6": 0.92, "q4": 0.85, "q3": 0.75}
 GREEDY_TOKENS = 16
+# float exports: (top-1 agreement, max |logit difference|) on the check prompts. A tiny model's
+# float32 export measured (1.0, 0.0), float16 (1.0, 0.006), bfloat16 (0.994, 0.035); the same
+# model without its adapter (0.914, 0.937). Like the GGUF f16/bf16 rules (exporters/verify.py).
+FLOAT_CHECK: dict[str, tuple[float, float | None]] = {
+    "float32": (1.0, 0.05),
+    "float16": (0.99, None),
+    "bfloat16": (0.98, None),
+}
 
 
 def is_mlx(path: Path) -> bool:
@@ -117,11 +125,23 @@ def verify_mlx(
     if not tokenizer_ok:
         report.failures.append("mlx-lm tokenizes the check prompts differently from the source")
     if mlx_type in FLOAT_TYPES:
-        report.threshold = {"greedy_exact": 1.0}
+        # the same greedy text, and the logits themselves close: a greedy continuation alone
+        # missed a model exported without its adapter (top-1 0.91, |dlogit| 0.94, same text)
+        top1, delta = FLOAT_CHECK[mlx_type]
+        report.threshold = {"greedy_exact": 1.0, "top1": top1, "max_delta": delta}
         if report.greedy_exact < 1.0:
             report.failures.append(
                 f"greedy continuations differ on {len(CHECK_PROMPTS) - exact} of "
                 f"{len(CHECK_PROMPTS)} check prompts ({mlx_type} should match exactly)"
+            )
+        if report.top1_agreement < top1:
+            report.failures.append(
+                f"next-token agreement {report.top1_agreement:.3f} is below {top1} for {mlx_type}"
+            )
+        if delta is not None and report.max_abs_logit_delta > delta:
+            report.failures.append(
+                f"max |logit difference| {report.max_abs_logit_delta:.4f} is above {delta} "
+                f"for {mlx_type}"
             )
     else:
         need = MLX_TOP1[mlx_type]
