@@ -144,7 +144,7 @@ def eval_task_cmd(
 
 def _job_eval(job: str, as_json: bool) -> None:
     from cli.jobs_cmds import _journal
-    from cli.render_jobs import eval_line
+    from cli.render_jobs import eval_lines
     from gateway.evaluate.job_eval import evaluate_job
 
     journal = _journal()
@@ -154,10 +154,8 @@ def _job_eval(job: str, as_json: bool) -> None:
         return
     for report in done.reports:
         click.echo(report.to_markdown())
-    ids = {r.id for r in done.reports}
-    for row in journal.evals(done.job_id):
-        if row["id"] in ids:
-            click.echo(eval_line(row))
+    for line in eval_lines(journal, done.job_id, done.reports):
+        click.echo(line)
 
 
 @eval_group.command("compare")

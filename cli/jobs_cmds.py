@@ -105,23 +105,17 @@ def train_cmd(
 
 def _evaluate(rec: Any, journal: Any, as_json: bool) -> None:
     """A job that just succeeded runs the `eval:` of its job file (once; see docs/eval.md)."""
-    if rec.state != "succeeded" or not rec.spec.get("eval"):
-        return
     from gateway.evaluate.job_eval import after_training
 
-    if not as_json:
-        click.echo("evaluating against the base (`eval:` in the job file)...", err=True)
     done = after_training(rec.id, journal=journal, progress=not as_json)
     if done is None or as_json:
         return
-    from cli.render_jobs import eval_line
+    from cli.render_jobs import eval_lines
 
     if done.error:
         click.echo(done.error, err=True)
-    for report in done.reports:
-        for row in journal.evals(rec.id):
-            if row["id"] == report.id:
-                click.echo(eval_line(row))
+    for line in eval_lines(journal, rec.id, done.reports):
+        click.echo(line)
 
 
 @click.command("jobs")

@@ -68,15 +68,10 @@ def plan(result: Plan, show_all: bool = False) -> None:
         status = "[green]ok[/]" if offer.feasible else f"[red]{escape(offer.reason)}[/]"
         if offer.feasible and offer.needs:
             status += f" [yellow]({escape('; '.join(offer.needs))})[/]"
-        where = offer.hardware or "-"
-        if offer.gpus > 1:
-            where = f"{offer.gpus} x {where}"
-        if offer.cloud:
-            where += f" ({offer.cloud})"
         style = "bold" if offer is result.choice else ("dim" if not offer.feasible else None)
         table.add_row(
             offer.provider,
-            where,
+            offer.where,
             human_usd(offer.train_usd.likely),
             _hours(offer.train_hours),
             vram,

@@ -10,13 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway.evaluate.reports import describe as eval_line
+from gateway.evaluate.reports import verdict_text
+from gateway.units import human_time
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 console = Console(highlight=False)
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
 def _usd(value: Any) -> str:
@@ -54,20 +52,19 @@ def jobs_table(records: list[Any], verdicts: dict[str, dict[str, Any]] | None = 
             r.provider,
             r.state,
             escape(r.base_model),
-            _when(r.created_at),
+            human_time(r.created_at),
             _usd((r.estimate or {}).get("train_usd")),
             _usd((r.actual or {}).get("usd")),
-            _verdict((verdicts or {}).get(r.id)),
+            verdict_text(verdicts[r.id]) if r.id in (verdicts or {}) else "-",
             escape(r.remote_id or "-"),
         )
     console.print(table)
 
 
-def _verdict(row: dict[str, Any] | None) -> str:
-    if row is None:
-        return "-"
-    delta = (row.get("summary") or {}).get("delta")
-    return f"{row['verdict']} ({delta:+.1f})" if isinstance(delta, int | float) else row["verdict"]
+def eval_lines(journal: Any, job_id: str, reports: list[Any]) -> list[str]:
+    """One line for each report that just ran, as `tunegate status` shows it."""
+    ids = {r.id for r in reports}
+    return [eval_line(row) for row in journal.evals(job_id) if row["id"] in ids]
 
 
 def job_status(data: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """The job journal: SQLite under $TUNEGATE_HOME, written *before* every remote side effect.
 
-Jobs, their events, artifacts, deployments and eval reports survive crashes: WAL mode, one transaction per
-write, versioned migrations (PRAGMA user_version). Values that look like secrets are dropped
-before anything is stored.
+Jobs, their events, artifacts, deployments and eval reports survive crashes: WAL mode, one
+transaction per write, versioned migrations (PRAGMA user_version). Values that look like
+secrets are dropped before anything is stored.
 """
 
 from __future__ import annotations

@@ -79,11 +79,16 @@ class Offer:
         return self.train_usd + self.serve_usd_month * (self.horizon_days / DAYS_PER_MONTH)
 
     @property
-    def label(self) -> str:
+    def where(self) -> str:
+        """What it runs on: `rtx4090-24gb (runpod)`, `2 x h100-80gb (aws)`, or `hosted`."""
         where = self.hardware or "hosted"
         if self.gpus > 1:
             where = f"{self.gpus} x {where}"
-        return f"{self.provider} on {where}" + (f" ({self.cloud})" if self.cloud else "")
+        return where + (f" ({self.cloud})" if self.cloud else "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider} on {self.where}"
 
     def refuse(self, reason: str) -> Offer:
         if reason not in self.reasons:

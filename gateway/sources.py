@@ -156,10 +156,8 @@ def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource
     weights = path is not None and (path / "config.json").is_file()
     if weights and not (path / "adapter_config.json").exists():  # type: ignore[operator]
         return src
-    from exporters.api import export
-
     what = path if path is not None else for_export(src.job.id, journal)  # type: ignore[union-attr]
-    result = export(what, "merged", journal=journal, progress=progress, gate=gate_of(what, journal))
+    result = _export(what, "merged", journal, progress)
     return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
 
 

@@ -110,6 +110,13 @@ def human_usd(x: float) -> str:
     return f"${x:,.0f}"
 
 
+def human_time(ts: float | None) -> str:
+    """A timestamp in local time to the minute ('2026-12-03 19:05'); '-' for none."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
 def human_hours(h: float) -> str:
     if h < 1:
         return f"{h * 60:.0f} min"

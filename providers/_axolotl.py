@@ -189,13 +189,19 @@ def launch_command(config_path: str) -> str:
     )
 
 
+def checked_config(spec: dict[str, Any], jobdir: str) -> dict[str, Any]:
+    """The config for `spec` reading and writing `jobdir`, checked for the job's GPUs and nodes."""
+    res = spec.get("resources") or {}
+    cfg = axolotl_config(spec, jobdir)
+    check(cfg, gpus=int(res.get("gpus") or 1), nodes=int(res.get("nodes") or 1))
+    return cfg
+
+
 def write(spec: dict[str, Any], jobdir_remote: str, out: Path) -> dict[str, Any]:
     """The config written as YAML (for the bucket), checked first."""
     import yaml
 
-    res = spec.get("resources") or {}
-    cfg = axolotl_config(spec, jobdir_remote)
-    check(cfg, gpus=int(res.get("gpus") or 1), nodes=int(res.get("nodes") or 1))
+    cfg = checked_config(spec, jobdir_remote)
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return cfg
 
@@ -203,10 +209,9 @@ def write(spec: dict[str, Any], jobdir_remote: str, out: Path) -> dict[str, Any]
 def preview(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """What `tunegate plan --show-spec` shows on the Axolotl route: the config as it would be
     written (JOBDIR as on the machine) and why it would be refused, if it would."""
-    res = spec.get("resources") or {}
+    from providers._bucket import MOUNT
+
     try:
-        cfg = axolotl_config(spec, "/tunegate-bucket/JOBDIR")
-        check(cfg, gpus=int(res.get("gpus") or 1), nodes=int(res.get("nodes") or 1))
+        return checked_config(spec, f"{MOUNT}/JOBDIR"), None
     except SpecError as exc:
         return None, str(exc)
-    return cfg, None

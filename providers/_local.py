@@ -2,9 +2,10 @@
 
 Owned hardware costs electricity; rented hardware costs the cheapest on-demand price in the
 catalog, or, once SkyPilot has been asked (`tunegate doctor --clouds`), the cheapest price on a
-cloud it has enabled, from its own catalogs (spot when the job asks for it). A rented offer
-on a cloud that cannot hold a job's folder (mount a bucket) says so in what it needs. The trained adapter is served self-hosted: on this machine if it keeps up, otherwise on
-the cheapest rented GPU (never off-machine under `local_only`).
+cloud it has enabled, from its own catalogs (spot when the job asks for it). A rented offer on
+a cloud that cannot hold a job's folder (mount a bucket) says so in what it needs. The trained
+adapter is served self-hosted: on this machine if it keeps up, otherwise on the cheapest
+rented GPU (never off-machine under `local_only`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Running local jobs: the provider side of the worker contract (see `providers._worker`).
 
 `create` starts `python -m providers.<backend>.worker JOBDIR` in its own session (process group),
-so it survives the CLI exiting and Ctrl-C in the terminal (under torchrun, with one rank per GPU
-or per `resources.processes`, for a backend that trains data-parallel); `poll` reads JOBDIR the way the hosted
-backends read an API; `cancel` ends the process group; a worker that died without finishing
-marks the job failed with the tail of its log; `resume` starts it again from the last checkpoint.
+so it survives the CLI exiting and Ctrl-C in the terminal (under torchrun, with one rank per
+GPU or per `resources.processes`, for a backend that trains data-parallel); `poll` reads JOBDIR
+the way the hosted backends read an API; `cancel` ends the process group; a worker that died
+without finishing marks the job failed with the tail of its log; `resume` starts it again from
+the last checkpoint. A job on a rented GPU runs the same worker through SkyPilot
+(`providers._sky_jobs`): each method hands such a job there.
 """
 
 from __future__ import annotations
@@ -120,17 +122,9 @@ class LocalJobs:
 
     def check_rented(self) -> None:
         """A rented launch needs SkyPilot and a bucket; said before anything is written."""
-        from gateway.config import load_config
         from providers import _sky_jobs
 
-        if _sky_jobs.sky_python() is None:
-            _sky_jobs.bridge("enabled", {})  # raises with the install command
-        if not load_config().skypilot.bucket:
-            raise JobError(
-                "rented jobs keep their folder in a bucket, and none is configured",
-                fix="set skypilot.bucket (s3://bucket/prefix) in $TUNEGATE_HOME/config.yaml, "
-                "or TUNEGATE_SKYPILOT_BUCKET",
-            )
+        _sky_jobs.check_ready()
 
     # launch ---------------------------------------------------------------------------------
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:

@@ -24,15 +24,11 @@ from typing import Any
 from gateway.errors import JobError, ProviderError
 from gateway.job_types import JobUpdate, RemoteEvent, job_dir
 from gateway.journal import JobRecord
-from providers._bucket import JobBucket
+from providers._bucket import MOUNT, JobBucket
 from providers._worker import JobDir, add_metrics
 
 BRIDGE = Path(__file__).with_name("_sky_bridge.py")
 ROOT = Path(__file__).resolve().parents[1]
-# the bucket is mounted whole (SkyPilot mounts a bucket, not a folder in one: a sub-path source
-# fails its prechecks, "MOUNT mode does not support mounting specific files"); JOBDIR is the
-# job's folder inside it
-MOUNT = "/tunegate-bucket"
 # SkyPilot's managed-job states (sky/jobs/state.py) -> tunegate's; CANCELLING still bills
 STATES = {
     "PENDING": "queued",
@@ -144,17 +140,29 @@ def _attempt(rec: JobRecord) -> int:
     return int((rec.remote or {}).get("sky_attempt") or 0)
 
 
-def bucket_of(rec: JobRecord) -> JobBucket:
+def _configured_bucket() -> str:
     from gateway.config import load_config
 
-    uri = (rec.remote or {}).get("bucket") or load_config().skypilot.bucket
+    uri = load_config().skypilot.bucket
     if not uri:
         raise JobError(
             "rented jobs keep their folder in a bucket, and none is configured",
             fix="set skypilot.bucket (s3://bucket/prefix) in $TUNEGATE_HOME/config.yaml, or "
             "TUNEGATE_SKYPILOT_BUCKET",
         )
-    return JobBucket(uri, rec.id)
+    return uri
+
+
+def check_ready() -> None:
+    """A rented launch needs SkyPilot and a bucket: said before anything is written."""
+    if sky_python() is None:
+        bridge("enabled", {})  # raises with the install command
+    _configured_bucket()
+
+
+def bucket_of(rec: JobRecord) -> JobBucket:
+    """The job's folder: in the bucket it was launched with (the config may change since)."""
+    return JobBucket((rec.remote or {}).get("bucket") or _configured_bucket(), rec.id)
 
 
 def accelerators(rec: JobRecord) -> list[dict[str, Any]]:
@@ -200,7 +208,7 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
     accs = accelerators(rec)
     gpus = accs[0]["count"] if accs else 1
     bucket = bucket_of(rec)
-    jobdir = f"{MOUNT}/{bucket.prefix}"
+    jobdir = remote_jobdir(rec)
     run = f"python -m {worker} {jobdir} --resume"
     if gpus > 1:
         run = (

@@ -62,6 +62,17 @@ def cpu_machine() -> Machine:
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The tiny chat Llama of `tests.tiny_models.tiny_llama`, built once per session (tests
+    train on it and write their outputs elsewhere, never into it)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tests.tiny_models import tiny_llama
+
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
 def tiny_sp(tmp_path_factory):
     """A tiny SentencePiece Llama (hidden 256, briefly pretrained), built once per session."""
     pytest.importorskip("sentencepiece")

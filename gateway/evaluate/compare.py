@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.data.formats import load
 from gateway.errors import SpecError
 from gateway.evaluate import judge as j
-from gateway.evaluate.generate import Generator, answers, question_of, split
+from gateway.evaluate.generate import Generator, answers, held_out, question_of
 from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import paired
@@ -80,10 +79,7 @@ def compare(
     if not judge and not scorers:
         raise SpecError("compare needs --judge, --scorer, or both")
     ta, tb = resolve(a), resolve(b)
-    pairs = [(ex, s) for ex in load(Path(data)).examples if (s := split(ex)) is not None]
-    pairs = pairs[:limit] if limit else pairs
-    if not pairs:
-        raise SpecError(f"{data} has no chat example ending in an assistant answer")
+    pairs, _ = held_out(Path(data), limit)
     prompts = [s[0] for _, s in pairs]
     out_a, _ = answers(ta, prompts, max_tokens, "A", progress)
     out_b, _ = answers(tb, prompts, max_tokens, "B", progress)
@@ -135,9 +131,6 @@ def compare(
         target=f"{a} vs {b}",
         job_id=tb.job_id or ta.job_id,
         summary={"judged": judged, "scorers": stats},
-        deltas=[
-            Delta(name, st["delta"], st["ci_low"], st["ci_high"], st["verdict"])
-            for name, st in stats.items()
-        ],
+        deltas=[Delta.of(name, st) for name, st in stats.items()],
     )
     return report

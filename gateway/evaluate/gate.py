@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.data.formats import load
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Target, answers, question_of, split
-from gateway.evaluate.reports import Delta, store
+from gateway.evaluate.generate import Target, answers, held_out, question_of
+from gateway.evaluate.reports import Delta, cell, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
 from gateway.spec import EvalConfig
@@ -105,14 +104,9 @@ class GateReport:
             lines += ["", "## Examples scored differently", ""]
             lines += ["| line | prompt | source | export |", "|---|---|---|---|"]
             for r in self.differing[:SHOWN]:
-                cells = [_cell(r[k]) for k in ("prompt", "source", "export")]
+                cells = [cell(r[k]) for k in ("prompt", "source", "export")]
                 lines.append(f"| {r['line']} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
-
-
-def _cell(text: str, width: int = 60) -> str:
-    flat = " ".join(str(text).split()).replace("|", "\\|")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -150,14 +144,8 @@ def run_gate(
     source: Target, export: Target, cfg: EvalConfig, data: Path, *, job_id: str | None = None
 ) -> GateReport:
     """The task eval of `export` against `source`, stored (with the job when there is one)."""
-    pairs = [(ex, s) for ex in load(data).examples if (s := split(ex)) is not None]
-    pairs = pairs[: cfg.limit] if cfg.limit else pairs
-    if not pairs:
-        raise SpecError(f"{data} has no chat example ending in an assistant answer to score")
-    import json
-
-    schema = json.loads(cfg.json_schema.read_text()) if cfg.json_schema else None
-    score = get_scorer(cfg.scorer, pattern=cfg.pattern, schema=schema)
+    pairs, _ = held_out(data, cfg.limit)
+    score = get_scorer(cfg.scorer, pattern=cfg.pattern, schema=cfg.json_schema)
     prompts = [s[0] for _, s in pairs]
     from_source, _ = answers(source, prompts, cfg.max_tokens, "source", False)
     from_export, _ = answers(export, prompts, cfg.max_tokens, "export", False)
@@ -197,15 +185,7 @@ def run_gate(
         job_id=job_id,
         verdict="passed" if report.passed else "failed",
         summary=report.summary(),
-        deltas=[
-            Delta(
-                f"export ({cfg.scorer})",
-                stats.delta,
-                stats.ci_low,
-                stats.ci_high,
-                "ok" if report.passed else "fail",
-            )
-        ],
+        deltas=[Delta.of(f"export ({cfg.scorer})", stats, "ok" if report.passed else "fail")],
     )
     return report
 

@@ -239,6 +239,23 @@ def split(ex: Example) -> tuple[list[dict[str, Any]], str] | None:
     return msgs[:-1], ref
 
 
+Pair = tuple[Example, tuple[Messages, str]]  # an example, and its (prompt, reference)
+
+
+def held_out(data: Path, limit: int | None = None) -> tuple[list[Pair], int]:
+    """The first `limit` examples of `data` that end in an assistant answer, each with its
+    (prompt, reference), and how many examples had none; refused when none has one."""
+    from gateway.data.formats import load
+
+    loaded = load(Path(data))
+    pairs = [(ex, s) for ex in loaded.examples if (s := split(ex)) is not None]
+    skipped = len(loaded.examples) - len(pairs)
+    pairs = pairs[:limit] if limit else pairs
+    if not pairs:
+        raise SpecError(f"{data} has no chat example ending in an assistant answer to score")
+    return pairs, skipped
+
+
 class _Cache:
     def __init__(self, target: Target, max_tokens: int):
         self.path = tunegate_home() / "eval" / "cache" / f"{target.fingerprint()}.jsonl"

@@ -11,6 +11,7 @@ changes the job's state: the reason is journaled as an event and returned.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ def after_training(
         return None
     if any(row["kind"] == "task" for row in journal.evals(rec.id)):
         return None
+    if progress:
+        print("evaluating against the base (`eval:` in the job file)...", file=sys.stderr)
     try:
         return evaluate_job(rec.id, journal=journal, progress=progress)
     except (TunegateError, ImportError, OSError, RuntimeError, ValueError) as exc:

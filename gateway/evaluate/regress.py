@@ -246,10 +246,7 @@ def regress(
         job_id=tuned.job_id,
         verdict=_overall([st["verdict"] for st in report_tasks.values()]),
         summary={"suite": suite, "tasks": report_tasks, "worst": worst},
-        deltas=[
-            Delta(name, st["delta"], st["ci_low"], st["ci_high"], st["verdict"])
-            for name, st in report_tasks.items()
-        ],
+        deltas=[Delta.of(name, st) for name, st in report_tasks.items()],
     )
     return report
 

@@ -29,6 +29,18 @@ class Delta:
     high: float
     verdict: str
 
+    @classmethod
+    def of(cls, label: str, stats: Any, verdict: str | None = None) -> Delta:
+        """From paired statistics (a `Paired`, or its JSON); `verdict` overrides theirs."""
+        get = stats.get if isinstance(stats, dict) else lambda k: getattr(stats, k)
+        return cls(label, get("delta"), get("ci_low"), get("ci_high"), verdict or get("verdict"))
+
+
+def cell(text: str, width: int = 60) -> str:
+    """Text for one cell of a Markdown table: one line, pipes escaped, cut at `width`."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
 
 def folder_for(report_id: str, job_id: str | None) -> Path:
     if job_id:
@@ -125,6 +137,13 @@ def latest_verdicts(journal: Any) -> dict[str, dict[str, Any]]:
         if row["job_id"] and row["kind"] in ("task", "regress"):
             out[row["job_id"]] = row
     return out
+
+
+def verdict_text(row: dict[str, Any]) -> str:
+    """A journaled eval's verdict with its delta, as the jobs tables show it: `improved (+40.9)`."""
+    delta = (row.get("summary") or {}).get("delta")
+    label = row["verdict"] or row["kind"]
+    return f"{label} ({delta:+.1f})" if isinstance(delta, int | float) else label
 
 
 def describe(row: dict[str, Any]) -> str:

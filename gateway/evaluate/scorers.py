@@ -16,6 +16,7 @@ import json
 import re
 import string
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Scorer = Callable[[Any, Any], float]
@@ -131,8 +132,9 @@ SCORERS = ("exact", "regex", "json", "tool")
 
 
 def get_scorer(
-    name: str, *, pattern: str | None = None, schema: dict[str, Any] | None = None
+    name: str, *, pattern: str | None = None, schema: Path | dict[str, Any] | None = None
 ) -> Scorer:
+    """The scorer called `name`; `schema` (for json) is a JSON Schema or the file holding one."""
     from gateway.errors import SpecError
 
     if name == "exact":
@@ -145,6 +147,11 @@ def get_scorer(
         except re.error as exc:
             raise SpecError(f"--pattern {pattern!r} is not a regular expression: {exc}") from None
     if name == "json":
+        if isinstance(schema, Path):
+            try:
+                schema = json.loads(schema.read_text())
+            except (OSError, ValueError) as exc:
+                raise SpecError(f"{schema}: not a JSON Schema file ({exc})") from None
         return make_json(schema)
     if name == "tool":
         return tool

@@ -11,7 +11,6 @@ training data is known (a job, or `--train`), the contamination check runs first
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -20,8 +19,8 @@ from typing import Any
 
 from gateway.data.formats import load
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Generator, answers, question_of, split
-from gateway.evaluate.reports import Delta, store
+from gateway.evaluate.generate import Generator, answers, held_out, question_of
+from gateway.evaluate.reports import Delta, cell, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
 from gateway.evaluate.targets import base_of, require_same_backend, resolve
@@ -112,14 +111,9 @@ class TaskReport:
                 "|---|---|---|---|---|",
             ]
             for r in flips[:SHOWN_FLIPS]:
-                cells = [_cell(x) for x in (r.prompt, r.reference, r.base, r.tuned)]
+                cells = [cell(x) for x in (r.prompt, r.reference, r.base, r.tuned)]
                 lines.append(f"| {r.line} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
-
-
-def _cell(text: str, width: int = 60) -> str:
-    flat = " ".join(str(text).split()).replace("|", "\\|")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def task_eval(
@@ -144,22 +138,11 @@ def task_eval(
     `scorer="judge"` asks `judge` (a served target) whether each answer meets `rubric`."""
     if scorer == "judge" and not judge:
         raise SpecError("--scorer judge needs --judge (URL#MODEL, a deployment or a GGUF)")
-    if isinstance(schema, Path):
-        try:
-            schema = json.loads(schema.read_text())
-        except (OSError, ValueError) as exc:
-            raise SpecError(f"{schema}: not a JSON Schema file ({exc})") from None
     score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
     tuned = resolve(target)
     base = resolve(against) if against else base_of(tuned)
     require_same_backend(tuned, base)
-    loaded = load(Path(data))
-    pairs = [(ex, s) for ex in loaded.examples if (s := split(ex)) is not None]
-    skipped = len(loaded.examples) - len(pairs)
-    if limit:
-        pairs = pairs[:limit]
-    if not pairs:
-        raise SpecError(f"{data} has no chat example ending in an assistant answer to score")
+    pairs, skipped = held_out(Path(data), limit)
     notes = [f"{skipped} examples without a final assistant answer were skipped"] if skipped else []
     contaminated = []
     if train is not None:
@@ -220,6 +203,6 @@ def task_eval(
         job_id=tuned.job_id,
         verdict=stats.verdict,
         summary=report.summary(),
-        deltas=[Delta(report.label(), stats.delta, stats.ci_low, stats.ci_high, stats.verdict)],
+        deltas=[Delta.of(report.label(), stats)],
     )
     return report

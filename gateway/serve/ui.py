@@ -277,10 +277,7 @@ class Ui:
                 spec = JobSpec.from_yaml(path, relative_to=self.folder)
             spec = spec.with_overrides(option_patch(opts))
         elif form.get("file"):
-            path = (self.folder / str(form["file"])).resolve()
-            if not path.is_relative_to(self.folder) or not path.is_file():
-                raise SpecError(f"{form['file']}: not a job file in {self.folder}")
-            spec = JobSpec.from_options(path, **opts)
+            spec = JobSpec.from_options(self._inside(str(form["file"]), "job file"), **opts)
         else:
             spec = JobSpec.from_options(None, **opts)
         examples, avg = form.get("examples"), form.get("avg_tokens")
@@ -314,13 +311,13 @@ class Ui:
                 ctx["error"] = str(exc)
         return self._page(request, "data.html", "Data", **ctx)
 
-    def _inside(self, name: str) -> Path:
+    def _inside(self, name: str, what: str = "file") -> Path:
         """A file under the dashboard's folder (nothing outside it is read)."""
         from gateway.errors import SpecError
 
         path = (self.folder / name).resolve()
         if not path.is_relative_to(self.folder) or not path.is_file():
-            raise SpecError(f"{name}: not a file in {self.folder}")
+            raise SpecError(f"{name}: not a {what} in {self.folder}")
         return path
 
     async def deployments(self, request: Request) -> Response:

@@ -89,10 +89,7 @@ def plan_page(result: Any, *, measured: float | None = None) -> dict[str, Any]:
         rows.append(
             {
                 "provider": o.provider,
-                "where": " ".join(
-                    x for x in (o.hardware or "", f"({o.cloud})" if o.cloud else "") if x
-                )
-                or o.kind,
+                "where": o.where,
                 "train": human_usd(o.train_usd.likely) if o.feasible else "-",
                 "hours": human_hours(o.train_hours.likely) if o.train_hours.high else "-",
                 "vram": f"{o.vram_gb.likely:.1f} GB" if o.vram_gb else "-",

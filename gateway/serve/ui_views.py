@@ -10,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.journal import EventRecord, JobRecord, Journal
-from gateway.units import human_count, human_hours, human_usd
+from gateway.units import human_count, human_hours, human_time, human_usd
 
 SHOWN_EVENTS = 40
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
 def _usd(value: Any) -> str:
@@ -48,12 +44,10 @@ def _progress(events: list[EventRecord]) -> dict[str, Any]:
     }
 
 
-def verdict_label(row: dict[str, Any]) -> dict[str, Any]:
-    delta = (row.get("summary") or {}).get("delta")
-    label = row["verdict"] or row["kind"]
-    if isinstance(delta, int | float):
-        label += f" ({delta:+.1f})"
-    return {"verdict": row["verdict"], "label": label}
+def _verdict(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    from gateway.evaluate.reports import verdict_text  # the wording the CLI's table uses
+
+    return None if row is None else {"verdict": row["verdict"], "label": verdict_text(row)}
 
 
 def job_rows(journal: Journal) -> list[dict[str, Any]]:
@@ -74,12 +68,12 @@ def job_rows(journal: Journal) -> list[dict[str, Any]]:
                 "step": p["step"],
                 "total": p["total"],
                 "base_model": rec.base_model,
-                "created": _when(rec.created_at),
+                "created": human_time(rec.created_at),
                 "estimate_usd": _usd(est.get("train_usd")),
                 "actual_usd": _usd((rec.actual or {}).get("usd")),
                 "estimate_time": _hours(est.get("train_hours")),
                 "actual_time": _elapsed(rec),
-                "eval": verdict_label(verdicts[rec.id]) if rec.id in verdicts else None,
+                "eval": _verdict(verdicts.get(rec.id)),
             }
         )
     return rows
@@ -184,7 +178,7 @@ def job_page(journal: Journal, rec: JobRecord) -> dict[str, Any]:
             "provider": rec.provider,
             "base_model": rec.base_model,
             "objective": rec.kind,
-            "created": _when(rec.created_at),
+            "created": human_time(rec.created_at),
         },
         "points": points(events),
         "cost": {
@@ -310,6 +304,6 @@ def traffic(journal_path: Path | str | None = None, window_days: float = 7.0) ->
             for r in report.rows
         ]
     with Journal(journal_path) as journal:
-        deps = [{**d.to_json(), "created": _when(d.created_at)} for d in deployments(journal)]
+        deps = [{**d.to_json(), "created": human_time(d.created_at)} for d in deployments(journal)]
     advice = [a.to_json() for a in advise(journal_path, window_days=window_days)]
     return {"window_days": window_days, "tables": tables, "deployments": deps, "advice": advice}

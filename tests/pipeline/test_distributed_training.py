@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,9 @@ from gateway.launch import launch
 from providers._local_jobs import worker_pids
 from providers._worker import COMPLETE, JobDir
 from tests.job_files import local_job
-from tests.tiny_models import tiny_llama
+from tests.polling import until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def _two_ranks(tmp_path: Path, tiny: Path, **training):
@@ -36,21 +30,12 @@ def _two_ranks(tmp_path: Path, tiny: Path, **training):
     return spec.with_overrides({"resources": {"processes": 2}})
 
 
-def _until(predicate, timeout=180.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_cancel_stops_every_rank(tmp_path, tiny):
     job = launch(_two_ranks(tmp_path, tiny, epochs=40), backend="local")
     jobdir = JobDir(job_dir(job.id))
-    assert _until(lambda: len(worker_pids(jobdir.path)) >= 3), jobdir.log_tail(40)  # + 2 ranks
+    assert until(lambda: len(worker_pids(jobdir.path)) >= 3, 180), jobdir.log_tail(40)  # + 2 ranks
     assert job.cancel().state == "cancelled"
-    assert _until(lambda: not worker_pids(jobdir.path), 30)
+    assert until(lambda: not worker_pids(jobdir.path), 30)
 
 
 def test_two_ranks_train_and_rank_zero_alone_writes(tmp_path, tiny):
@@ -80,13 +65,14 @@ def test_two_ranks_train_and_rank_zero_alone_writes(tmp_path, tiny):
 def test_killed_then_resumed_carries_on_from_the_newest_complete_checkpoint(tmp_path, tiny):
     job = launch(_two_ranks(tmp_path, tiny, epochs=12), backend="local")
     jobdir = JobDir(job_dir(job.id))
-    assert _until(
-        lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6
+    assert until(
+        lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6,
+        180,
     ), jobdir.log_tail(40)
     # a preemption: the launcher and both ranks (each in a session of its own) die at once
     for pid in {int(jobdir.pid_file.read_text()), *worker_pids(jobdir.path)}:
         os.killpg(pid, signal.SIGKILL)
-    assert _until(lambda: job.status().state == "failed", 60)
+    assert until(lambda: job.status().state == "failed", 60)
     # a checkpoint the kill cut short (no marker) is not one to resume from
     newest = max(jobdir.checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     (newest / COMPLETE).unlink(missing_ok=True)

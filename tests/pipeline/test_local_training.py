@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,7 @@ from gateway.launch import launch
 from providers._worker import JobDir
 from tests.job_files import local_job as _job
 from tests.job_files import write_jsonl
-from tests.tiny_models import tiny_llama
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+from tests.polling import until
 
 
 def _logits(model_dir: Path, adapter: Path | None):
@@ -67,25 +61,16 @@ def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objec
     assert rec.actual["tokens_per_s"] > 0 and rec.actual["peak_memory_gb"] > 0
 
 
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_kill_9_then_resume_continues_from_the_checkpoint(tmp_path, tiny):
     spec = _job(tmp_path, tiny, n=32, valid=0, epochs=6)
     job = launch(spec, backend="local")
     jobdir = JobDir(job_dir(job.id))
-    assert _wait_for(
+    assert until(
         lambda: (c := jobdir.last_checkpoint()) is not None and int(c.name.split("-")[1]) >= 6
     )
     pid = int(jobdir.pid_file.read_text())
     os.killpg(pid, signal.SIGKILL)
-    assert _wait_for(lambda: job.status().state == "failed", 30)
+    assert until(lambda: job.status().state == "failed", 30)
     rec = job.record
     assert "died" in rec.error
     ckpt = jobdir.last_checkpoint()
@@ -152,11 +137,11 @@ def test_cli_follows_and_cancels_a_running_local_job(tmp_path, tiny, monkeypatch
     )
     second = json.loads(res.stdout)["id"]
     jobdir = JobDir(job_dir(second))
-    assert _wait_for(lambda: jobdir.metrics())
+    assert until(lambda: jobdir.metrics())
     res = runner.invoke(main, ["cancel", second, "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["state"] == "cancelled"
     pid = int(jobdir.pid_file.read_text())
-    assert _wait_for(
+    assert until(
         lambda: not Path(f"/proc/{pid}").exists() or ") Z" in Path(f"/proc/{pid}/stat").read_text(),
         10,
     )

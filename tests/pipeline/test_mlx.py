@@ -17,14 +17,8 @@ from gateway.launch import launch
 from providers._worker import JobDir
 from providers.mlx.adapters import mlx_to_peft, peft_to_mlx
 from tests.job_files import local_job as _job
-from tests.tiny_models import tiny_llama
 
 IDS = [[5, 6, 7, 8, 9, 10, 11, 12]]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny-mlx") / "model")
 
 
 def _torch_logits(base: Path, adapter: Path | None) -> np.ndarray:

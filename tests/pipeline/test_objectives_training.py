@@ -14,12 +14,6 @@ from gateway.launch import launch
 from providers._worker import JobDir
 from tests.job_files import local_job, preferences, write_jsonl
 from tests.pipeline.test_local_training import _logits
-from tests.tiny_models import tiny_llama
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def _run(spec) -> tuple[list[dict], Path]:

@@ -26,6 +26,7 @@ from gateway.deploy import deploy
 from gateway.serve import running
 from gateway.serve.store import ServeStore
 from gateway.serve.usage import usage
+from tests.polling import until
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +49,6 @@ def _health(url: str) -> dict:
 
 def _engine(url: str, dep_id: str) -> dict:
     return next(e for e in _health(url)["engines"] if e["deployment"] == dep_id)
-
-
-def _until(check, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return found
 
 
 def _settled(n: int, timeout: float = 5.0) -> list:
@@ -112,12 +105,13 @@ def test_llamacpp_engine_and_ollama_behind_one_alias(smollm2_gguf, ollama_fake):
 
         # kill the engine: the alias falls back to Ollama at once, and the engine comes back
         os.kill(engine["pid"], signal.SIGKILL)
-        _until(lambda: _pid_gone(engine["pid"]), timeout=10)
+        assert until(lambda: _pid_gone(engine["pid"]), timeout=10)
         raw = client.chat.completions.with_raw_response.create(model="lumen", **ASK)
         assert raw.headers["x-tunegate-deployment"] == hosted.id
         assert raw.headers["x-tunegate-fallback-from"] == local.id
         assert raw.parse().choices[0].message.content == text
-        back = _until(lambda: (e := _engine(url, local.id))["url"] and e)
+        back = until(lambda: (e := _engine(url, local.id))["url"] and e)
+        assert back, "the engine did not come back"
         assert back["starts"] == 2 and back["last_exit"] == -signal.SIGKILL
         again = client.chat.completions.with_raw_response.create(model="lumen", **ASK)
         assert again.headers["x-tunegate-deployment"] == local.id

@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from cli.main import main
 from gateway.journal import Journal
 from providers import _sky_jobs
 from tests.job_files import chats, write_jsonl
+from tests.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SKY = ROOT / ".venv-sky" / "bin"
@@ -51,16 +51,6 @@ def _port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _until(predicate, timeout: float, every: float = 2.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(every)
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +98,7 @@ def server(tmp_path_factory):
             except Exception:
                 return False
 
-        assert _until(bucket, 30, 0.3), "moto's server did not start"
+        assert until(bucket, 30, 0.3), "moto's server did not start"
         started = subprocess.run(
             [str(SKY / "sky"), "api", "start", "--port", str(sky_port)],
             env=full,
@@ -185,7 +175,7 @@ def test_launch_status_and_cancel_through_a_real_skypilot_server(rented_env):
         state = json.loads(runner.invoke(main, ["status", rec.id, "--json"]).stdout)["state"]
         return state == "cancelled"
 
-    assert _until(cancelled, 120, 3), _queue(_sky_jobs.job_name(rec))
+    assert until(cancelled, 120, 3), _queue(_sky_jobs.job_name(rec))
     assert [j["status"] for j in _queue(_sky_jobs.job_name(rec))] == ["CANCELLED"]
 
 

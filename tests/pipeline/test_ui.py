@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,7 +28,7 @@ from gateway.journal import Journal
 from gateway.launch import launch
 from gateway.serve import running
 from tests.job_files import local_job
-from tests.tiny_models import tiny_llama
+from tests.polling import until
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -92,11 +91,6 @@ class Watched:
         self.context.close()
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
     """The dashboard's folder: the bundled example's job and data files."""
@@ -115,9 +109,7 @@ def test_a_running_job_gains_points_then_cancel_asks_and_cancels(browser, tiny, 
     with running(ui_folder=tmp_path) as url:
         w = Watched(browser)
         page = w.page
-        deadline = time.time() + 120
-        while job.status().state != "running" and time.time() < deadline:
-            time.sleep(0.3)
+        until(lambda: job.status().state == "running", 120, 0.3)
         page.goto(f"{_ui(url)}/jobs/{job.id}")
         chart = page.locator("#loss-chart")
         page.wait_for_function(
@@ -144,10 +136,7 @@ def test_a_running_job_gains_points_then_cancel_asks_and_cancels(browser, tiny, 
         dialog.get_by_role("button", name="Yes, cancel").click()
         page.wait_for_selector(".notice")
         assert "cancel requested" in page.locator(".notice").inner_text()
-        deadline = time.time() + 60
-        while job.status().state != "cancelled" and time.time() < deadline:
-            time.sleep(0.3)
-        assert job.record.state == "cancelled"
+        assert until(lambda: job.status().state == "cancelled", 60, 0.3), job.record.state
         with Journal() as journal:
             assert journal.get(job.id).state == "cancelled"
             assert any(e.kind == "cancel" for e in journal.events(job.id))
