@@ -69,14 +69,18 @@ class Engine:
         }
 
     def stop(self) -> None:
+        """End the process (if it still runs) and keep how it exited. A `poll()` that races
+        another thread's returns None even for a dead process, so the code is read from
+        `wait()`: a crash is recorded even when `_exited` missed it."""
         self.ready = False
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+            self.last_exit = self.process.wait()
         self.process = None
 
 
@@ -116,8 +120,7 @@ class Engines:
         return engine.base_url
 
     async def _start(self, engine: Engine) -> None:
-        self._exited(engine)
-        engine.ready = False
+        engine.stop()  # what is left of the last run: reaped, its exit code kept
         engine.port = free_port()
         argv = [a.replace("{port}", str(engine.port)) for a in engine.upstream.command]
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +164,9 @@ class Engines:
 
     @staticmethod
     def _exited(engine: Engine) -> None:
-        if engine.process is not None and engine.process.poll() is not None:
-            engine.last_exit = engine.process.poll()
+        code = engine.process.poll() if engine.process is not None else None
+        if code is not None:
+            engine.last_exit = code
 
     def _restart(self, engine: Engine) -> None:
         task = asyncio.get_running_loop().create_task(self._start_locked(engine))
