@@ -15,7 +15,6 @@ from typing import Any
 from gateway.errors import ProviderError
 from providers._s3 import parse_s3_uri
 
-
 # where the bucket is mounted on a rented machine: whole (SkyPilot mounts a bucket, not a folder
 # in one: a sub-path source fails its prechecks, "MOUNT mode does not support mounting specific
 # files"); JOBDIR is the job's folder inside it
