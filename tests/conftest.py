@@ -7,6 +7,9 @@ import pytest
 from gateway.catalog import Catalog, load_catalog
 from gateway.hardware import Machine
 
+# every connection off loopback, from this process or any the tests start, fails the test
+pytest_plugins = ["tests.jail.plugin", "pytester"]
+
 
 def _key_vars() -> tuple[str, ...]:
     """Every credential variable a backend reads (from the registry), plus the AWS chain and

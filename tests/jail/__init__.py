@@ -1,0 +1,1 @@
+"""The loopback jail of the test suite (tunegate_jail.py)."""
