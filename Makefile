@@ -32,7 +32,7 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 
 # SkyPilot in an environment of its own: it pins click<8.2, which today's huggingface-hub
 # refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
-# through providers/_sky_bridge.py; the tests find it here.
+# through providers/runners/sky_bridge.py; the tests find it here.
 SKY_VENV ?= .venv-sky
 SKYPILOT ?= skypilot[aws,vast]==0.14.1
 $(SKY_VENV)/.installed: | $(BIN)/python

@@ -49,7 +49,7 @@ quantize(work / "f16.gguf", work / "model-q4_k_m.gguf", "q4_k_m")
 OURS = """
 import sys
 from pathlib import Path
-from gateway.export import export
+from gateway.facade.export import export
 base, adapter, work = map(Path, sys.argv[1:4])
 export(adapter, "gguf", quant="q4_k_m", base=base, out=work / "out", verify=sys.argv[4] == "1")
 """

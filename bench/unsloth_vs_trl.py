@@ -36,8 +36,8 @@ def _rows(n: int) -> list[dict]:
 
 
 def run(backend: str, base: Path, steps: int, workdir: Path) -> dict:
-    from gateway.presets import resolve
     from gateway.spec import JobSpec
+    from gateway.spec.presets import resolve
 
     job = workdir / backend
     job.mkdir(parents=True)
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--base", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    from gateway.models import resolve_model
+    from gateway.catalog.models import resolve_model
 
     base = resolve_model(args.base)
     with tempfile.TemporaryDirectory() as tmp:

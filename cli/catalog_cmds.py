@@ -58,7 +58,7 @@ def models_cmd(as_json: bool) -> None:
 def hardware_cmd(here: bool, as_json: bool) -> None:
     """Accelerators in the catalog with memory, peak TFLOPS, bandwidth and rental prices."""
     from gateway.catalog import load_catalog
-    from gateway.hardware import detect
+    from gateway.catalog.hardware import detect
 
     catalog = load_catalog()
     if here:

@@ -24,7 +24,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except ImportError as exc:  # an optional package: one line naming the extra
-            from gateway.extras import from_import_error
+            from gateway.catalog.extras import from_import_error
 
             known = from_import_error(exc)
             if known is None:

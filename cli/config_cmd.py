@@ -23,7 +23,7 @@ def config_group(ctx: click.Context, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from gateway.config import ENV, config_path, load_config
+    from gateway.catalog.config import ENV, config_path, load_config
 
     config = load_config().model_dump()
     if as_json:
@@ -45,7 +45,7 @@ def config_group(ctx: click.Context, as_json: bool) -> None:
 @handle_errors
 def config_set(key: str, value: str) -> None:
     """Set KEY (section.name) to VALUE in the config file."""
-    from gateway.config import set_value
+    from gateway.catalog.config import set_value
 
     click.echo(f"{key} set in {set_value(key, value)}")
 
@@ -55,6 +55,6 @@ def config_set(key: str, value: str) -> None:
 @handle_errors
 def config_unset(key: str) -> None:
     """Remove KEY from the config file (its default applies again)."""
-    from gateway.config import set_value
+    from gateway.catalog.config import set_value
 
     click.echo(f"{key} removed from {set_value(key, None)}")

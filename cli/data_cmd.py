@@ -11,7 +11,7 @@ import click
 from cli.common import emit_json, handle_errors
 from gateway.data.formats import FORMATS
 from gateway.data.hygiene import CONTAMINATION_NGRAM, NEAR_THRESHOLD
-from gateway.objectives import OBJECTIVES
+from gateway.spec.objectives import OBJECTIVES
 from providers import HOSTED as PROVIDERS
 
 IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -211,10 +211,11 @@ def convert_cmd(
     """Convert a dataset into what a backend takes; refuses files with errors, and stops at the
     first line the target cannot express (a tool call, a KTO label, an image) instead of
     dropping it."""
-    from gateway.data.convert import bedrock_target, convert
+    from gateway.data.convert import convert
     from gateway.data.prepare import load_clean
+    from providers import data_format
 
-    target_name = bedrock_target(base) if target == "bedrock" and base else target
+    target_name = data_format(target, base)
     loaded = load_clean(path, fmt=fmt, mapping=_mapping(path, dataset_info, dataset))
     valid_examples = load_clean(valid, fmt=fmt).examples if valid else None
     written = convert(loaded.examples, target_name, out, valid_examples)

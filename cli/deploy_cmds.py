@@ -44,7 +44,7 @@ def deploy_cmd(
     template, a stop for every end-of-turn token) and creates the model through Ollama's API.
     `--to llamacpp` registers the GGUF for `tunegate chat` in-process. `--to openai` records an
     OpenAI job's fine-tuned model."""
-    from gateway.deploy import deploy
+    from gateway.facade.deploy import deploy
 
     dep = deploy(
         source,
@@ -71,7 +71,7 @@ def deploy_cmd(
 @handle_errors
 def deployments_cmd(show_all: bool, as_json: bool) -> None:
     """List deployments, newest first."""
-    from gateway.deploy import deployments
+    from gateway.facade.deploy import deployments
 
     rows = deployments(all=show_all)
     if as_json:
@@ -90,7 +90,7 @@ def deployments_cmd(show_all: bool, as_json: bool) -> None:
 @handle_errors
 def undeploy_cmd(deployment: str, as_json: bool) -> None:
     """Remove DEPLOYMENT (id, id prefix or name) where it runs and mark it removed."""
-    from gateway.deploy import undeploy
+    from gateway.facade.deploy import undeploy
 
     dep = undeploy(deployment)
     if as_json:
@@ -110,7 +110,7 @@ def chat_cmd(
     deployment: str, prompt: str, system: str | None, max_tokens: int, as_json: bool
 ) -> None:
     """Send PROMPT to DEPLOYMENT (greedy) and print the answer; says when it hit the limit."""
-    from gateway.deploy import chat
+    from gateway.facade.deploy import chat
 
     messages = [{"role": "system", "content": system}] if system else []
     reply = chat(

@@ -23,7 +23,7 @@ def doctor_cmd(ollama_host: str | None, clouds: bool, as_json: bool) -> None:
 
     Every missing piece says what it blocks and the command that fixes it. Exits 0: a missing
     optional piece is normal (most machines have no NVIDIA GPU); read `ok` in --json."""
-    from gateway.doctor import doctor
+    from gateway.facade.doctor import doctor
 
     checks = doctor(ollama_host=ollama_host, clouds=clouds)
     if as_json:

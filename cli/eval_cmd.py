@@ -121,7 +121,7 @@ def eval_task_cmd(
     if data is None:
         _job_eval(target, as_json)
         return
-    from gateway.evaluate import task_eval
+    from gateway.facade.evaluate import task_eval
 
     report = task_eval(
         target,
@@ -145,7 +145,7 @@ def eval_task_cmd(
 def _job_eval(job: str, as_json: bool) -> None:
     from cli.jobs_cmds import _journal
     from cli.render_jobs import eval_lines
-    from gateway.evaluate.job_eval import evaluate_job
+    from gateway.facade.evaluate import evaluate_job
 
     journal = _journal()
     done = evaluate_job(job, journal=journal, progress=not as_json)
@@ -190,7 +190,7 @@ def eval_compare_cmd(
     inconsistent), and the paired delta of each --scorer."""
     if data is None:
         raise click.UsageError("compare needs --data (held-out chat examples)")
-    from gateway.evaluate.compare import compare
+    from gateway.facade.evaluate import compare
 
     report = compare(
         a,
@@ -227,7 +227,7 @@ def eval_regress_cmd(
     target: str, against: str | None, suite: str, limit: int | None, as_json: bool
 ) -> None:
     """Did the fine-tune break the base elsewhere? lm-eval on both, paired per example."""
-    from gateway.evaluate.regress import regress
+    from gateway.facade.evaluate import regress
 
     report = regress(target, against=against, suite=suite, limit=limit)
     _show(report, as_json)

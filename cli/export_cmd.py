@@ -95,7 +95,7 @@ def export_cmd(
         return
     if not source:
         raise click.UsageError("give a SOURCE (job id or folder), or --check JOB.yaml")
-    from gateway.export import export
+    from gateway.facade.export import export
 
     journal = None
     if not Path(source).expanduser().exists():

@@ -18,7 +18,7 @@ BACKENDS = ("auto", *NAMES)
 
 
 def _journal() -> Any:
-    from gateway.launch import open_journal
+    from gateway.facade.launch import open_journal
 
     journal, notes = open_journal()
     for note in notes:
@@ -67,9 +67,9 @@ def train_cmd(
     tunegate train job.yaml --backend together --yes --json
     tunegate train job.yaml --backend unsloth --on runpod
     """
-    from gateway.jobs import job_json
-    from gateway.launch import launch
-    from gateway.router import plan
+    from gateway.facade.jobs import job_json
+    from gateway.facade.launch import launch
+    from gateway.facade.plan import plan
     from gateway.spec import JobSpec
 
     spec = JobSpec.from_yaml(job)
@@ -105,7 +105,7 @@ def train_cmd(
 
 def _evaluate(rec: Any, journal: Any, as_json: bool) -> None:
     """A job that just succeeded runs the `eval:` of its job file (once; see docs/eval.md)."""
-    from gateway.evaluate.job_eval import after_training
+    from gateway.facade.evaluate import after_training
 
     done = after_training(rec.id, journal=journal, progress=not as_json)
     if done is None or as_json:
@@ -125,7 +125,7 @@ def _evaluate(rec: Any, journal: Any, as_json: bool) -> None:
 def jobs_cmd(state: str | None, as_json: bool) -> None:
     """List jobs from the journal, newest first."""
     from gateway.evaluate.reports import latest_verdicts
-    from gateway.jobs import job_json
+    from gateway.facade.jobs import job_json
 
     journal = _journal()
     records = journal.jobs(state=state)
@@ -150,7 +150,7 @@ def _verdict_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
 @handle_errors
 def status_cmd(job_id: str, as_json: bool) -> None:
     """Poll a job once and show its state, progress, estimate and actual cost."""
-    from gateway.jobs import Job, job_json
+    from gateway.facade.jobs import Job, job_json
 
     journal = _journal()
     job = Job(job_id, journal)
@@ -181,7 +181,7 @@ def logs_cmd(job_id: str, follow: bool, tail: int | None, as_json: bool) -> None
     import json
 
     from cli.render_jobs import event_line, sparkline
-    from gateway.jobs import Job
+    from gateway.facade.jobs import Job
 
     journal = _journal()
     job = Job(job_id, journal)
@@ -210,7 +210,7 @@ def logs_cmd(job_id: str, follow: bool, tail: int | None, as_json: bool) -> None
 @handle_errors
 def cancel_cmd(job_id: str, as_json: bool) -> None:
     """Cancel a job (hosted providers bill the tokens already processed)."""
-    from gateway.jobs import Job, job_json
+    from gateway.facade.jobs import Job, job_json
 
     journal = _journal()
     rec = Job(job_id, journal).cancel()
@@ -233,7 +233,7 @@ def fetch_cmd(job_id: str, output: Path | None, merged: bool, as_json: bool) -> 
 
     Downloads resume where they stopped; archives are checked member by member before anything
     is written, and the SHA-256 is recorded in the journal."""
-    from gateway.jobs import Job
+    from gateway.facade.jobs import Job
 
     journal = _journal()
     art = Job(job_id, journal).artifact(output, progress=not as_json, merged=merged)
@@ -253,7 +253,7 @@ def fetch_cmd(job_id: str, output: Path | None, merged: bool, as_json: bool) -> 
 def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
     """Continue a failed or cancelled local job from its last checkpoint (step counter,
     optimizer, scheduler and RNG state carry on)."""
-    from gateway.jobs import Job, job_json
+    from gateway.facade.jobs import Job, job_json
 
     journal = _journal()
     job = Job(job_id, journal)

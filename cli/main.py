@@ -41,7 +41,7 @@ def main() -> None:
     Start with `tunegate plan --base MODEL --examples N --avg-tokens T` or `tunegate plan job.yaml`.
     Every command takes --json for scripts. Docs: docs/getting-started.md.
     """
-    from gateway.quiet import quiet_third_party
+    from gateway.util.quiet import quiet_third_party
 
     quiet_third_party()  # runs before any command imports an ML library
 

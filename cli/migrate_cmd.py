@@ -1,5 +1,5 @@
 """`tunegate migrate openai`: an OpenAI fine-tuning account's jobs, their data saved here, and
-the open equivalents planned, in one table (gateway.migrate)."""
+the open equivalents planned, in one table (gateway.facade.migrate)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cli.common import emit_json, handle_errors
+from gateway.facade.migrate import SOURCE
 
 
 @click.group("migrate")
@@ -15,7 +16,7 @@ def migrate_group() -> None:
     """Move fine-tunes off a provider that is closing (OpenAI stops new jobs on 2027-01-06)."""
 
 
-@migrate_group.command("openai")
+@migrate_group.command(SOURCE)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -38,8 +39,8 @@ def migrate_openai_cmd(out: Path, serve: str, as_json: bool) -> None:
     tunegate migrate openai --out data/ --serve 5M/day
     """
     from cli import render
-    from gateway.migrate import migrate_openai
-    from gateway.units import human_count, human_usd, parse_count
+    from gateway.facade.migrate import migrate_openai
+    from gateway.util.units import human_count, human_usd, parse_count
 
     rows = migrate_openai(out, tokens_per_day=parse_count(serve))
     if as_json:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
-from gateway.objectives import OBJECTIVES
+from gateway.spec.objectives import OBJECTIVES
 from providers import NAMES as PROVIDERS
 
 
@@ -83,7 +83,7 @@ def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **
                   --epochs 2 --method qlora --json
     """
     from cli import render
-    from gateway.router import plan
+    from gateway.facade.plan import plan
     from gateway.spec import JobSpec
 
     if job is not None and not Path(job).exists():
@@ -119,8 +119,8 @@ def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **
 
 def _axolotl(result: Any) -> dict[str, Any] | None:
     """The Axolotl config of a job on the Axolotl route (several nodes, or asked for)."""
-    from providers._axolotl import preview
-    from providers._sky_jobs import uses_axolotl
+    from providers.runners.axolotl import preview
+    from providers.runners.skypilot import uses_axolotl
 
     spec = result.spec.model_dump(mode="json")
     if not uses_axolotl(spec):
@@ -135,9 +135,9 @@ def _plan_journaled(
     """`tunegate plan JOB-ID`: the journaled job, at the volume its deployments measured."""
     from cli import render
     from gateway.errors import SpecError, TunegateError
+    from gateway.facade.advice import plan_job
     from gateway.journal import Journal
-    from gateway.serve.advice import plan_job
-    from gateway.units import human_count
+    from gateway.util.units import human_count
 
     given = sorted(k for k, v in opts.items() if v not in (None, ()))
     if given:

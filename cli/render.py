@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gateway.router import Plan
-from gateway.units import DAYS_PER_MONTH, Range, human_hours, human_usd
+from gateway.facade.plan import Plan
+from gateway.util.units import DAYS_PER_MONTH, Range, human_hours, human_usd
 
 console = Console(highlight=False)
 if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from gateway.evaluate.reports import describe as eval_line
 from gateway.evaluate.reports import verdict_text
-from gateway.units import human_time
+from gateway.util.units import human_time
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 console = Console(highlight=False)

@@ -88,7 +88,7 @@ def usage_cmd(
     """What `tunegate serve` measured: requests, tokens, latency and cost, and whether another
     serving route has become cheaper at that volume."""
     from cli import render
-    from gateway.serve.advice import advise
+    from gateway.facade.advice import advise
     from gateway.serve.usage import since_ts, usage
 
     report = usage(by=by, since=since_ts(since))  # type: ignore[arg-type]
@@ -138,7 +138,7 @@ def keys_group() -> None:
 @handle_errors
 def keys_create(name: str, budget: float | None, as_json: bool) -> None:
     """Create a key; past its monthly budget, requests get an OpenAI-shaped 429."""
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         key, secret = store.create_key(name, budget)
@@ -155,8 +155,8 @@ def keys_create(name: str, budget: float | None, as_json: bool) -> None:
 @handle_errors
 def keys_list(show_all: bool, as_json: bool) -> None:
     """Keys with their budgets and this month's metered spend."""
+    from gateway.journal.serving import ServeStore
     from gateway.serve.meter import month_start
-    from gateway.serve.store import ServeStore
 
     with ServeStore() as store:
         keys, spend = store.keys(all=show_all), store.spend_since(month_start())
@@ -181,7 +181,7 @@ def keys_list(show_all: bool, as_json: bool) -> None:
 @handle_errors
 def keys_revoke(key: str, as_json: bool) -> None:
     """Revoke KEY (id, name or prefix); a running server stops accepting it within seconds."""
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         revoked = store.revoke_key(key)
@@ -198,7 +198,7 @@ def keys_revoke(key: str, as_json: bool) -> None:
 @handle_errors
 def keys_budget(key: str, usd: float | None, as_json: bool) -> None:
     """Set KEY's monthly budget to USD (leave USD out to remove the budget)."""
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         changed = store.set_budget(key, usd)
@@ -224,7 +224,7 @@ def aliases_group() -> None:
 @handle_errors
 def aliases_set(name: str, deployments: tuple[str, ...], as_json: bool) -> None:
     """NAME answers with the first of DEPLOYMENTS (names or ids) that answers."""
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         store.set_alias(name, list(deployments))
@@ -239,7 +239,7 @@ def aliases_set(name: str, deployments: tuple[str, ...], as_json: bool) -> None:
 @handle_errors
 def aliases_list(as_json: bool) -> None:
     """Every alias and its deployments, in fallback order."""
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         aliases = store.aliases()
@@ -258,7 +258,7 @@ def aliases_list(as_json: bool) -> None:
 def aliases_remove(name: str) -> None:
     """Remove an alias (the deployments stay)."""
     from gateway.errors import ServeError
-    from gateway.serve.store import ServeStore
+    from gateway.journal.serving import ServeStore
 
     with ServeStore() as store:
         removed = store.remove_alias(name)

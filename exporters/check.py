@@ -44,7 +44,7 @@ class ExportCheck:
 
 
 def _local_files(base: str) -> Path | None:
-    from gateway.models import local_model
+    from gateway.catalog.models import local_model
 
     try:
         return local_model(base)

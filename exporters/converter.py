@@ -232,7 +232,7 @@ class _Links(HTMLParser):
 def _sdist_entry(version: str) -> dict[str, Any]:
     import httpx
 
-    from gateway.retry import http_timeout_s, idempotent
+    from gateway.util.retry import http_timeout_s, idempotent
 
     page = f"{_index_url()}/{PACKAGE}/"
     accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
@@ -275,7 +275,7 @@ def _download_sdist(version: str, folder: Path, *, progress: bool) -> tuple[Path
     """The sdist in `folder`, its sha256 checked against the index's."""
     import httpx
 
-    from gateway.retry import http_timeout_s
+    from gateway.util.retry import http_timeout_s
 
     entry = _sdist_entry(version)
     expected = (entry.get("hashes") or {}).get("sha256")
@@ -283,7 +283,7 @@ def _download_sdist(version: str, folder: Path, *, progress: bool) -> tuple[Path
     digest = hashlib.sha256()
     bar = None
     if progress:
-        from gateway.progress import ByteProgress
+        from gateway.util.progress import ByteProgress
 
         bar = ByteProgress(f"llama.cpp converter ({PACKAGE} {version})").__enter__()
     try:

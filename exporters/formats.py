@@ -7,6 +7,7 @@ literals (`gateway.spec`, which may not import the exporters) are tested equal t
 from __future__ import annotations
 
 EXPORT_TARGETS = ("merged", "gguf", "mlx")
+MERGED, GGUF, MLX = EXPORT_TARGETS  # the kinds by name, for code that switches on a kind
 
 # written by llama.cpp's converter directly
 GGUF_CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")

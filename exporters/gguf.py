@@ -52,7 +52,7 @@ def _run(cmd: list[str], conv: Converter, log: Path, what: str) -> None:
         )
     missing = re.search(r"No module named '([\w.]+)'", text)
     if missing:  # the converter runs in a subprocess: name the extra that brings the package
-        from gateway.extras import missing as missing_extra
+        from gateway.catalog.extras import missing as missing_extra
 
         err = missing_extra(missing.group(1), f"{what} (llama.cpp's converter)")
         raise ExportError(err.message, where=str(log), fix=err.fix)

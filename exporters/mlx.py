@@ -51,7 +51,7 @@ def check_mlx_type(name: str) -> str:
 
 
 def _import_mlx() -> Any:
-    from gateway.extras import missing
+    from gateway.catalog.extras import missing
 
     try:
         import mlx_lm

@@ -11,11 +11,9 @@ imports an ML framework or a provider SDK.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING
 
-from gateway._lazy import lazy_getattr
+from gateway.util.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -25,28 +23,28 @@ _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
-    "evaluate_job": "gateway.evaluate.job_eval",
-    "task_eval": "gateway.evaluate.task",
-    "export": "gateway.export",
-    "Deployment": "gateway.deploy_journal",
-    "deploy": "gateway.deploy",
-    "deployments": "gateway.deploy_journal",
-    "undeploy": "gateway.deploy",
-    "chat": "gateway.deploy",
-    "doctor": "gateway.doctor",
-    "MissingExtraError": "gateway.extras",
-    "Machine": "gateway.hardware",
-    "detect": "gateway.hardware",
+    "evaluate_job": "gateway.facade.evaluate",
+    "task_eval": "gateway.facade.evaluate",
+    "export": "gateway.facade.export",
+    "Deployment": "gateway.journal.deployments",
+    "deploy": "gateway.facade.deploy",
+    "deployments": "gateway.journal.deployments",
+    "undeploy": "gateway.facade.deploy",
+    "chat": "gateway.facade.deploy",
+    "doctor": "gateway.facade.doctor",
+    "MissingExtraError": "gateway.catalog.extras",
+    "Machine": "gateway.catalog.hardware",
+    "detect": "gateway.catalog.hardware",
     "Journal": "gateway.journal",
-    "Artifact": "gateway.jobs",
-    "Job": "gateway.jobs",
-    "jobs": "gateway.jobs",
-    "launch": "gateway.launch",
-    "Offer": "gateway.offer",
-    "Plan": "gateway.router",
-    "plan": "gateway.router",
+    "Artifact": "gateway.facade.jobs",
+    "Job": "gateway.facade.jobs",
+    "jobs": "gateway.facade.jobs",
+    "launch": "gateway.facade.launch",
+    "Offer": "gateway.cost.offer",
+    "Plan": "gateway.facade.plan",
+    "plan": "gateway.facade.plan",
     "JobSpec": "gateway.spec",
-    "Range": "gateway.units",
+    "Range": "gateway.util.units",
 }
 __all__ = [
     "Artifact",
@@ -80,35 +78,21 @@ __all__ = [
 
 if TYPE_CHECKING:
     from gateway.catalog import Catalog, load_catalog
+    from gateway.catalog.extras import MissingExtraError
+    from gateway.catalog.hardware import Machine, detect
+    from gateway.cost.offer import Offer
     from gateway.data.report import DatasetReport, quick_report
-    from gateway.deploy import chat, deploy, undeploy
-    from gateway.deploy_journal import Deployment, deployments
-    from gateway.doctor import doctor
     from gateway.errors import TunegateError
-    from gateway.evaluate.job_eval import evaluate_job
-    from gateway.evaluate.task import task_eval
-    from gateway.export import export
-    from gateway.extras import MissingExtraError
-    from gateway.hardware import Machine, detect
-    from gateway.jobs import Artifact, Job, jobs
+    from gateway.facade.deploy import chat, deploy, undeploy
+    from gateway.facade.doctor import doctor
+    from gateway.facade.evaluate import evaluate_job, task_eval
+    from gateway.facade.export import export
+    from gateway.facade.jobs import Artifact, Job, jobs
+    from gateway.facade.launch import launch
+    from gateway.facade.plan import Plan, plan
     from gateway.journal import Journal
-    from gateway.launch import launch
-    from gateway.offer import Offer
-    from gateway.router import Plan, plan
+    from gateway.journal.deployments import Deployment, deployments
     from gateway.spec import JobSpec
-    from gateway.units import Range
+    from gateway.util.units import Range
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-class _Package(types.ModuleType):
-    """Exported names win over submodules of the same name, whatever the import order:
-    `import gateway.jobs` must not turn `tg.jobs` (the function) into the module."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return  # the import system binding a submodule; the export resolves lazily
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

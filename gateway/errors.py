@@ -21,7 +21,7 @@ readable line and exit non-zero instead of showing a traceback.
     ├── ModelNotFoundError   the base model is not on disk and cannot be fetched
     └── AdapterFormatError   an adapter uses a feature the other format cannot express
 (`MissingExtraError`, for an optional package, lives with the extras table in
-`gateway.extras`.)
+`gateway.catalog.extras`.)
 """
 
 from __future__ import annotations

@@ -44,5 +44,21 @@ def get_provider(name: str) -> Provider:
     return getattr(import_module(module), cls)()
 
 
+def serving_target(name: str) -> str:
+    """The deploy target that serves what backend `name` trains (`Provider.serves_with`); a
+    name that is no backend is taken as a deploy target already."""
+    return get_provider(name).serves_with if name in REGISTRY else name
+
+
+def data_format(name: str, base: str | None) -> str:
+    """The `gateway.data.convert` format `tunegate data convert --to NAME` writes: a backend
+    whose schema depends on the base model says so (`data_format_for`); else NAME itself."""
+    if name in REGISTRY and base:
+        pick = getattr(get_provider(name), "data_format_for", None)
+        if pick is not None:
+            return str(pick(base))
+    return name
+
+
 def all_planners() -> list[Planner]:
     return [get_provider(name) for name in REGISTRY]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ProviderError
-from gateway.retry import describe, idempotent
+from gateway.util.retry import describe, idempotent
 
 Opener = Callable[[dict[str, str]], Any]  # headers -> streaming httpx.Response (context manager)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.estimate import flops_per_token
-from gateway.objectives import FACTS
-from gateway.offer import Offer, PlanContext
-from gateway.serving import ServeRoute, dedicated_route
-from gateway.units import Range
+from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.serving import ServeRoute, dedicated_route
+from gateway.cost.training import flops_per_token
+from gateway.spec.objectives import FACTS
+from gateway.util.units import Range
 
 
 def base_offer(ctx: PlanContext, provider: str, keys: list[str]) -> Offer:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.journal import JobRecord
-from gateway.secrets import require
 from gateway.spec import ResolvedSpec
+from gateway.util.secrets import require
 
 
 class HostedJobs:
@@ -19,11 +19,17 @@ class HostedJobs:
 
     name: str
     label: str  # the provider as messages name it
+
+    @property
+    def serves_with(self) -> str:
+        """A hosted provider's fine-tunes are served where they were trained."""
+        return self.name
+
     key_vars: tuple[str, ...] = ()
     data_format: str = ""  # the `gateway.data.convert` target
 
     def client(self, *, max_retries: int = 0) -> Any:
-        """The official SDK's client, with its own retries off (`gateway.retry` decides)."""
+        """The official SDK's client, with its own retries off (`gateway.util.retry` decides)."""
         raise NotImplementedError
 
     def _keys(self) -> list[str]:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.catalog.hardware import machine_hardware
 from gateway.catalog.schema import Hardware
-from gateway.estimate import Stack, TrainingEstimate, estimate_training
-from gateway.hardware import machine_hardware
-from gateway.offer import Offer, PlanContext
-from gateway.serving import ServeRoute, cheapest_rented, owned_route
-from gateway.units import Range, human_usd
+from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.serving import ServeRoute, cheapest_rented, owned_route
+from gateway.cost.training import Stack, TrainingEstimate, estimate_training
+from gateway.util.units import Range, human_usd
 
 # returns a reason when the stack cannot run the job on this hardware, else None
 Support = Callable[[Hardware, PlanContext], str | None]
@@ -159,7 +159,7 @@ def _estimate(
 
 def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -> None:
     """Replace the modelled throughput with what a finished job measured here, if any."""
-    from gateway.measured import lookup
+    from gateway.cost.measured import lookup
 
     row = lookup(provider, hw.id, ctx.spec.base_model, ctx.spec.method)
     if row is None:
@@ -185,7 +185,7 @@ class Renting:
 
     @classmethod
     def here(cls) -> Renting:
-        from providers._sky_prices import cached
+        from providers.runners.sky_prices import cached
 
         return cls(cached())
 
@@ -230,7 +230,7 @@ def _shard(
 
 def _rent(ctx: PlanContext, offer: Offer, hw: Hardware, renting: Renting) -> float | None:
     """The hourly price of one `hw` GPU (sets the offer's cloud and what launching needs)."""
-    from providers._sky_prices import cloud_blocker
+    from providers.runners.sky_prices import cloud_blocker
 
     res = ctx.spec.resources
     if renting.view is not None and hw.skypilot:

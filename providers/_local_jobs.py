@@ -6,7 +6,7 @@ GPU or per `resources.processes`, for a backend that trains data-parallel); `pol
 the way the hosted backends read an API; `cancel` ends the process group; a worker that died
 without finishing marks the job failed with the tail of its log; `resume` starts it again from
 the last checkpoint. A job on a rented GPU runs the same worker through SkyPilot
-(`providers._sky_jobs`): each method hands such a job there.
+(`providers.runners.skypilot`): each method hands such a job there.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import JobError
-from gateway.job_types import Artifact, JobUpdate, job_dir
 from gateway.journal import JobRecord
+from gateway.journal.records import Artifact, JobUpdate, job_dir
 from gateway.spec import ResolvedSpec
 from providers._worker import JobDir, add_metrics
 
@@ -106,9 +106,10 @@ def rented(rec: JobRecord) -> bool:
 
 class LocalJobs:
     """Mixed into the local backends' classes; `worker` names the worker module. A job whose
-    offer is a rented GPU runs the same worker as a SkyPilot managed job (`providers._sky_jobs`)."""
+    offer is a rented GPU runs the same worker as a SkyPilot managed job (`providers.runners.skypilot`)."""
 
     name: str
+    serves_with = "llamacpp"  # a local adapter is exported to GGUF and run by llama.cpp
     worker: str  # e.g. "providers.local_hf.worker"
     requires: tuple[str, ...] = ()  # importable modules the worker needs
     data_target = "trl"
@@ -116,21 +117,21 @@ class LocalJobs:
     extras = "local"  # what a rented machine installs to run the worker
 
     def check_ready(self) -> None:
-        from gateway.extras import require
+        from gateway.catalog.extras import require
 
         require(*self.requires, what=f"the {self.name} backend")
 
     def check_rented(self) -> None:
         """A rented launch needs SkyPilot and a bucket; said before anything is written."""
-        from providers import _sky_jobs
+        from providers.runners import skypilot as _sky_jobs
 
         _sky_jobs.check_ready()
 
     # launch ---------------------------------------------------------------------------------
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """'Upload' for a local job: check and convert the data into JOBDIR, resolve the base."""
+        from gateway.catalog.models import resolve_model
         from gateway.data.prepare import prepare
-        from gateway.models import resolve_model
 
         out = {}
         for role, path in (("train", spec.train), ("valid", spec.validation)):
@@ -160,7 +161,7 @@ class LocalJobs:
             )
         )
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             _sky_jobs.upload(rec, jobdir)
         return out
@@ -199,14 +200,14 @@ class LocalJobs:
 
     def create(self, rec: JobRecord, spec: ResolvedSpec) -> str:
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             return _sky_jobs.launch(rec, self.worker, self.extras)
         return self._start(rec, resume=False)
 
     def find(self, rec: JobRecord) -> str | None:
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             return _sky_jobs.find(rec)
         job = JobDir(job_dir(rec.id))
@@ -233,7 +234,7 @@ class LocalJobs:
     # follow ---------------------------------------------------------------------------------
     def poll(self, rec: JobRecord) -> JobUpdate:
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             return _sky_jobs.poll(rec)
         job = JobDir(job_dir(rec.id))
@@ -257,7 +258,7 @@ class LocalJobs:
         return update
 
     def _actual(self, rec: JobRecord, status: dict[str, Any]) -> dict[str, Any]:
-        from gateway.measured import record
+        from gateway.cost.measured import record
 
         out = {
             k: status[k]
@@ -273,14 +274,14 @@ class LocalJobs:
     def log_tail(self, rec: JobRecord, lines: int = 50) -> str:
         """The worker's own output: worker.log here, SkyPilot's job log when rented."""
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             return "\n".join(_sky_jobs.logs(rec, lines).splitlines()[-lines:])
         return JobDir(job_dir(rec.id)).log_tail(lines)
 
     def cancel(self, rec: JobRecord) -> None:
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             _sky_jobs.cancel(rec)
             return
@@ -315,7 +316,7 @@ class LocalJobs:
             )
         job = JobDir(job_dir(rec.id))
         if rented(rec):
-            from providers import _sky_jobs
+            from providers.runners import skypilot as _sky_jobs
 
             _sky_jobs.fetch_adapter(rec)
         src = job.adapter

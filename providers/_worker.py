@@ -124,8 +124,8 @@ class JobDir:
 def add_metrics(update: Any, job: JobDir) -> None:
     """The worker's metrics.jsonl as events (stable ids, so each is journaled once) and the
     latest step, total and loss: the same for a job here and one on a rented machine.
-    `update` is a `gateway.job_types.JobUpdate` (the provider side of the contract)."""
-    from gateway.job_types import RemoteEvent
+    `update` is a `gateway.journal.records.JobUpdate` (the provider side of the contract)."""
+    from gateway.journal.records import RemoteEvent
 
     for i, row in enumerate(job.metrics()):
         parts = [

@@ -1,8 +1,8 @@
 """The interface every training backend implements, as the gateway calls it.
 
 `Planner` is what the router needs: priced offers, feasible or not, each infeasible one with a
-human reason. `Provider` adds the job lifecycle the gateway drives in `gateway.launch` and
-`gateway.jobs`. It is split into small steps rather than one `submit`, so that the gateway,
+human reason. `Provider` adds the job lifecycle the gateway drives in `gateway.facade.launch` and
+`gateway.facade.jobs`. It is split into small steps rather than one `submit`, so that the gateway,
 not each backend, owns "money is never spent twice": it journals before `upload`, asks
 `create` exactly once, and after any doubt asks `find` (a search by the job's idempotency key)
 before it would ever create again.
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from gateway.job_types import Artifact, JobUpdate
+    from gateway.cost.offer import Offer, PlanContext
     from gateway.journal import JobRecord
-    from gateway.offer import Offer, PlanContext
+    from gateway.journal.records import Artifact, JobUpdate
     from gateway.spec import ResolvedSpec
 
 Kind = Literal["local", "hosted"]
@@ -39,7 +39,11 @@ class Planner(Protocol):
 @runtime_checkable
 class Provider(Planner, Protocol):
     """A backend that runs jobs. Every method gets the journaled `JobRecord`, so a later
-    process (after a crash, or `tunegate status` tomorrow) can pick any step up again."""
+    process (after a crash, or `tunegate status` tomorrow) can pick any step up again.
+    `serves_with` is the deploy target that serves what it trains (its own hosted target, or
+    the engine a local adapter runs in), so advice and the fine-tuning API never map names."""
+
+    serves_with: str
 
     def check_ready(self) -> None:
         """Raise a `TunegateError` with the fix when credentials or an extra are missing."""

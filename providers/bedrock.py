@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.cost.offer import Offer, PlanContext
 from gateway.errors import ProviderError, SpecError
-from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
-from gateway.offer import Offer, PlanContext
-from gateway.retry import http_timeout_s, idempotent
-from gateway.secrets import MissingKeyError
+from gateway.journal.records import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.spec import ResolvedSpec
-from gateway.units import HOURS_PER_MONTH, Range
+from gateway.util.retry import http_timeout_s, idempotent
+from gateway.util.secrets import MissingKeyError
+from gateway.util.units import HOURS_PER_MONTH, Range
 from providers._bedrock_hyperparameters import hyperparameters
 from providers._hosted import base_offer, epoch_tokens, hosted_hours
 from providers._hosted_jobs import (
@@ -54,7 +54,7 @@ def _has_aws_credentials(env: Mapping[str, str] | object) -> bool:
 
 def _missing_settings(spec: ResolvedSpec) -> list[str]:
     """What the config still lacks for a launch (planning goes on without it)."""
-    from gateway.config import load_config
+    from gateway.catalog.config import load_config
 
     try:
         settings = load_config().bedrock
@@ -73,6 +73,18 @@ class Bedrock(HostedJobs):
     `upload` are its own; the client is per AWS service."""
 
     name = "bedrock"
+
+    @staticmethod
+    def data_format_for(base: str) -> str:
+        """Bedrock's record schema for a base model's family: Llama and other text models take
+        prompt/completion; conversational models (Nova, closed chat models) the conversation
+        schema (`gateway.data.convert` targets)."""
+        from gateway.catalog import load_catalog
+
+        model = load_catalog().model(base)
+        llama = (model.chat_template or "").startswith("llama")
+        return "bedrock" if llama else "bedrock-conversation"
+
     kind = "hosted"
     label = "Bedrock"
 
@@ -160,7 +172,7 @@ class Bedrock(HostedJobs):
         self.role_arn()
 
     def role_arn(self) -> str:
-        from gateway.config import config_path, load_config
+        from gateway.catalog.config import config_path, load_config
 
         role = load_config().bedrock.role_arn
         if not role:
@@ -176,7 +188,7 @@ class Bedrock(HostedJobs):
         import boto3
 
         from gateway.catalog import load_catalog
-        from gateway.config import config_path, load_config
+        from gateway.catalog.config import config_path, load_config
 
         settings = load_config().bedrock
         job = spec.bedrock
@@ -201,12 +213,11 @@ class Bedrock(HostedJobs):
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """Check the base is customizable here, convert the data to its family's schema, and
         upload it with checksums; returns the S3 URIs (and the region the job runs in)."""
-        from gateway.data.convert import bedrock_target
         from providers._s3 import upload_verified
 
         region, prefix = self._where(spec, rec)
         self._check_base(region, model_id(rec))
-        train, valid = prepare_data(spec, self.name, bedrock_target(rec.base_model), jobdir)
+        train, valid = prepare_data(spec, self.name, self.data_format_for(rec.base_model), jobdir)
         s3 = self.client("s3", region, retries=3)
         out = {"region": region, "output_uri": f"{prefix}/output/"}
         for role, path in (("training_file", train), ("validation_file", valid)):

@@ -13,14 +13,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.serving import per_token_route
 from gateway.errors import ProviderError
-from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.journal import JobRecord
-from gateway.offer import Offer, PlanContext
-from gateway.retry import http_timeout_s, idempotent
-from gateway.serving import per_token_route
+from gateway.journal.records import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.spec import ResolvedSpec
-from gateway.units import Range
+from gateway.util.retry import http_timeout_s, idempotent
+from gateway.util.units import Range
 from providers._hosted import (
     apply_route,
     band,
@@ -327,7 +327,7 @@ def _download_files(
     """Each signed URL into `dest/<name>`, resumably; names that could escape `dest` are refused."""
     import httpx
 
-    from gateway.progress import ByteProgress
+    from gateway.util.progress import ByteProgress
     from providers._download import download
 
     dest.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """OpenAI: supervised and DPO fine-tuning of OpenAI's own models; served per token.
 
 Jobs run through the official `openai` SDK with `max_retries=0`: idempotent calls are retried by
-`gateway.retry`, creates never (a create carries the idempotency key in `metadata`, which is how
+`gateway.util.retry`, creates never (a create carries the idempotency key in `metadata`, which is how
 `find` recognises it after an unanswered request).
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.job_types import JobUpdate, RemoteEvent, normalize_state
+from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.serving import blended_per_1m, per_token_route
 from gateway.journal import JobRecord
-from gateway.offer import Offer, PlanContext
-from gateway.retry import http_timeout_s, idempotent
-from gateway.serving import blended_per_1m, per_token_route
+from gateway.journal.records import JobUpdate, RemoteEvent, normalize_state
 from gateway.spec import ResolvedSpec
-from gateway.units import Range
+from gateway.util.retry import http_timeout_s, idempotent
+from gateway.util.units import Range
 from providers._hosted import base_offer, epoch_tokens, hosted_hours, no_serving
 from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
 
@@ -205,7 +205,7 @@ class OpenAI(HostedJobs):
         self, rec: JobRecord, dest: Path, *, progress: bool = False, merged: bool = False
     ) -> Any:
         """OpenAI keeps the weights: the artifact is the fine-tuned model id."""
-        from gateway.job_types import Artifact
+        from gateway.journal.records import Artifact
 
         model = (rec.remote or {}).get("fine_tuned_model")
         if not model:

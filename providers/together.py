@@ -1,9 +1,9 @@
 """Together AI: LoRA or full fine-tuning, serverless multi-LoRA for a few bases, else dedicated.
 
-Jobs run through the official `together` SDK with `max_retries=0` (see `gateway.retry`); the
+Jobs run through the official `together` SDK with `max_retries=0` (see `gateway.util.retry`); the
 model-name `suffix` carries the idempotency key, which is how `find` recognises a job whose
 create was never answered. Results are downloaded with resume and unpacked by
-`gateway.archive.safe_extract`.
+`gateway.util.archive.safe_extract`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from gateway.archive import safe_extract
-from gateway.job_types import Artifact, JobUpdate, RemoteEvent, normalize_state
+from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.serving import per_token_route
 from gateway.journal import JobRecord
-from gateway.offer import Offer, PlanContext
-from gateway.retry import http_timeout_s, idempotent
-from gateway.serving import per_token_route
+from gateway.journal.records import Artifact, JobUpdate, RemoteEvent, normalize_state
 from gateway.spec import ResolvedSpec
-from gateway.units import Range
+from gateway.util.archive import safe_extract
+from gateway.util.retry import http_timeout_s, idempotent
+from gateway.util.units import Range
 from providers._download import download
 from providers._hosted import (
     apply_route,
@@ -351,6 +351,6 @@ def ttype_name(job: Any) -> str | None:
 
 
 def _progress_bar(label: str) -> Any:
-    from gateway.progress import ByteProgress
+    from gateway.util.progress import ByteProgress
 
     return ByteProgress(label)

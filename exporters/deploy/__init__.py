@@ -7,6 +7,7 @@ and the docs table are read from it. Modules load lazily (no SDK at import time)
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from exporters.deploy.base import Deployer
 
@@ -21,6 +22,35 @@ DEPLOYERS: dict[str, str] = {
     "bedrock": "exporters.deploy.bedrock:BedrockImport",
 }
 TARGETS: tuple[str, ...] = tuple(DEPLOYERS)
+
+
+def price_of(dep: Any, journal: Any, catalog: Any = None) -> Any:
+    """What serving `dep` costs, asked of its own target (`Deployer.price`); never raises: a
+    target that is gone or cannot price is `unpriced` with the reason."""
+    from gateway.catalog import load_catalog
+    from gateway.cost.deployments import Price, base_of
+    from gateway.errors import TunegateError
+
+    catalog = catalog or load_catalog()
+    try:
+        deployer = get_deployer(dep.target)
+        return deployer.price(dep, base_of(dep, journal), catalog)
+    except (TunegateError, KeyError, ValueError, TypeError) as exc:
+        return Price("unpriced", f"no serving price for target {dep.target}: {exc}")
+
+
+def engine_deployer(kind: str) -> Deployer:
+    """The self-hosted target that runs an export of `kind` (a file or folder on this machine)
+    in an engine of its own: what evaluation starts to score a GGUF or an MLX export."""
+    from exporters.deploy.base import LocalRegistration
+
+    for target in DEPLOYERS:
+        deployer = get_deployer(target)
+        if isinstance(deployer, LocalRegistration) and deployer.wants == kind:
+            return deployer
+    from gateway.errors import DeployError
+
+    raise DeployError(f"no deploy target runs a {kind} export in an engine")
 
 
 def get_deployer(target: str) -> Deployer:

@@ -1,6 +1,6 @@
 """The interface every deploy target implements, and the values that cross it.
 
-Deploying is split like training (`providers.base`): the facade (`gateway.deploy`) resolves
+Deploying is split like training (`providers.base`): the facade (`gateway.facade.deploy`) resolves
 the user's source into a `DeploySource` of the kind the target `wants`, asks `accepts`, then
 `prepare` (local work only: names, files, the meta the journal records), journals the
 deployment as pending, and only then calls `deploy`, the one step with a remote side effect.
@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from gateway.deploy_journal import ChatReply, Deployment
-    from gateway.job_types import Artifact
+    from gateway.catalog import Catalog
+    from gateway.cost.deployments import Price
     from gateway.journal import JobRecord
+    from gateway.journal.deployments import ChatReply, Deployment
+    from gateway.journal.records import Artifact
 
 # what a target deploys: a GGUF file, merged HF weights, an MLX folder, or a job (or weights)
 Wants = Literal["gguf", "merged", "mlx", "job"]
@@ -76,12 +78,14 @@ class Upstream:
     base_url: str = ""  # up to and including /v1 ("http"; "engine" fills it once started)
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # auth: never logged
     command: tuple[str, ...] = ()  # "engine": argv, with "{port}" for the port it listens on
+    logits_flag: tuple[str, ...] = ()  # "engine": what keeps every prompt token's logits
 
 
 @runtime_checkable
 class Deployer(Protocol):
     target: str
     wants: Wants
+    hosts: Literal["self", "hosted"]  # runs on machines the user owns, or a provider bills it
     options: frozenset[str]  # the `DeployOptions` fields it takes
 
     def accepts(self, src: DeploySource) -> str | None:
@@ -109,12 +113,26 @@ class Deployer(Protocol):
         """Where `tunegate serve` sends this deployment's requests (keys read here, at start)."""
         ...
 
+    def price(self, dep: Deployment, base: str | None, catalog: Catalog) -> Price:
+        """What serving `dep` costs, from the catalog through `gateway.cost.deployments` (the
+        usage report, the advice and the plan price through this one answer); `base` is the
+        base model it derives from, when known. Never raises: an unknown is `unpriced`."""
+        ...
+
 
 class LocalRegistration:
     """A target that registers a local file or folder as it is (llama.cpp, MLX): nothing remote
-    is created or removed, and the path is the endpoint."""
+    is created or removed, and the path is the endpoint. Its engine runs on this machine, so
+    serving costs this machine's power while it runs."""
 
+    hosts: Literal["self", "hosted"] = "self"
+    engine = ""  # the label of the engine that runs it (what an eval reports as its backend)
     options = frozenset({"system"})
+
+    def price(self, dep: Deployment, base: str | None, catalog: Catalog) -> Price:
+        from gateway.cost.deployments import this_machine
+
+        return this_machine(catalog)
 
     def accepts(self, src: DeploySource) -> str | None:
         return None
@@ -139,7 +157,7 @@ class LocalRegistration:
 
 def bearer(var: str, provider: str) -> dict[str, str]:
     """The Authorization header for a provider whose key is in `var` (a clear error if unset)."""
-    from gateway.secrets import require
+    from gateway.util.secrets import require
 
     return {"Authorization": f"Bearer {require(var, provider)}"}
 
@@ -164,9 +182,9 @@ def completion(
     label: str, client: Any, model: str, messages: Messages, max_tokens: int, dep_id: str
 ) -> ChatReply:
     """One chat completion through an OpenAI-style SDK (OpenAI, Together, Fireworks)."""
-    from gateway.deploy_journal import ChatReply
     from gateway.errors import ProviderError
-    from gateway.retry import describe
+    from gateway.journal.deployments import ChatReply
+    from gateway.util.retry import describe
 
     try:
         res = client.chat.completions.create(

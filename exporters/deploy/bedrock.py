@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, Upstream
-from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import DeployError, ExportError, ProviderError
-from gateway.retry import describe, idempotent, poll_until
+from gateway.journal.deployments import ChatReply, Deployment
+from gateway.util.retry import describe, idempotent, poll_until
 
 SIDE_FILES = re.compile(
     r"(config|generation_config|tokenizer(_config)?|special_tokens_map)\.json$|tokenizer\.model$|\.safetensors(\.index\.json)?$|chat_template\.jinja$"
@@ -51,7 +51,7 @@ def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, A
     """Upload `model` to S3, import it, wait until it is ready; returns the deployment meta."""
     from botocore.exceptions import ClientError
 
-    from gateway.config import load_config
+    from gateway.catalog.config import load_config
     from providers._s3 import upload_verified
     from providers.bedrock import Bedrock
 
@@ -169,7 +169,22 @@ class BedrockImport:
 
     target = "bedrock"
     wants = "merged"
+    hosts = "hosted"
     options: frozenset[str] = frozenset()
+
+    def price(self, dep: Deployment, base: str | None, catalog: Any) -> Any:
+        """Custom Model Import bills Custom Model Units per minute while the model is active."""
+        from gateway.cost.deployments import Price
+
+        bed = catalog.prices["serving"][self.target]
+        per_min = float(bed["custom_model_import_usd_per_cmu_minute"])
+        units = int((dep.meta or {}).get("model_units") or 1)
+        return Price(
+            "hourly",
+            f"Bedrock imported model, {units} CMU x ${per_min}/min while active",
+            usd_per_hour=units * per_min * 60,
+            source=bed["source"],
+        )
 
     def accepts(self, src: DeploySource) -> str | None:
         try:

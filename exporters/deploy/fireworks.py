@@ -24,9 +24,9 @@ from exporters.deploy.base import (
     completion,
     hosted_base,
 )
-from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import ExportError
-from gateway.retry import http_timeout_s, idempotent, poll_until
+from gateway.journal.deployments import ChatReply, Deployment
+from gateway.util.retry import http_timeout_s, idempotent, poll_until
 from providers.fireworks import Fireworks
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -179,7 +179,20 @@ class FireworksServing:
 
     target = "fireworks"
     wants = "job"
+    hosts = "hosted"
     options: frozenset[str] = frozenset()
+
+    def price(self, dep: Deployment, base: str | None, catalog: Any) -> Any:
+        """Serverless per token by the base's size band where LoRA runs serverless; else the
+        deployment's GPUs by the hour."""
+        from gateway.cost.deployments import band_price, dedicated_price, per_token_price
+
+        row = catalog.prices["serving"][self.target]
+        if row.get("serverless_lora") and base:
+            usd = band_price(row, "serverless_per_1m_tokens_bands", catalog.model(base).size_b)
+            if usd is not None:
+                return per_token_price("Fireworks serverless", usd, usd, row["source"])
+        return dedicated_price("Fireworks", row, dep)
 
     def accepts(self, src: DeploySource) -> str | None:
         if src.job is not None and src.job.state != "succeeded":

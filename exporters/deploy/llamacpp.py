@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 from exporters.deploy.base import LocalRegistration, Messages, Upstream, with_system
-from gateway.deploy_journal import ChatReply, Deployment
+from gateway.journal.deployments import ChatReply, Deployment
 
 CONTEXT = 2048
 
 
 class LlamaCpp(LocalRegistration):
     target = "llamacpp"
+    engine = "llama.cpp"
     wants = "gguf"
 
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
@@ -35,8 +36,8 @@ class LlamaCpp(LocalRegistration):
         )
 
     def upstream(self, dep: Deployment) -> Upstream:
+        from gateway.catalog.extras import require
         from gateway.errors import DeployError
-        from gateway.extras import require
 
         require("llama_cpp", "sse_starlette", what="serving a GGUF deployment")
         if not Path(str(dep.endpoint)).is_file():
@@ -46,4 +47,5 @@ class LlamaCpp(LocalRegistration):
             )
         command = (sys.executable, "-m", "llama_cpp.server", "--model", str(dep.endpoint))
         command += ("--host", "127.0.0.1", "--port", "{port}", "--model_alias", dep.name)
-        return Upstream("engine", dep.name, command=(*command, "--n_ctx", str(CONTEXT)))
+        command += ("--n_ctx", str(CONTEXT))
+        return Upstream("engine", dep.name, command=command, logits_flag=("--logits_all", "true"))

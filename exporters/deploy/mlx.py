@@ -14,17 +14,18 @@ import sys
 from pathlib import Path
 
 from exporters.deploy.base import LocalRegistration, Messages, Upstream, with_system
-from gateway.deploy_journal import ChatReply, Deployment
+from gateway.journal.deployments import ChatReply, Deployment
 
 ENGINE_MODEL = "default_model"  # mlx_lm.server's name for the model given by --model
 
 
 class MlxLm(LocalRegistration):
     target = "mlx"
+    engine = "mlx"
     wants = "mlx"
 
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
-        from gateway.extras import require
+        from gateway.catalog.extras import require
 
         require("mlx_lm", what="chatting with an MLX deployment")
         import mlx_lm
@@ -45,8 +46,8 @@ class MlxLm(LocalRegistration):
         return ChatReply(text, reason, dep.id, {"usage": usage})
 
     def upstream(self, dep: Deployment) -> Upstream:
+        from gateway.catalog.extras import require
         from gateway.errors import DeployError
-        from gateway.extras import require
 
         require("mlx_lm", what="serving an MLX deployment")
         folder = Path(str(dep.endpoint))

@@ -18,7 +18,7 @@ from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepare
 from gateway.errors import DeployError, ExportError, ProviderError
 
 if TYPE_CHECKING:  # the journal types load with the target, not with `tunegate --help`
-    from gateway.deploy_journal import ChatReply, Deployment
+    from gateway.journal.deployments import ChatReply, Deployment
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -175,7 +175,13 @@ class Ollama:
 
     target = "ollama"
     wants = "gguf"
+    hosts = "self"
     options = frozenset({"system", "template", "stops", "host"})
+
+    def price(self, dep: Any, base: str | None, catalog: Any) -> Any:
+        from gateway.cost.deployments import this_machine
+
+        return this_machine(catalog)
 
     def accepts(self, src: DeploySource) -> str | None:
         return None
@@ -210,8 +216,8 @@ class Ollama:
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
         import ollama
 
-        from gateway.deploy_journal import ChatReply
-        from gateway.retry import http_timeout_s
+        from gateway.journal.deployments import ChatReply
+        from gateway.util.retry import http_timeout_s
 
         client = ollama.Client(host=dep.endpoint, timeout=http_timeout_s())
         try:

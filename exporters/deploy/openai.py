@@ -15,13 +15,25 @@ from exporters.deploy.base import (
     bearer,
     completion,
 )
-from gateway.deploy_journal import ChatReply, Deployment
+from gateway.journal.deployments import ChatReply, Deployment
 
 
 class OpenAIModel:
     target = "openai"
     wants = "job"
+    hosts = "hosted"
     options: frozenset[str] = frozenset()
+
+    def price(self, dep: Deployment, base: str | None, catalog: Any) -> Any:
+        """A fine-tuned OpenAI model is billed per token at its base's fine-tuned rate."""
+        from gateway.cost.deployments import Price, hosted_id, per_token_price
+
+        serving = catalog.prices["serving"][self.target]
+        model = hosted_id(catalog, base, self.target) or base
+        row = serving["models"].get(model)
+        if row is None:
+            return Price("unpriced", f"no OpenAI serving price for {base}")
+        return per_token_price(f"OpenAI ft:{model}", row["input"], row["output"], serving["source"])
 
     def accepts(self, src: DeploySource) -> str | None:
         if src.job is None:

@@ -27,10 +27,10 @@ from exporters.deploy.base import (
     completion,
     hosted_base,
 )
-from gateway.deploy_journal import ChatReply, Deployment
 from gateway.errors import ProviderError
-from gateway.retry import http_timeout_s, idempotent, poll_until
-from gateway.secrets import require
+from gateway.journal.deployments import ChatReply, Deployment
+from gateway.util.retry import http_timeout_s, idempotent, poll_until
+from gateway.util.secrets import require
 
 # part size of Together's own uploader (together/lib/cli/api/models/upload.py)
 PART_BYTES = 20 * 1024 * 1024
@@ -244,7 +244,20 @@ class TogetherServing:
 
     target = "together"
     wants = "job"
+    hosts = "hosted"
     options: frozenset[str] = frozenset()
+
+    def price(self, dep: Deployment, base: str | None, catalog: Any) -> Any:
+        """Serverless LoRA per token where the base offers it; else the dedicated endpoint."""
+        from gateway.cost.deployments import dedicated_price, hosted_id, per_token_price
+
+        row = catalog.prices["serving"][self.target]
+        if not (dep.meta or {}).get("endpoint_id"):
+            price = row["serverless_per_1m_tokens"].get(hosted_id(catalog, base, self.target) or "")
+            if price:
+                usd = float(price["usd"])
+                return per_token_price("Together serverless LoRA", usd, usd, row["source"])
+        return dedicated_price("Together", row, dep)
 
     def accepts(self, src: DeploySource) -> str | None:
         job = src.job

@@ -141,7 +141,7 @@ def _merge(base: Any, over: Any) -> Any:
 
 def _schema_error(name: str, exc: ValidationError, user_file: Path | None) -> CatalogError:
     """`file:line: key: what is wrong`, in the user's override when the key is theirs."""
-    from gateway.yaml_lines import line_of
+    from gateway.util.yaml_lines import line_of
 
     user = _read(user_file) if user_file is not None else {}
     lines = []

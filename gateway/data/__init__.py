@@ -8,7 +8,7 @@ render, and count tokens. Names load on first use so planning only pays for what
 
 from __future__ import annotations
 
-from gateway._lazy import lazy_getattr
+from gateway.util.lazy import lazy_getattr
 
 _EXPORTS = {
     "DatasetReport": "gateway.data.report",

@@ -300,15 +300,6 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def bedrock_target(base: str) -> str:
-    """Bedrock's record schema for a base model's family: Llama and other text models take
-    prompt/completion; conversational models (Nova, closed chat models) the conversation schema."""
-    from gateway.catalog import load_catalog
-
-    model = load_catalog().model(base)
-    return "bedrock" if (model.chat_template or "").startswith("llama") else "bedrock-conversation"
-
-
 def to_hf_dataset(examples: list[Example]):  # -> datasets.Dataset
     """The examples as a Hugging Face `datasets.Dataset` in TRL's format (needs the local extra)."""
     from datasets import Dataset

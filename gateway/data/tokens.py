@@ -67,7 +67,7 @@ def load_tokenizer(base: str | None) -> Any | None:
         from transformers import AutoTokenizer  # only when a real count is asked for
     except ImportError:
         return None
-    from gateway.models import local_model
+    from gateway.catalog.models import local_model
 
     where = local_model(base) or base
     try:

@@ -14,7 +14,7 @@ from gateway.data.findings import error as _err
 from gateway.data.findings import warning as _warn
 from gateway.data.formats import Example, LoadedFile, content_text
 from gateway.data.upload import provider_rules
-from gateway.objectives import kind_problem
+from gateway.spec.objectives import kind_problem
 
 # Special tokens of each chat-template family: appearing inside training text they corrupt the
 # rendered conversation (sources: each family's tokenizer_config.json).

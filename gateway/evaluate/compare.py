@@ -11,11 +11,10 @@ from typing import Any
 
 from gateway.errors import SpecError
 from gateway.evaluate import judge as j
-from gateway.evaluate.generate import Generator, answers, held_out, question_of
+from gateway.evaluate.generate import Generator, Target, answers, held_out, question_of
 from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import paired
-from gateway.evaluate.targets import resolve
 
 
 @dataclass
@@ -62,11 +61,11 @@ class CompareReport:
 
 
 def compare(
-    a: str,
-    b: str,
+    ta: Target,
+    tb: Target,
     data: Path,
     *,
-    judge: str | None = None,
+    judge: Target | None = None,
     rubric: str | None = None,
     scorers: tuple[str, ...] = (),
     pattern: str | None = None,
@@ -78,7 +77,6 @@ def compare(
 ) -> CompareReport:
     if not judge and not scorers:
         raise SpecError("compare needs --judge, --scorer, or both")
-    ta, tb = resolve(a), resolve(b)
     pairs, _ = held_out(Path(data), limit)
     prompts = [s[0] for _, s in pairs]
     out_a, _ = answers(ta, prompts, max_tokens, "A", progress)
@@ -103,8 +101,8 @@ def compare(
         ]
         usd = j.estimate_usd(shown, 2, j.JudgePrice.parse(judge_price))
         j.check_budget(usd, max_judge_usd)
-        with Generator(resolve(judge)) as gen:
-            ask = j.http_ask(gen.url, str(gen.target.model or "default_model"))
+        with Generator(judge) as gen:
+            ask = j.http_ask(gen.url, str(gen.target.model or "default_model"), judge.headers)
             rows = [
                 (ex.line, q, x, y)
                 for (ex, _), q, x, y in zip(pairs, questions, out_a, out_b, strict=True)
@@ -116,7 +114,7 @@ def compare(
         str(data),
         ta.to_json(),
         tb.to_json(),
-        judge,
+        judge.ref if judge else None,
         judged,
         [r.to_json() for r in results],
         stats,
@@ -128,7 +126,7 @@ def compare(
         report.to_json(),
         report.to_markdown(),
         kind="compare",
-        target=f"{a} vs {b}",
+        target=f"{ta.ref} vs {tb.ref}",
         job_id=tb.job_id or ta.job_id,
         summary={"judged": judged, "scorers": stats},
         deltas=[Delta.of(name, st) for name, st in stats.items()],

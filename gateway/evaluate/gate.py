@@ -5,7 +5,7 @@ source's; this says whether what the user trained for survived. The same held-ou
 answered by the source (the adapter on its 16-bit base, in-process) and by the export through
 the runtime that serves it (llama.cpp for a GGUF, mlx-lm for MLX, transformers for a merged
 folder), and both are scored against the references. An export that loses more than the stated
-number of points (`eval.export_max_drop`, default 3) is not marked verified: `exporters.api`
+number of points (`eval.export_max_drop`, default 3) is not marked verified: `exporters.pipeline`
 leaves it at `NAME.unverified` with this report beside it. The limit is applied to the observed
 drop; the report says when the 95% interval is too wide to be sure either way.
 """
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporters.formats import EXPORT_TARGETS, MERGED
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Target, answers, held_out, question_of
+from gateway.evaluate.generate import Target, answers, export_target, held_out, question_of
 from gateway.evaluate.reports import Delta, cell, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
@@ -111,7 +112,7 @@ class GateReport:
 
 @dataclass(frozen=True)
 class Gate:
-    """What `exporters.api.export` calls once an export is written and numerically verified."""
+    """What `exporters.pipeline.export` calls once an export is written and numerically verified."""
 
     cfg: EvalConfig
     data: Path
@@ -122,15 +123,16 @@ class Gate:
     ) -> GateReport | None:
         """Score `export` (still under its temporary name) against its source; None for the
         kinds that cannot answer on their own (a GGUF LoRA, an mlx-lm adapter)."""
-        backends = {"gguf": ("llama.cpp", "gguf"), "mlx": ("mlx", "mlx"), "merged": ("hf", "hf")}
-        if kind not in backends:
+        if kind not in EXPORT_TARGETS:
             return None
-        backend, target_kind = backends[kind]
-        from gateway.extras import MissingExtraError
+        from gateway.catalog.extras import MissingExtraError
 
         source_ref = str(adapter or base)
         source = Target(source_ref, "hf", "hf", path=base, adapter=adapter)
-        exported = Target(str(final), backend, target_kind, path=export)
+        if kind == MERGED:
+            exported = Target(str(final), "hf", "hf", path=export)
+        else:
+            exported = export_target(str(final), kind, export)
         try:
             return run_gate(source, exported, self.cfg, self.data, job_id=self.job_id)
         except MissingExtraError as exc:  # the export is fine; its task eval cannot run here

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporters.formats import GGUF, MLX
 from gateway.catalog import tunegate_home
 from gateway.data.formats import Example
 from gateway.errors import SpecError, TunegateError
@@ -43,10 +44,13 @@ class Target:
     model: str | None = None
     notes: list[str] = field(default_factory=list)
     job_id: str | None = None  # the job whose model this is, when tunegate trained it
-    # a deployment's URL comes from `tunegate serve` started on loopback: how to open it
+    # how a deployment is reached: an engine to open for the run (it yields the URL), the
+    # headers its URL wants (auth: never shown), or only the target's own chat
     opener: Callable[[], AbstractContextManager[str]] | None = field(
         default=None, repr=False, compare=False
     )
+    headers: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    chat: Callable[[Messages, int], str] | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         parts = [self.backend, self.kind, self.url or "", self.model or ""]
@@ -81,11 +85,11 @@ class Generator:
         t = self.target
         if t.kind == "hf":
             self._model = _load_hf(t)
-        elif t.kind in ("gguf", "mlx"):
+        elif t.kind in (GGUF, MLX):
             self._url = self._stack.enter_context(engine(t))
         elif t.opener is not None:
             self._url = self._stack.enter_context(t.opener())
-        else:
+        elif t.chat is None:
             self._url = t.url
         return self
 
@@ -96,9 +100,10 @@ class Generator:
     def url(self) -> str:
         """The OpenAI-compatible base URL (for a judge); in-process models have none."""
         if self._url is None:
+            how = "speaks only its own API" if self.target.chat else "runs in-process"
             raise SpecError(
-                f"{self.target.ref} runs in-process and cannot be a judge",
-                fix="serve it (a GGUF, a deployment, or URL#MODEL)",
+                f"{self.target.ref} {how} and cannot be a judge",
+                fix="judge with an OpenAI-compatible target (a GGUF, URL#MODEL, an engine deployment)",
             )
         return self._url
 
@@ -110,16 +115,21 @@ class Generator:
         prompts cost little more than one), one request each to a server."""
         if self._model is not None:
             return _hf_answers(self._model, batch, max_tokens)
+        if self._url is None and self.target.chat is not None:
+            return [self.target.chat(m, max_tokens) for m in batch]
         model = str(self.target.model or "default_model")
-        return [_chat(str(self._url), model, m, max_tokens) for m in batch]
+        headers = self.target.headers
+        return [_chat(str(self._url), model, m, max_tokens, headers) for m in batch]
 
 
-def post_chat(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def post_chat(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One chat completion request to an OpenAI-compatible endpoint; its first message."""
     import httpx
 
     try:
-        res = httpx.post(url + "/chat/completions", json=body, timeout=600)
+        res = httpx.post(url + "/chat/completions", json=body, headers=headers, timeout=600)
     except httpx.HTTPError as exc:
         raise TunegateError(f"cannot reach {url}: {exc}") from None
     if res.status_code >= 400:
@@ -127,13 +137,23 @@ def post_chat(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return dict(res.json()["choices"][0]["message"])
 
 
-def _chat(url: str, model: str, messages: Messages, max_tokens: int) -> str:
+def _chat(
+    url: str, model: str, messages: Messages, max_tokens: int, headers: dict[str, str]
+) -> str:
     """One greedy chat completion; tool calls come back as their JSON."""
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-    message = post_chat(url, body)
+    message = post_chat(url, body, headers)
     if message.get("tool_calls"):
         return json.dumps({"tool_calls": message["tool_calls"]})
     return message.get("content") or ""
+
+
+def export_target(ref: str, kind: str, path: Path) -> Target:
+    """A GGUF file or MLX folder as a target: run by the engine of the target that serves it."""
+    from exporters.deploy import engine_deployer
+
+    engine_name = getattr(engine_deployer(kind), "engine", kind)
+    return Target(ref, engine_name, kind, path=path.resolve())
 
 
 @contextlib.contextmanager
@@ -142,21 +162,27 @@ def engine(t: Target, *, logits_all: bool = False) -> Iterator[str]:
     `logits_all` keeps every prompt token's logits, which prompt log-probs (echo) need."""
     import dataclasses
 
+    from exporters.deploy import engine_deployer
+    from gateway.journal.deployments import Deployment
+
+    deployer = engine_deployer(t.kind)
+    dep = Deployment(f"eval-{t.fingerprint()}", deployer.target, "eval", str(t.path), "live")
+    upstream = deployer.upstream(dep)
+    if logits_all and upstream.logits_flag:
+        upstream = dataclasses.replace(upstream, command=(*upstream.command, *upstream.logits_flag))
+    t.model = upstream.model
+    with upstream_url(dep, upstream) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def upstream_url(dep: Any, upstream: Any) -> Iterator[str]:
+    """An engine upstream (`Upstream(kind="engine")`) started here for the run: its URL."""
     import httpx
 
-    from exporters.deploy import get_deployer
+    from exporters.deploy.engines import Engines
     from gateway.catalog import tunegate_home
-    from gateway.deploy_journal import Deployment
-    from gateway.serve.engines import Engines
 
-    target = "llamacpp" if t.kind == "gguf" else "mlx"
-    dep = Deployment(f"eval-{t.fingerprint()}", target, "eval", str(t.path), "live")
-    upstream = get_deployer(target).upstream(dep)
-    if logits_all and target == "llamacpp":
-        upstream = dataclasses.replace(
-            upstream, command=(*upstream.command, "--logits_all", "true")
-        )
-    t.model = upstream.model
     engines: Engines | None = None
 
     async def start() -> str:
@@ -173,7 +199,7 @@ def engine(t: Target, *, logits_all: bool = False) -> Iterator[str]:
 
 
 def _load_hf(t: Target) -> Any:
-    from gateway.extras import require
+    from gateway.catalog.extras import require
 
     require("torch", "transformers", what="evaluating a model folder in-process")
     import torch

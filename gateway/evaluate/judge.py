@@ -138,7 +138,7 @@ def summary(results: list[PairResult]) -> dict[str, Any]:
     }
 
 
-def http_ask(url: str, model: str) -> Ask:
+def http_ask(url: str, model: str, headers: dict[str, str] | None = None) -> Ask:
     """A judge behind an OpenAI-compatible endpoint, its reply held to the schema."""
     from gateway.evaluate.generate import post_chat
 
@@ -150,7 +150,7 @@ def http_ask(url: str, model: str) -> Ask:
             "temperature": 0,
             "response_format": {"type": "json_object", "schema": schema},
         }
-        return post_chat(url, body).get("content") or ""
+        return post_chat(url, body, headers).get("content") or ""
 
     return ask
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from exporters.formats import GGUF, MLX
 from gateway.errors import SpecError, TunegateError
 from gateway.evaluate.generate import Target
 
@@ -55,7 +56,7 @@ def lm_for(t: Target) -> Iterator[tuple[Any, Backend]]:
             kwargs["peft"] = str(t.adapter)
         lm = HFLM(**kwargs, device="cpu", batch_size=8)
         yield lm, Backend("lm-eval hf", True, False)
-    elif t.kind == "gguf":
+    elif t.kind == GGUF:
         from lm_eval.models.gguf import GGUFLM
 
         from gateway.evaluate.generate import engine
@@ -65,7 +66,7 @@ def lm_for(t: Target) -> Iterator[tuple[Any, Backend]]:
                 GGUFLM(base_url=url.removesuffix("/v1")),
                 Backend("lm-eval gguf (llama-cpp-python server)", True, False),
             )
-    elif t.kind == "mlx":
+    elif t.kind == MLX:
         from mlx_lm.evaluate import MLXLM
 
         lm = MLXLM(str(t.path), use_chat_template=False)

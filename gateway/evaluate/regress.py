@@ -25,7 +25,7 @@ from gateway.evaluate.generate import Target
 from gateway.evaluate.lm_models import Backend, canary, is_lettered, lettered, lm_for
 from gateway.evaluate.reports import Delta, store
 from gateway.evaluate.stats import paired
-from gateway.evaluate.targets import base_of, require_same_backend, resolve
+from gateway.evaluate.targets import base_of, require_same_backend
 
 # evaluation.md section 6: quick = small limits for a smoke check; standard = full tasks
 SUITES: dict[str, dict[str, int | None]] = {
@@ -177,14 +177,14 @@ def _run(
 
 
 def regress(
-    target: str, *, against: str | None = None, suite: str = "quick", limit: int | None = None
+    tuned: Target, *, against: Target | None = None, suite: str = "quick", limit: int | None = None
 ) -> RegressReport:
-    """lm-eval on the base and the tuned model, paired per example, task by task."""
-    from gateway.extras import require
+    """lm-eval on the base and the tuned model, paired per example, task by task (targets
+    come resolved: `gateway.facade.sources.resolve_target`)."""
+    from gateway.catalog.extras import require
 
     require("lm_eval", what="tunegate eval regress")
-    tuned = resolve(target)
-    base = resolve(against) if against else base_of(tuned)
+    base = against or base_of(tuned)
     require_same_backend(tuned, base)
     tasks, manager = _tasks(suite)
     got_base, backend, asked = _run(base, tasks, manager, limit)
@@ -261,7 +261,7 @@ def _overall(verdicts: list[str]) -> str:
 
 def prefetch(suite: str) -> list[str]:
     """Download a suite's datasets into the Hugging Face cache (the one online step)."""
-    from gateway.extras import require
+    from gateway.catalog.extras import require
 
     require("lm_eval", what="tunegate eval prefetch")
     tasks, manager = _tasks(suite)

@@ -44,7 +44,7 @@ def cell(text: str, width: int = 60) -> str:
 
 def folder_for(report_id: str, job_id: str | None) -> Path:
     if job_id:
-        from gateway.job_types import job_dir
+        from gateway.journal.records import job_dir
 
         return job_dir(job_id) / "evals" / report_id
     return tunegate_home() / "eval" / "reports" / report_id

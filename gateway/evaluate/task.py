@@ -19,11 +19,11 @@ from typing import Any
 
 from gateway.data.formats import load
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Generator, answers, held_out, question_of
+from gateway.evaluate.generate import Generator, Target, answers, held_out, question_of
 from gateway.evaluate.reports import Delta, cell, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
-from gateway.evaluate.targets import base_of, require_same_backend, resolve
+from gateway.evaluate.targets import base_of, require_same_backend
 
 SHOWN_FLIPS = 10
 
@@ -117,10 +117,10 @@ class TaskReport:
 
 
 def task_eval(
-    target: str,
+    tuned: Target,
     data: Path,
     *,
-    against: str | None = None,
+    against: Target | None = None,
     scorer: str = "exact",
     pattern: str | None = None,
     schema: Path | dict[str, Any] | None = None,
@@ -129,18 +129,18 @@ def task_eval(
     train: Path | None = None,
     seed: int = 0,
     progress: bool = False,
-    judge: str | None = None,
+    judge: Target | None = None,
     rubric: str | None = None,
     judge_price: str | None = None,
     max_judge_usd: float = 1.0,
 ) -> TaskReport:
-    """Score `target` and its base on `data`; the report is written under the eval folder.
-    `scorer="judge"` asks `judge` (a served target) whether each answer meets `rubric`."""
+    """Score `tuned` and its base (`against`, else the adapter's base) on `data`; the report is
+    written under the eval folder. `scorer="judge"` asks `judge` (a served target) whether each
+    answer meets `rubric`. Targets come resolved (`gateway.facade.sources.resolve_target`)."""
     if scorer == "judge" and not judge:
         raise SpecError("--scorer judge needs --judge (URL#MODEL, a deployment or a GGUF)")
     score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
-    tuned = resolve(target)
-    base = resolve(against) if against else base_of(tuned)
+    base = against or base_of(tuned)
     require_same_backend(tuned, base)
     pairs, skipped = held_out(Path(data), limit)
     notes = [f"{skipped} examples without a final assistant answer were skipped"] if skipped else []
@@ -171,11 +171,11 @@ def task_eval(
             ]
             usd = j.estimate_usd(graded, 1, price)
             j.check_budget(usd, max_judge_usd)
-            gen = stack.enter_context(Generator(resolve(str(judge))))
+            gen = stack.enter_context(Generator(judge))
             by_ref = {s[1]: q for (_, s), q in zip(pairs, questions, strict=True)}
-            ask = j.http_ask(gen.url, str(gen.target.model or "default_model"))
+            ask = j.http_ask(gen.url, str(gen.target.model or "default_model"), judge.headers)
             score = j.pointwise_scorer(ask, j.parse_rubric(rubric), by_ref)
-            notes.append(f"judge: {judge}, estimated at ${usd:.4f} before the run")
+            notes.append(f"judge: {judge.ref}, estimated at ${usd:.4f} before the run")
         rows = []
         for (ex, (_, ref)), q, b, t in zip(pairs, questions, base_out, tuned_out, strict=True):
             rows.append(Row(ex.line, q, ref, b, t, score(b, ref), score(t, ref)))

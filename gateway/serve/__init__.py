@@ -31,8 +31,8 @@ def _loopback(host: str) -> bool:
 
 
 def _check_bind(host: str, journal_path: Path | str | None) -> None:
-    from gateway.extras import require
-    from gateway.serve.store import ServeStore
+    from gateway.catalog.extras import require
+    from gateway.journal.serving import ServeStore
 
     require("starlette", "uvicorn", "python_multipart", "jinja2", what="tunegate serve")
     if _loopback(host):
@@ -96,8 +96,8 @@ def running(
     """Serve on a background thread; yields the base URL (…/v1). Port 0 picks a free one."""
     import uvicorn
 
+    from exporters.deploy.engines import free_port
     from gateway.serve.app import Gateway
-    from gateway.serve.engines import free_port
 
     _check_bind(host, journal_path)
     port = port or free_port()

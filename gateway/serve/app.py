@@ -1,6 +1,6 @@
 """The ASGI app behind `tunegate serve`: OpenAI's `/v1/chat/completions`, `/v1/completions`
 and `/v1/models` over every live deployment, with keys, budgets, fallbacks and one usage
-record per request; OpenAI's fine-tuning API (`gateway.serve.ft_routes`); `/tunegate/advice`
+record per request; OpenAI's fine-tuning API (`gateway.serve.finetuning.routes`); `/tunegate/advice`
 and `/tunegate/health` for operators.
 
 Errors have OpenAI's shape (`{"error": {"message", "type", "code", "param"}}`), so the
@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from exporters.deploy.engines import Engines
 from gateway.catalog import tunegate_home
-from gateway.retry import redact
-from gateway.serve.engines import Engines
+from gateway.journal.serving import ApiKey, ServeStore, UsageRecord, key_hash
 from gateway.serve.meter import Meter
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
-from gateway.serve.store import ApiKey, ServeStore, UsageRecord, key_hash
+from gateway.util.retry import redact
 
 KEYS_REFRESH_S = 5.0
 ADVICE_CACHE_S = 60.0
@@ -60,7 +60,7 @@ class Gateway:
         ft_model: str | None = None,
         ui_folder: Path | None = None,
     ):
-        from gateway.serve.ft_jobs import FineTuning
+        from gateway.serve.finetuning.jobs import FineTuning
 
         self.store = ServeStore(journal_path)
         self.registry = Registry(self.store, self.store.path)
@@ -100,8 +100,8 @@ class Gateway:
     def app(self) -> Starlette:
         from starlette.responses import RedirectResponse
 
-        from gateway.serve.ft_routes import FtRoutes
-        from gateway.serve.ui import Ui
+        from gateway.serve.dashboard.app import Ui
+        from gateway.serve.finetuning.routes import FtRoutes
 
         ui = Ui(self.store.path, self.keys, folder=self.ui_folder)
         routes = [
@@ -162,7 +162,7 @@ class Gateway:
         if denied:
             return denied
         if self._advice is None or time.monotonic() - self._advice[0] > ADVICE_CACHE_S:
-            from gateway.serve.advice import advise
+            from gateway.facade.advice import advise
 
             found = await anyio.to_thread.run_sync(lambda: advise(self.store.path))
             self._advice = (time.monotonic(), [a.to_json() for a in found])

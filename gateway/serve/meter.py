@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from gateway.serve.store import ServeStore, UsageRecord
+from gateway.journal.serving import ServeStore, UsageRecord
 
 BATCH = 500
 WAIT_S = 0.05

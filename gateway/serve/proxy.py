@@ -19,10 +19,10 @@ import httpx
 
 from exporters.deploy import get_deployer
 from exporters.deploy.base import with_system
+from exporters.deploy.engines import Engines
 from gateway.errors import TunegateError
-from gateway.retry import describe
-from gateway.serve.engines import Engines
 from gateway.serve.registry import Target
+from gateway.util.retry import describe
 
 CLIENT_ERRORS = frozenset({400, 413, 422})
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}

@@ -10,14 +10,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporters.deploy import get_deployer
+from exporters.deploy import get_deployer, price_of
 from exporters.deploy.base import Upstream
 from gateway.catalog import Catalog, load_catalog
-from gateway.deploy_journal import Deployment, deployments
+from gateway.cost.deployments import Price
 from gateway.errors import TunegateError
 from gateway.journal import Journal
-from gateway.serve.pricing import Price, price_of
-from gateway.serve.store import ServeStore
+from gateway.journal.deployments import Deployment, deployments
+from gateway.journal.serving import ServeStore
 
 REFRESH_S = 5.0
 

@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.deploy_journal import Deployment, deployments
+from exporters.deploy import price_of
 from gateway.errors import ServeError
 from gateway.journal import Journal
-from gateway.serve.pricing import price_of
-from gateway.serve.store import ServeStore, UsageRecord
+from gateway.journal.deployments import Deployment, deployments
+from gateway.journal.serving import ServeStore, UsageRecord
 
 DEFAULT_WINDOW_S = 30 * 86_400
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")

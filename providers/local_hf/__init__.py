@@ -6,7 +6,7 @@ The training itself runs in `providers.local_hf.worker`, a detached process (see
 from __future__ import annotations
 
 from gateway.catalog.schema import Hardware
-from gateway.offer import Offer, PlanContext
+from gateway.cost.offer import Offer, PlanContext
 from providers._local import local_offers
 from providers._local_jobs import LocalJobs
 

@@ -80,7 +80,7 @@ def trainer_for(objective: str, tr: dict[str, Any], common: dict[str, Any]) -> t
 def reward_funcs(names: list[str], train: str | None) -> list[Any]:
     """The job's rewards; a user's module:function is imported from the folder of the training
     file (where the job file points) or the Python path."""
-    from gateway.rewards import resolve
+    from gateway.spec.rewards import resolve
 
     folder = Path(train).resolve().parent if train else None
     if folder is not None and str(folder) not in sys.path:

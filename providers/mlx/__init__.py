@@ -11,7 +11,7 @@ import importlib.util
 import sys
 
 from gateway.catalog.schema import Hardware
-from gateway.offer import Offer, PlanContext
+from gateway.cost.offer import Offer, PlanContext
 from providers._local import local_offers
 from providers._local_jobs import LocalJobs
 
@@ -33,6 +33,7 @@ def _support(hw: Hardware, ctx: PlanContext) -> str | None:
 class MLX(LocalJobs):
     name = "mlx"
     kind = "local"
+    serves_with = "mlx"  # an mlx-lm adapter is fused into an MLX folder for mlx_lm.server
     worker = "providers.mlx.worker"
     requires = ("mlx", "mlx_lm")
 

@@ -6,7 +6,7 @@ loaded and wrapped by Unsloth's FastLanguageModel)."""
 from __future__ import annotations
 
 from gateway.catalog.schema import Hardware
-from gateway.offer import Offer, PlanContext
+from gateway.cost.offer import Offer, PlanContext
 from providers._local import local_offers
 from providers._local_jobs import LocalJobs
 

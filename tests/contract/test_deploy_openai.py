@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.deploy import chat, deploy
+from gateway.facade.deploy import chat, deploy
 
 
 def test_openai_deployment_is_the_jobs_model(monkeypatch, tmp_path):
     pytest.importorskip("openai")
-    from gateway.launch import launch
+    from gateway.facade.launch import launch
     from gateway.spec import JobSpec
     from tests.fakes.openai_api import OpenAIFake
     from tests.job_files import job_file

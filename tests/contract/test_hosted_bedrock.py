@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from gateway.errors import ProviderError, SpecError
+from gateway.facade.launch import launch
 from gateway.journal import Journal
-from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.bedrock_api import BUCKET, REGION, ROLE, BedrockFake
@@ -103,7 +103,7 @@ def test_lost_create_answer_is_adopted_not_repeated(fake, tmp_path):
 
 
 def test_repeated_create_answers_the_same_job(fake, tmp_path):
-    from gateway.jobs import Job
+    from gateway.facade.jobs import Job
     from providers.bedrock import Bedrock
 
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, n=40)), backend="bedrock")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.launch import launch
+from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.fireworks_api import FireworksFake, adapter_files
@@ -148,7 +148,7 @@ def test_fake_paginates_like_the_sdk_expects(fake, tmp_path):
 
 def test_a_repeated_create_answers_the_same_job(fake, tmp_path):
     """A create repeated after the first got through (409 ALREADY_EXISTS) returns that job."""
-    from gateway.jobs import Job
+    from gateway.facade.jobs import Job
     from providers.fireworks import Fireworks
 
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE)), backend="fireworks")
@@ -161,7 +161,7 @@ def test_a_repeated_create_answers_the_same_job(fake, tmp_path):
 
 
 def test_deploy_a_jobs_lora_chat_and_undeploy(fake, tmp_path):
-    from gateway.deploy import chat, deploy, undeploy
+    from gateway.facade.deploy import chat, deploy, undeploy
 
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE)), backend="fireworks")
     assert job.wait(interval=0).state == "succeeded"
@@ -180,7 +180,7 @@ def test_deploy_a_jobs_lora_chat_and_undeploy(fake, tmp_path):
 
 
 def test_deploy_uploads_a_local_adapter(fake, tmp_path):
-    from gateway.deploy import chat, deploy
+    from gateway.facade.deploy import chat, deploy
 
     folder = tmp_path / "my-adapter"
     folder.mkdir()
@@ -210,8 +210,8 @@ def test_deploy_uploads_a_local_adapter(fake, tmp_path):
 
 
 def test_deploy_refuses_a_rank_fireworks_cannot_serve(fake, tmp_path):
-    from gateway.deploy import deploy
     from gateway.errors import ExportError
+    from gateway.facade.deploy import deploy
 
     folder = tmp_path / "big"
     folder.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.launch import launch
+from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
 from tests.job_files import job_file
@@ -46,14 +46,14 @@ def test_large_files_go_through_the_uploads_api(fake, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_stops_waiting_not_the_job(fake, tmp_path, monkeypatch, capsys):
-    import gateway.waiting
+    import gateway.facade.waiting
 
     job = launch(JobSpec.from_yaml(job_file(tmp_path, "gpt-4o-mini")), backend="openai")
 
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gateway.waiting.time, "sleep", interrupt)
+    monkeypatch.setattr(gateway.facade.waiting.time, "sleep", interrupt)
     rec = job.wait(progress=True, interval=1)
     assert not rec.terminal
     err = capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.launch import launch
+from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.together_api import TOTAL_STEPS, TogetherFake
 from tests.job_files import job_file
@@ -54,7 +54,7 @@ def test_launch_wait_fetch_adapter(fake, tmp_path, objective):
 
 
 def test_download_resumes_after_a_cut_and_after_a_restart(fake, tmp_path):
-    from gateway.jobs import Job, job_dir
+    from gateway.facade.jobs import Job, job_dir
 
     spec = JobSpec.from_yaml(job_file(tmp_path, BASE))
     job = launch(spec, backend="together")
@@ -76,7 +76,7 @@ def test_download_resumes_after_a_cut_and_after_a_restart(fake, tmp_path):
 
 
 def test_serverless_lora_deploy_and_chat(fake, tmp_path):
-    from gateway.deploy import chat, deploy, undeploy
+    from gateway.facade.deploy import chat, deploy, undeploy
 
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, method="lora")), backend="together")
     assert job.wait(interval=0).state == "succeeded"
@@ -89,7 +89,7 @@ def test_serverless_lora_deploy_and_chat(fake, tmp_path):
 
 
 def test_full_fine_tune_goes_to_a_dedicated_endpoint(fake, tmp_path, monkeypatch):
-    from gateway.deploy import chat, deploy, undeploy
+    from gateway.facade.deploy import chat, deploy, undeploy
 
     monkeypatch.setenv("TOGETHER_PROJECT_ID", fake.v2.project)
     job = launch(JobSpec.from_yaml(job_file(tmp_path, BASE, method="full")), backend="together")
@@ -108,7 +108,7 @@ def test_full_fine_tune_goes_to_a_dedicated_endpoint(fake, tmp_path, monkeypatch
 
 def test_local_adapter_upload_in_parts_attach_and_reuse(fake, tmp_path, monkeypatch):
     from exporters.deploy import together as together_serving
-    from gateway.deploy import chat, deploy
+    from gateway.facade.deploy import chat, deploy
 
     monkeypatch.setenv("TOGETHER_PROJECT_ID", fake.v2.project)
     monkeypatch.setattr(together_serving, "PART_BYTES", 1024)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import JobError, PlanError
-from gateway.jobs import Job
+from gateway.facade.jobs import Job
+from gateway.facade.launch import launch
 from gateway.journal import Journal
-from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
 from tests.fakes.together_api import TogetherFake

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from gateway.errors import ProviderError
+from gateway.facade.launch import launch
 from gateway.journal import Journal
-from gateway.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.openai_api import OpenAIFake

@@ -15,18 +15,18 @@ pytest.importorskip("uvicorn")
 
 import openai
 
-from gateway.deploy import deploy
 from gateway.errors import ServeError
+from gateway.facade.deploy import deploy
 from gateway.journal import Journal
+from gateway.journal.serving import ServeStore
 from gateway.serve import running
-from gateway.serve.store import ServeStore
 from tests.fakes._server import SECRET
 
 
 @pytest.fixture
 def openai_dep(monkeypatch, tmp_path):
     """A finished OpenAI job on the fake, deployed: the model `ft:gpt-4o-mini...`."""
-    from gateway.launch import launch
+    from gateway.facade.launch import launch
     from gateway.spec import JobSpec
     from tests.fakes.openai_api import OpenAIFake
     from tests.job_files import job_file

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.job_types import Artifact, JobUpdate
+from gateway.cost.offer import Offer, PlanContext
 from gateway.journal import JobRecord
-from gateway.offer import Offer, PlanContext
+from gateway.journal.records import Artifact, JobUpdate
 from gateway.spec import ResolvedSpec
-from gateway.units import Range
+from gateway.util.units import Range
 
 NAME = "memory"
 
@@ -68,6 +68,7 @@ WORLD = World()
 class MemoryProvider:
     name = NAME
     kind = "hosted"
+    serves_with = "openai"  # any registered target: the fake's models are never deployed
 
     def offers(self, ctx: PlanContext) -> list[Offer]:
         return [

@@ -43,7 +43,19 @@ class _Log:
 _LOG_KEY = pytest.StashKey[_Log]()
 
 
+# the suite runs offline: libraries that would ask a hub or send telemetry are told so up front
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for name, value in OFFLINE.items():
+        os.environ.setdefault(name, value)
     log = Path(tempfile.mkdtemp(prefix="tunegate-jail-")) / "refusals.log"
     log.touch()
     os.environ[tunegate_jail.LOG_VAR] = str(log)

@@ -95,10 +95,13 @@ def refuse_connect(address: object) -> None:
     host = address[0]
     if is_loopback(host):
         return
-    shown = f"{host}:{address[1]}" if len(address) > 1 else str(host)
+    text = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    text = f"[{text}]" if ":" in text else text
+    shown = f"{text}:{address[1]}" if len(address) > 1 else text
     _record("connect", shown)
     raise JailRefusal(
-        111, f"loopback jail: connection to {shown} refused (tests may only reach 127.0.0.0/8 or ::1)"
+        111,
+        f"loopback jail: connection to {shown} refused (tests may only reach 127.0.0.0/8 or ::1)",
     )
 
 

@@ -14,8 +14,8 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 pytest.importorskip("peft")
 
-from gateway.deploy import chat, deploy, undeploy
 from gateway.errors import ExportError
+from gateway.facade.deploy import chat, deploy, undeploy
 from tests.fakes.bedrock_api import BUCKET, BedrockFake
 from tests.tiny_models import lora_adapter
 
@@ -82,8 +82,8 @@ def _through_the_gateway(dep, text: str) -> None:
         return
     import openai
 
+    from gateway.journal.serving import ServeStore
     from gateway.serve import running
-    from gateway.serve.store import ServeStore
 
     with running() as url:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from gateway.deploy import chat, deploy, deployments, get_deployment, undeploy
 from gateway.errors import JobError
+from gateway.facade.deploy import chat, deploy, deployments, get_deployment, undeploy
 
 pytestmark = pytest.mark.slow
 

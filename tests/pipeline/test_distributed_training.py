@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from gateway.jobs import job_dir
-from gateway.launch import launch
+from gateway.facade.jobs import job_dir
+from gateway.facade.launch import launch
 from providers._local_jobs import worker_pids
 from providers._worker import COMPLETE, JobDir
 from tests.job_files import local_job

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from gateway.doctor import doctor
+from gateway.facade.doctor import doctor
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-doctor-test-4f9a1c2e7b"

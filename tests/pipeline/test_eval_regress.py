@@ -13,7 +13,7 @@ pytest.importorskip("lm_eval")
 pytest.importorskip("peft")
 
 from gateway.errors import TunegateError
-from gateway.evaluate.regress import regress
+from gateway.facade.evaluate import regress
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
@@ -87,8 +87,8 @@ def test_gguf_by_log_probs_and_deployments_by_letters(
     deployed are reached through their chat API, where multiple choice is asked by letter."""
     pytest.importorskip("llama_cpp.server")
     from exporters.gguf import convert
-    from gateway.deploy import deploy
-    from gateway.export import export
+    from gateway.facade.deploy import deploy
+    from gateway.facade.export import export
 
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
 
@@ -116,7 +116,7 @@ def test_mlx_through_mlx_lm(tiny_sp, tmp_path):
     """An MLX export regresses in-process through mlx-lm's MLXLM (the canary included); the
     model against itself moves nothing."""
     pytest.importorskip("mlx_lm")
-    from gateway.export import export
+    from gateway.facade.export import export
 
     adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16, scale=4.0)
     mlx = export(adapter, "mlx", quant="float32", out=tmp_path / "mlx", group_size=64).files[0]

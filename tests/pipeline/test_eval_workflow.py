@@ -105,7 +105,7 @@ def test_train_wait_evaluates_then_the_export_is_gated(tiny_sp, tmp_path):
 
 
 def test_an_export_that_lost_the_adapter_is_left_unverified(tiny_sp, tmp_path):
-    from exporters.api import export
+    from exporters.pipeline import export
     from tests.tiny_models import lora_adapter
 
     adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16, scale=4.0)

@@ -15,7 +15,7 @@ from exporters.converter import get_converter
 from exporters.gguf import convert
 from exporters.verify import verify_gguf
 from gateway.errors import ExportError
-from gateway.export import export
+from gateway.facade.export import export
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ pytest.importorskip("mlx_lm")
 pytest.importorskip("peft")
 
 from gateway.errors import ExportError
-from gateway.export import export
+from gateway.facade.export import export
 from tests.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow

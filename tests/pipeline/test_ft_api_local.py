@@ -17,7 +17,7 @@ pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not 
 
 import openai
 
-from gateway.deploy import get_deployment
+from gateway.facade.deploy import get_deployment
 from gateway.journal import Journal
 from gateway.serve import running
 from tests.job_files import chats, write_jsonl

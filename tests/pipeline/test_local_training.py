@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from gateway.jobs import job_dir
-from gateway.launch import launch
+from gateway.facade.jobs import job_dir
+from gateway.facade.launch import launch
 from providers._worker import JobDir
 from tests.job_files import local_job as _job
 from tests.job_files import write_jsonl
@@ -156,7 +156,7 @@ def test_qlora_is_refused_without_an_nvidia_gpu(tmp_path, tiny):
 
 
 def test_plans_use_the_throughput_measured_here(tmp_path, tiny):
-    from gateway.router import plan
+    from gateway.facade.plan import plan
 
     spec = _job(tmp_path, tiny, n=16, valid=0, epochs=1)
     before = next(o for o in plan(spec).offers if o.provider == "local" and o.kind == "local")

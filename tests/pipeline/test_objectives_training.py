@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from gateway.launch import launch
+from gateway.facade.launch import launch
 from providers._worker import JobDir
 from tests.job_files import local_job, preferences, write_jsonl
 from tests.pipeline.test_local_training import _logits

@@ -22,9 +22,9 @@ pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not 
 import httpx
 import openai
 
-from gateway.deploy import deploy
+from gateway.facade.deploy import deploy
+from gateway.journal.serving import ServeStore
 from gateway.serve import running
-from gateway.serve.store import ServeStore
 from gateway.serve.usage import usage
 from tests.polling import until
 
@@ -163,8 +163,8 @@ def test_mlx_engine_behind_the_gateway(tiny_sp, tmp_path):
     mlx-lm answers in-process, and reports stream usage, so nothing is estimated."""
     pytest.importorskip("mlx_lm")
     pytest.importorskip("peft")
-    from gateway.deploy import chat
-    from gateway.export import export
+    from gateway.facade.deploy import chat
+    from gateway.facade.export import export
     from tests.tiny_models import lora_adapter
 
     adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16)

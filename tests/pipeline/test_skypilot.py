@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ProviderError
+from gateway.facade.plan import plan
 from gateway.journal import Journal
-from gateway.router import plan
 from gateway.spec import JobSpec
-from providers import _sky_jobs
+from providers.runners import skypilot as _sky_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 SKY_PYTHON = os.environ.get("TUNEGATE_SKYPILOT_PYTHON") or str(
@@ -158,7 +158,7 @@ def test_states_metrics_and_adapter_from_the_bucket(monkeypatch):
     """A managed job as the queue reports it, its worker's files in the bucket (moto's S3)."""
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
-    from gateway.jobs import Job
+    from gateway.facade.jobs import Job
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")

@@ -31,7 +31,7 @@ pytest.importorskip("boto3")
 
 from cli.main import main
 from gateway.journal import Journal
-from providers import _sky_jobs
+from providers.runners import skypilot as _sky_jobs
 from tests.job_files import chats, write_jsonl
 from tests.polling import until
 
@@ -181,7 +181,7 @@ def test_launch_status_and_cancel_through_a_real_skypilot_server(rented_env):
 
 def test_a_launch_cut_off_before_the_journal_heard_is_adopted(rented_env, monkeypatch):
     """The process dies after SkyPilot took the job and before the journal recorded its id."""
-    from gateway.launch import launch
+    from gateway.facade.launch import launch
     from gateway.spec import JobSpec
 
     real_update = Journal.update

@@ -24,8 +24,8 @@ pytest.importorskip("trl")
 
 from cli.main import main
 from gateway.evaluate.reports import Delta, store
+from gateway.facade.launch import launch
 from gateway.journal import Journal
-from gateway.launch import launch
 from gateway.serve import running
 from tests.job_files import local_job
 from tests.polling import until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import PlanError
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 from providers.unsloth.worker import unsloth_config
 
@@ -31,7 +31,7 @@ def test_spec_maps_onto_fastlanguagemodel_arguments():
 
 
 def test_refused_without_an_nvidia_gpu(cpu_machine, tmp_path):
-    from gateway.launch import launch
+    from gateway.facade.launch import launch
 
     spec = JobSpec.from_dict(
         {

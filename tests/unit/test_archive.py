@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from gateway.archive import Limits, safe_extract
 from gateway.errors import ArchiveError
+from gateway.util.archive import Limits, safe_extract
 
 
 def _tar(path, members, compress="zst"):

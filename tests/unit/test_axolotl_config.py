@@ -14,10 +14,10 @@ pytest.importorskip("axolotl.utils.config", reason="make test installs axolotl (
 
 from cli.main import main
 from gateway.errors import SpecError
-from gateway.presets import resolve
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
-from providers._axolotl import axolotl_config, check, preview
+from gateway.spec.presets import resolve
+from providers.runners.axolotl import axolotl_config, check, preview
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

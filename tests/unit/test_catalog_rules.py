@@ -8,7 +8,7 @@ import pytest
 from gateway.catalog import _load, load_catalog
 from gateway.data.validate import check_file
 from gateway.errors import CatalogError
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 from tests.job_files import chats, write_jsonl
 

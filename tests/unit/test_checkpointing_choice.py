@@ -4,8 +4,8 @@ launched job records the chosen offer's decision."""
 
 from __future__ import annotations
 
-from gateway.launch import _with_settings
-from gateway.router import plan
+from gateway.facade.launch import _with_settings
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"

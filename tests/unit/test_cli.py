@@ -116,7 +116,7 @@ def test_planning_imports_no_ml_framework_or_provider_sdk():
 def test_help_works_without_importing_the_planner():
     code = (
         "import sys\nfrom cli.main import main\n"
-        "print(*(m in sys.modules for m in ('gateway.router', 'rich', 'gateway.catalog')))"
+        "print(*(m in sys.modules for m in ('gateway.facade.plan', 'rich', 'gateway.catalog')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]  # help text reads no catalog

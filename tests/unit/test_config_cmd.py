@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from cli.main import main
-from gateway.config import load_config
+from gateway.catalog.config import load_config
 
 
 def test_set_show_unset_and_refuse(monkeypatch):

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from gateway.errors import SpecError
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 from tests.job_files import job_file
 

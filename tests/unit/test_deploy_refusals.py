@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.deploy import deploy
 from gateway.errors import ExportError
+from gateway.facade.deploy import deploy
 
 
 def test_deploy_refuses_what_it_cannot_serve(tmp_path):

@@ -11,12 +11,12 @@ import pytest
 
 import exporters.deploy as registry
 from exporters.deploy.base import Deployer, DeployOptions, Prepared, Wants
-from gateway.deploy import chat, deploy, deployments, undeploy
-from gateway.deploy_journal import ChatReply
 from gateway.errors import DeployError
+from gateway.facade.deploy import chat, deploy, deployments, undeploy
 from gateway.journal import Journal
+from gateway.journal.deployments import ChatReply
 
-METHODS = ("accepts", "prepare", "deploy", "undeploy", "chat")
+METHODS = ("accepts", "prepare", "deploy", "undeploy", "chat", "upstream", "price")
 OPTION_FIELDS = {f.name for f in dataclasses.fields(DeployOptions)} - {"progress"}
 
 
@@ -30,8 +30,26 @@ def test_every_target_conforms(target):
     assert isinstance(deployer, Deployer) and deployer.target == target
     assert deployer.wants in typing.get_args(Wants)
     assert deployer.options <= OPTION_FIELDS
+    assert deployer.hosts in ("self", "hosted")
     for method in METHODS:
         assert _params(getattr(type(deployer), method)) == _params(getattr(Deployer, method))
+
+
+@pytest.mark.parametrize("target", registry.TARGETS)
+def test_every_target_prices_its_deployments(target, catalog):
+    """Each target answers what its deployments cost from the catalog (the usage report, the
+    advice and the plan ask it): never an exception, and hosted targets are never free."""
+    from gateway.cost.deployments import Price
+    from gateway.journal.deployments import Deployment
+
+    hosted = [m.id for m in catalog.models if target in m.hosted]  # a base it serves, if any
+    base = (hosted or ["meta-llama/Llama-3.1-8B-Instruct"])[0]
+    dep = Deployment("dep-1", target, "m", base, "live")
+    price = registry.get_deployer(target).price(dep, base, catalog)
+    assert isinstance(price, Price) and price.kind in ("per_token", "hourly", "unpriced")
+    if registry.get_deployer(target).hosts == "hosted":
+        assert price.kind != "unpriced", price.label
+        assert price.input_per_1m > 0 or price.usd_per_hour > 0
 
 
 def test_an_unknown_target_names_the_known_ones():
@@ -43,7 +61,7 @@ def test_an_unknown_target_names_the_known_ones():
 class _Memory:
     """A target whose remote step is scripted: it records what the journal held when it ran."""
 
-    target, wants, options = "memory", "job", frozenset({"system"})
+    target, wants, hosts, options = "memory", "job", "hosted", frozenset({"system"})
     fail = False
     seen_state: typing.ClassVar[list[str]] = []
     removed: typing.ClassVar[list[str]] = []
@@ -110,7 +128,7 @@ def test_a_refused_source_is_a_deploy_error(memory_target, tmp_path):
 def test_deploy_and_export_take_the_same_sources(tmp_path):
     """An `Artifact` (what `job.artifact()` returns) is a source for both, as DESIGN shows."""
     import gateway as tg
-    from gateway.sources import for_export
+    from gateway.facade.sources import for_export
 
     gguf = tmp_path / "voice.gguf"
     gguf.write_bytes(b"GGUF")

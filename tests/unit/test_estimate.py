@@ -1,9 +1,14 @@
 import pytest
 
 from gateway.catalog.hf_config import model_from_config
-from gateway.estimate import flops_per_token, lora_param_count, tokens_per_second, training_memory
-from gateway.presets import resolve
+from gateway.cost.training import (
+    flops_per_token,
+    lora_param_count,
+    tokens_per_second,
+    training_memory,
+)
 from gateway.spec import JobSpec
+from gateway.spec.presets import resolve
 
 
 def _spec(model_id, **kw):

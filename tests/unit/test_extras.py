@@ -12,7 +12,7 @@ import tomllib
 from click.testing import CliRunner
 
 from cli.main import main
-from gateway.extras import EXTRAS, MODULES, from_import_error, missing, require
+from gateway.catalog.extras import EXTRAS, MODULES, from_import_error, missing, require
 
 ROOT = Path(__file__).resolve().parents[2]
 

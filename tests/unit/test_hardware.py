@@ -1,7 +1,7 @@
 import os
 import stat
 
-from gateway.hardware import detect, machine_hardware, what_if
+from gateway.catalog.hardware import detect, machine_hardware, what_if
 
 
 def _fake_tool(tmp_path, name, output):

@@ -10,7 +10,7 @@ BASE = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 def test_plan_maps_and_checks_hyperparameters(tmp_path, monkeypatch):
-    from gateway.router import plan
+    from gateway.facade.plan import plan
 
     spec = JobSpec.from_yaml(job_file(tmp_path, BASE, n=40))
     (offer,) = [o for o in plan(spec).offers if o.provider == "bedrock"]
@@ -29,7 +29,7 @@ def test_plan_maps_and_checks_hyperparameters(tmp_path, monkeypatch):
 
 
 def test_fireworks_refuses_a_dpo_beta_it_does_not_accept(tmp_path):
-    from gateway.router import plan
+    from gateway.facade.plan import plan
 
     spec = JobSpec.from_yaml(job_file(tmp_path, BASE, "dpo", training={"dpo_beta": 0.6}))
     (offer,) = [o for o in plan(spec).offers if o.provider == "fireworks"]

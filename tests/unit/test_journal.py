@@ -111,7 +111,7 @@ def test_artifacts_and_deployments(journal):
 
 
 def test_a_version_1_journal_is_migrated_with_its_jobs(tmp_path):
-    from gateway.journal_schema import MIGRATIONS
+    from gateway.journal.schema import MIGRATIONS
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)

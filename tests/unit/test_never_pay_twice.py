@@ -1,4 +1,4 @@
-"""The never-pay-twice rules of `gateway.launch`, against a scripted in-memory provider.
+"""The never-pay-twice rules of `gateway.facade.launch`, against a scripted in-memory provider.
 
 Each test names one way a create can go wrong and asserts how many remote jobs exist after
 it: exactly one when the user asked for one, none when the provider refused.
@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 import providers
-from gateway import lease
 from gateway.errors import JobError, ProviderError
-from gateway.journal import Journal
-from gateway.launch import launch, reconcile
-from gateway.router import plan
+from gateway.facade.launch import launch, reconcile
+from gateway.facade.plan import plan
+from gateway.journal import Journal, lease
 from gateway.spec import JobSpec
 from tests.fakes import memory_provider as mem
 from tests.job_files import job_file
@@ -140,7 +139,7 @@ def test_a_long_upload_is_not_reconciled_by_another_process(world, the_plan):
             [
                 sys.executable,
                 "-c",
-                "from gateway.launch import open_journal; print(open_journal()[1])",
+                "from gateway.facade.launch import open_journal; print(open_journal()[1])",
             ],
             cwd=ROOT,
             capture_output=True,

@@ -8,9 +8,9 @@ import pytest
 
 from gateway.data.prepare import prepare
 from gateway.errors import SpecError
-from gateway.rewards import name_problem, resolve
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
+from gateway.spec.rewards import name_problem, resolve
 from tests.job_files import chats, kto_rows, preferences, write_jsonl
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
@@ -46,7 +46,7 @@ def test_each_backend_runs_only_the_objectives_it_has(catalog, cpu_machine, obje
 
 def test_grpo_costs_its_generations(catalog, cpu_machine):
     hw = "h100-80gb"
-    from gateway.hardware import what_if
+    from gateway.catalog.hardware import what_if
 
     machine = what_if(catalog, hw)
     sft = next(o for o in _plan(catalog, machine, "sft").offers if o.provider == "local")
@@ -133,8 +133,8 @@ def test_each_objective_trains_only_on_its_kinds(tmp_path, objective, rows, ok):
 
 
 def test_one_list_of_objectives():
-    from gateway.objectives import FACTS, OBJECTIVES
     from gateway.spec import Objective
+    from gateway.spec.objectives import FACTS, OBJECTIVES
 
     assert Objective.__args__ == OBJECTIVES == tuple(FACTS)
 

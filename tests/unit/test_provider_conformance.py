@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 
+import exporters.deploy
 import providers
 from gateway.errors import JobError
 from providers.base import Provider, Quoting, Resumable
@@ -23,6 +24,7 @@ def test_every_backend_conforms(name):
     backend = providers.get_provider(name)
     assert isinstance(backend, Provider)
     assert backend.name == name and backend.kind in ("local", "hosted")
+    assert backend.serves_with in exporters.deploy.DEPLOYERS  # what serves what it trains
     for method in LIFECYCLE:
         declared = getattr(Provider, method)
         assert _params(getattr(type(backend), method)) == _params(declared), method

@@ -35,7 +35,7 @@ def test_jobs_table_keeps_whole_ids_at_80_columns(monkeypatch):
 
 def test_waiting_into_a_pipe_prints_plain_lines(capsys, monkeypatch):
     """Into a log (not a terminal) the wait prints a line per state change, throttled."""
-    from gateway import waiting
+    from gateway.facade import waiting
 
     states = iter(["queued", "running", "running", "running", "succeeded"])
 

@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from gateway.jobs import normalize_state
-from gateway.retry import backoff_s, describe, retry_after_s, retryable
+from gateway.facade.jobs import normalize_state
+from gateway.util.retry import backoff_s, describe, retry_after_s, retryable
 from tests.job_files import SECRET
 
 

@@ -1,8 +1,8 @@
 import pytest
 
+from gateway.catalog.hardware import what_if
 from gateway.errors import PlanError
-from gateway.hardware import what_if
-from gateway.router import plan
+from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 
 ALL = {"local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock"}

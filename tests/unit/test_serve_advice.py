@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from gateway.facade.advice import advise, advise_one, measured, plan_job, spec_at
 from gateway.journal import Journal
-from gateway.serve.advice import advise, advise_one, measured, plan_job, spec_at
-from gateway.serve.store import ServeStore, UsageRecord
+from gateway.journal.serving import ServeStore, UsageRecord
 from gateway.spec import JobSpec
 from tests.job_files import job_file
 
@@ -127,7 +127,7 @@ def test_the_threshold_decides(together_job):
 
 
 def _deployments(journal):
-    from gateway.deploy_journal import deployments
+    from gateway.journal.deployments import deployments
 
     return deployments(journal)
 
@@ -139,7 +139,7 @@ def test_spec_at_drops_training_limits_only_when_asked(together_job):
     data = dict(job.spec)
     data["constraints"] = {**(data.get("constraints") or {}), "max_usd": 0.01}
     job = dataclasses.replace(job, spec=data)
-    from gateway.serve.advice import Volume
+    from gateway.facade.advice import Volume
 
     volume = Volume(5e6, 0.3, 7, 100)
     served = spec_at(job, volume)

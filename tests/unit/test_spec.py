@@ -1,8 +1,8 @@
 import pytest
 
 from gateway.errors import SpecError
-from gateway.presets import resolve
 from gateway.spec import JobSpec
+from gateway.spec.presets import resolve
 
 
 def _write(tmp_path, text):

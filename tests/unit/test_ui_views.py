@@ -17,14 +17,14 @@ pytest.importorskip("starlette")
 from starlette.testclient import TestClient
 
 from gateway.journal import EventRecord, Journal
+from gateway.journal.serving import ServeStore
 from gateway.serve.app import Gateway
-from gateway.serve.store import ServeStore
-from gateway.serve.ui_plan import job_files
-from gateway.serve.ui_views import actions, points
+from gateway.serve.dashboard.plan import job_files
+from gateway.serve.dashboard.views import actions, points
 from tests.unit.test_serve_advice import DAY, _plant, together_job  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ROOT / "gateway" / "serve" / "static"
+STATIC = ROOT / "gateway" / "serve" / "dashboard" / "static"
 
 
 def test_vendored_files_match_the_hashes_in_the_docs():
@@ -124,7 +124,7 @@ def test_pages_and_the_action_rules(tmp_path):
 
 def test_data_page_marks_trained_tokens_and_long_bins(tmp_path):
     pytest.importorskip("transformers")
-    from gateway.serve.ui_plan import data_page
+    from gateway.serve.dashboard.plan import data_page
     from tests.job_files import chats, write_jsonl
     from tests.tiny_models import tiny_chatml_tokenizer
 

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.units import Range, parse_count
+from gateway.util.units import Range, parse_count
 
 
 def test_parse_count_accepts_suffixes_and_per_day():

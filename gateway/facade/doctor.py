@@ -1,0 +1,321 @@
+"""`tunegate doctor`: what this machine can do, and for each missing piece what it blocks and the
+command that fixes it (as `sky check` and `flutter doctor` do).
+
+Extras are read from package metadata without importing them; only llama.cpp and mlx-lm are
+imported, since "installed" is not "loads" for a compiled library. Credentials are reported by
+variable name only: a value is never read into the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.catalog.extras import EXTRAS, installed
+from gateway.catalog.hardware import Machine
+
+
+def credentials_needed() -> dict[str, list[tuple[str, ...]]]:
+    """provider -> what it needs (any one variable of a tuple is enough), from the registry."""
+    import providers
+
+    needs = {n: providers.get_provider(n).credential_needs() for n in providers.HOSTED}  # type: ignore[attr-defined]
+    return {**needs, "hf hub": [("HF_TOKEN",)]}
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str  # python | extra | hardware | engine | server | credentials | home
+    name: str
+    ok: bool | None  # None: not needed for most work, shown for information
+    detail: str
+    blocks: str = ""  # what cannot be done while this is missing
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def doctor(
+    *, ollama_host: str | None = None, timeout_s: float = 0.5, clouds: bool = False
+) -> list[Check]:
+    """Every check, in the order a person reads them; `clouds` asks SkyPilot now which clouds
+    it enabled and what GPUs cost there (cached for `tunegate plan`)."""
+    from gateway.catalog import load_catalog
+    from gateway.catalog.hardware import detect
+
+    machine = detect(load_catalog())
+    return [
+        _python(),
+        *_extras(machine),
+        _hardware(machine),
+        _llama_cpp(),
+        _mlx_lm(),
+        _ollama(ollama_host, timeout_s),
+        *_skypilot(clouds),
+        *_credentials(),
+        _home(),
+    ]
+
+
+def _python() -> Check:
+    v = sys.version_info
+    ok = v >= (3, 10)
+    return Check(
+        "python",
+        "python",
+        ok,
+        f"{platform.python_version()} at {sys.executable}",
+        "" if ok else "tunegate itself",
+        "" if ok else "install Python 3.10 or newer",
+    )
+
+
+def _extras(machine: Machine) -> list[Check]:
+    out = []
+    for extra in EXTRAS.values():
+        present, absent = installed(extra.name)
+        have = ", ".join(f"{d} {v}" for d, v in present.items())
+        if not absent:
+            out.append(Check("extra", extra.name, True, have))
+            continue
+        detail = f"missing {', '.join(absent)}" + (f" (has {have})" if have else "")
+        # unsloth needs an NVIDIA GPU: absent is the normal state on every other machine
+        optional = extra.name == "unsloth" and machine.kind != "nvidia"
+        out.append(
+            Check(
+                "extra", extra.name, None if optional else False, detail, extra.purpose, extra.fix
+            )
+        )
+    return out
+
+
+def _hardware(m: Machine) -> Check:
+    if m.kind == "cpu":
+        return Check(
+            "hardware",
+            "accelerator",
+            None,
+            f"CPU only: {m.name}, {m.cores} cores, {m.ram_gb:.0f} GB RAM",
+            "unsloth, QLoRA (bitsandbytes) and fast local training",
+            "train small models here (the demo), or let `tunegate plan` price a rented GPU "
+            "or a hosted backend",
+        )
+    return Check(
+        "hardware",
+        "accelerator",
+        True,
+        f"{m.kind}: {m.name} x{max(m.gpus, 1)}, {m.gpu_memory_gb:.0f} GB (catalog {m.hardware_id})",
+    )
+
+
+def _llama_cpp() -> Check:
+    try:
+        import llama_cpp
+    except ImportError:
+        return Check(
+            "engine",
+            "llama.cpp",
+            False,
+            "llama-cpp-python is not importable",
+            "GGUF export and verification, --to llamacpp, chat with a GGUF",
+            EXTRAS["gguf"].fix,
+        )
+    except Exception as exc:  # a broken native build: say so, not a traceback
+        return Check("engine", "llama.cpp", False, f"fails to load: {exc}", "GGUF", "")
+    return Check("engine", "llama.cpp", True, f"llama-cpp-python {llama_cpp.__version__}")
+
+
+def _mlx_lm() -> Check:
+    import importlib.metadata
+    import importlib.util
+
+    absent = Check(
+        "engine",
+        "mlx-lm",
+        False,
+        "mlx-lm is not importable",
+        "the mlx backend and --to mlx exports",
+        EXTRAS["mlx"].fix,
+    )
+    if importlib.util.find_spec("mlx_lm") is None:
+        return absent
+    try:
+        import mlx.core as mx  # the compiled part; mlx_lm itself is plain Python
+    except ImportError:
+        return absent
+    except Exception as exc:
+        return Check("engine", "mlx-lm", False, f"fails to load: {exc}", "MLX", "")
+    version = importlib.metadata.version("mlx-lm")
+    return Check("engine", "mlx-lm", True, f"mlx-lm {version} on {mx.default_device()}")
+
+
+def _ollama(host: str | None, timeout_s: float) -> Check:
+    import httpx
+
+    host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+    if "://" not in host:
+        host = f"http://{host}"
+    try:
+        res = httpx.get(f"{host.rstrip('/')}/api/version", timeout=timeout_s)
+        res.raise_for_status()
+        version = res.json().get("version", "?")
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check(
+            "server",
+            "ollama",
+            None,
+            f"no Ollama server at {host} ({type(exc).__name__})",
+            "--to ollama deploys (llama.cpp serves the same GGUF without it)",
+            "start one with `ollama serve`, or set OLLAMA_HOST",
+        )
+    return Check("server", "ollama", True, f"Ollama {version} at {host}")
+
+
+def _skypilot(refresh: bool) -> list[Check]:
+    """Renting GPUs: SkyPilot's interpreter, the bucket for job folders, the enabled clouds."""
+    from gateway.catalog.config import load_config
+    from providers.runners.sky_prices import cached
+    from providers.runners.sky_prices import refresh as ask
+    from providers.runners.skypilot import sky_python
+
+    blocks = "rented GPUs (tunegate train --on CLOUD)"
+    python = sky_python()
+    out = [
+        Check("rented", "skypilot", True, f"SkyPilot runs in {python}")
+        if python
+        else Check(
+            "rented",
+            "skypilot",
+            None,
+            "not installed",
+            blocks,
+            "pipx install 'skypilot[aws]' (its own environment: it pins click<8.2), or set "
+            "skypilot.python in $TUNEGATE_HOME/config.yaml",
+        )
+    ]
+    bucket = load_config().skypilot.bucket
+    out.append(
+        Check("rented", "bucket", True, bucket)
+        if bucket
+        else Check(
+            "rented",
+            "bucket",
+            None,
+            "none configured",
+            blocks,
+            "skypilot.bucket: s3://bucket/prefix in $TUNEGATE_HOME/config.yaml",
+        )
+    )
+    if python is None:
+        return out
+    view = cached()
+    if refresh:
+        try:
+            view = ask()
+        except Exception as exc:  # SkyPilot's own error, said plainly
+            out.append(Check("rented", "clouds", False, f"SkyPilot did not answer: {exc}", blocks))
+            return out
+    if view is None:
+        out.append(
+            Check(
+                "rented",
+                "clouds",
+                None,
+                "not asked yet",
+                "prices from SkyPilot's catalogs",
+                "tunegate doctor --clouds",
+            )
+        )
+        return out
+    ready = [c for c in view.enabled if view.blocker(c) is None]
+    held = [c for c in view.enabled if view.blocker(c) is not None]
+    detail = f"enabled: {', '.join(view.enabled) or 'none'}"
+    if held:
+        detail += f"; cannot hold a job's folder: {', '.join(held)}"
+    age = (time.time() - view.as_of) / 3600
+    detail += f" ({len(view.prices)} prices, asked {age:.0f} h ago)"
+    out.append(
+        Check(
+            "rented",
+            "clouds",
+            bool(ready),
+            detail,
+            "" if ready else blocks,
+            "" if ready and not view.stale else "sky check, then tunegate doctor --clouds",
+        )
+    )
+    return out
+
+
+def _credentials() -> list[Check]:
+    out = []
+    for provider, needs in credentials_needed().items():
+        unmet = [n for n in needs if not any(os.environ.get(var, "").strip() for var in n)]
+        names = [" or ".join(n) for n in needs]
+        if not unmet:
+            out.append(Check("credentials", provider, True, f"{', '.join(names)} set"))
+            continue
+        missing = [" or ".join(n) for n in unmet]
+        out.append(
+            Check(
+                "credentials",
+                provider,
+                None,
+                f"{', '.join(missing)} not set",
+                f"launching on {provider}" if provider != "hf hub" else "gated hub models",
+                f"export {unmet[0][0]}=...",
+            )
+        )
+    return out
+
+
+def _home() -> Check:
+    from gateway.catalog import tunegate_home
+
+    home = tunegate_home()
+    if not home.exists():
+        return Check("home", "tunegate home", True, f"{home} (not created yet)")
+    size = _size(home)
+    free = _free(home)
+    ok = free is None or free > 2 * 2**30
+    return Check(
+        "home",
+        "tunegate home",
+        ok,
+        f"{home}: {_human(size)} used" + (f", {_human(free)} free" if free is not None else ""),
+        "" if ok else "exports and training checkpoints (less than 2 GB free)",
+        "" if ok else "free disk space, or set TUNEGATE_HOME to a larger disk",
+    )
+
+
+def _size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / f).lstat().st_size
+    return total
+
+
+def _free(path: Path) -> int | None:
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,0 +1,1 @@
+"""`tunegate ui`: the server-rendered dashboard at /ui on `tunegate serve`."""
