@@ -30,7 +30,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU here: this check needs one", file=sys.stderr)
         return 2
-    from providers._local_jobs import torchrun
+    from providers.runners.this_machine import torchrun
     from tests.job_files import chats, write_jsonl
     from tests.tiny_models import tiny_llama
 

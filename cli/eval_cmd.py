@@ -145,7 +145,7 @@ def eval_task_cmd(
 def _job_eval(job: str, as_json: bool) -> None:
     from cli.jobs_cmds import _journal
     from cli.render_jobs import eval_lines
-    from gateway.facade.evaluate import evaluate_job
+    from gateway.facade.jobs import evaluate_job
 
     journal = _journal()
     done = evaluate_job(job, journal=journal, progress=not as_json)

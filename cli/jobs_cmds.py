@@ -98,23 +98,21 @@ def train_cmd(
         click.echo(f"  follow: tunegate logs {rec.id} --follow", err=True)
     if wait:
         rec = handle.wait(progress=not as_json)
-        _evaluate(rec, journal, as_json)
+        _show_eval(handle, journal, as_json)
     if as_json:
         emit_json(job_json(rec, journal))
 
 
-def _evaluate(rec: Any, journal: Any, as_json: bool) -> None:
-    """A job that just succeeded runs the `eval:` of its job file (once; see docs/eval.md)."""
-    from gateway.facade.evaluate import after_training
-
-    done = after_training(rec.id, journal=journal, progress=not as_json)
+def _show_eval(job: Any, journal: Any, as_json: bool) -> None:
+    """What `wait` ran of the job file's `eval:` (once; see docs/eval.md)."""
+    done = job.evaluation
     if done is None or as_json:
         return
     from cli.render_jobs import eval_lines
 
     if done.error:
         click.echo(done.error, err=True)
-    for line in eval_lines(journal, rec.id, done.reports):
+    for line in eval_lines(journal, job.id, done.reports):
         click.echo(line)
 
 
@@ -264,6 +262,6 @@ def resume_cmd(job_id: str, wait: bool, as_json: bool) -> None:
         )
     if wait:
         rec = job.wait(progress=not as_json)
-        _evaluate(rec, journal, as_json)
+        _show_eval(job, journal, as_json)
     if as_json:
         emit_json(job_json(rec, journal))

@@ -119,14 +119,9 @@ def plan_cmd(job: str | None, show_all: bool, show_spec: bool, as_json: bool, **
 
 def _axolotl(result: Any) -> dict[str, Any] | None:
     """The Axolotl config of a job on the Axolotl route (several nodes, or asked for)."""
-    from providers.runners.axolotl import preview
-    from providers.runners.skypilot import uses_axolotl
+    from gateway.facade.plan import launcher_preview
 
-    spec = result.spec.model_dump(mode="json")
-    if not uses_axolotl(spec):
-        return None
-    config, problem = preview(spec)
-    return {"config": config, "problem": problem}
+    return launcher_preview(result)
 
 
 def _plan_journaled(

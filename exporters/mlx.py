@@ -35,9 +35,12 @@ FLOAT_CHECK: dict[str, tuple[float, float | None]] = {
 
 def is_mlx(path: Path) -> bool:
     """An MLX model folder: an MLX export (its export.json says so), or quantized by mlx-lm."""
+    from exporters.record import read
+
+    record = read(path) if path.is_dir() else None
+    if record is not None:
+        return record.kind == "mlx"
     try:
-        if (path / "export.json").is_file():
-            return json.loads((path / "export.json").read_text()).get("kind") == "mlx"
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         return False

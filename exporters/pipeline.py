@@ -44,8 +44,9 @@ class ExportResult:
     gguf_type: str | None
     verification: VerifyReport | None
     steps: list[dict[str, Any]] = field(default_factory=list)
-    artifact_id: str | None = None
+    artifact_id: str | None = None  # set by the facade once it journals the export
     task_eval: Any = None  # the gate's report (gateway.evaluate.gate) when one ran
+    job_id: str | None = None  # the job the exported model came from, if any
 
     @property
     def verified(self) -> bool:
@@ -93,9 +94,12 @@ class _Steps:
         return value
 
 
-def resolve_source(source: Any, *, base: str | Path | None = None, journal: Any = None) -> Source:
+def resolve_source(
+    source: Any, *, base: str | Path | None = None, name: str | None = None
+) -> Source:
     """An `Artifact`, an adapter folder or an HF model folder → `Source`. Job ids are
-    resolved to their artifact by the facade (`gateway.facade.export`) before they reach here."""
+    resolved to their artifact by the facade (`gateway.facade.export`) before they reach here,
+    with the job's base model and name: the exporters read no journal."""
     from gateway.catalog.models import resolve_model
 
     job_id = None
@@ -111,13 +115,7 @@ def resolve_source(source: Any, *, base: str | Path | None = None, journal: Any 
                 where=str(source),
                 fix="pass a folder, or a job id to `tunegate export` / `tg.export`",
             )
-    name = path.name
-    if job_id:
-        from gateway.journal import Journal
-
-        rec = (journal or Journal()).get(job_id)
-        base_name = base_name or rec.spec.get("base_model")
-        name = rec.spec.get("name") or job_id
+    name = name or (job_id if job_id else path.name)
     if (path / "adapter_config.json").is_file():
         adapter = read_adapter(path)
         base_name = base_name or adapter.base_name
@@ -159,7 +157,7 @@ def export(
     split_max_size: str | None = None,
     group_size: int = 64,
     progress: bool = False,
-    journal: Any = None,
+    name: str | None = None,
     gate: Callable[[str, Path, Path | None, Path, Path], Any] | None = None,
 ) -> ExportResult:
     """Export `source` to a merged HF folder, GGUF or MLX; verified unless `verify=False`.
@@ -168,7 +166,8 @@ def export(
     float32, q8, q6, q4, q3; default float16) for mlx, quantized in groups of `group_size`.
     `gate(kind, base, adapter, written, final)` runs last, on the written export: a report with
     `passed`, `failures`, `summary()`, or None; one that did not pass leaves the export
-    unverified, like a failed numeric check (the facade passes a job's task eval here)."""
+    unverified, like a failed numeric check (the facade passes a job's task eval here).
+    Paths in, files out: the facade journals the result (`gateway.facade.export`)."""
     from exporters.mlx import check_mlx_type
 
     if to not in TARGETS:
@@ -180,7 +179,7 @@ def export(
     gguf_type = check_type(quant or "f16") if to == "gguf" else None
     if to == "mlx" and not adapter_only:
         gguf_type = check_mlx_type(quant or "float16")
-    src = resolve_source(source, base=base, journal=journal)
+    src = resolve_source(source, base=base, name=name)
     if src.adapter is None and (to == "merged" or adapter_only):
         raise ExportError(
             "this is already a full model; there is no adapter to merge or convert",
@@ -244,8 +243,7 @@ def export(
             "an unverified export at your own risk",
         )
     work.rename(target)
-    if src.job_id:
-        result.artifact_id = _journal(src, result, journal)
+    result.job_id = src.job_id
     return result
 
 
@@ -353,27 +351,3 @@ def _record(src: Source, result: ExportResult, files: list[Path]) -> dict[str, A
         },
         "sha256": {f.name: sha256_file(f) for f in files if f.is_file()},
     }
-
-
-def _journal(src: Source, result: ExportResult, journal: Any) -> str:
-    from gateway.journal import Journal
-
-    jr = journal or Journal()
-    main = result.files[0]
-    size = sum(f.stat().st_size for f in result.files if f.is_file()) or None
-    meta = {
-        "gguf_type": result.gguf_type,
-        "verified": result.verified,
-        "task_eval": result.task_eval.summary() if result.task_eval is not None else None,
-        "export": str(result.path / "export.json"),
-    }
-    art = jr.add_artifact(
-        src.job_id,
-        result.kind,
-        str(main),
-        sha256=sha256_file(main) if main.is_file() else None,
-        size=size,
-        meta=meta,
-    )
-    jr.add_event(src.job_id, "export", f"{result.kind} at {main}")
-    return str(art)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "DatasetReport": "gateway.data.report",
     "quick_report": "gateway.data.report",
     "TunegateError": "gateway.errors",
-    "evaluate_job": "gateway.facade.evaluate",
+    "evaluate_job": "gateway.facade.jobs",
     "task_eval": "gateway.facade.evaluate",
     "export": "gateway.facade.export",
     "Deployment": "gateway.journal.deployments",
@@ -85,9 +85,9 @@ if TYPE_CHECKING:
     from gateway.errors import TunegateError
     from gateway.facade.deploy import chat, deploy, undeploy
     from gateway.facade.doctor import doctor
-    from gateway.facade.evaluate import evaluate_job, task_eval
+    from gateway.facade.evaluate import task_eval
     from gateway.facade.export import export
-    from gateway.facade.jobs import Artifact, Job, jobs
+    from gateway.facade.jobs import Artifact, Job, evaluate_job, jobs
     from gateway.facade.launch import launch
     from gateway.facade.plan import Plan, plan
     from gateway.journal import Journal

@@ -88,3 +88,10 @@ class Resumable(Protocol):
     def resume(self, rec: JobRecord) -> str:
         """Start the job again from its last checkpoint; returns the new remote id."""
         ...
+
+
+@runtime_checkable
+class Logged(Protocol):
+    def log_tail(self, rec: JobRecord, lines: int = 50) -> str:
+        """The last lines the training process printed (a local or rented worker's log)."""
+        ...

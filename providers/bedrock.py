@@ -3,7 +3,7 @@
 Jobs run through boto3 with botocore's own retries off for the control plane: the job name is
 chosen here from the idempotency key and sent with it as `clientRequestToken`, so a repeated
 create answers "already exists" (or returns the same job) and is adopted, never made twice.
-Data goes to S3 with per-part SHA-256 checks (`providers._s3`). Credentials and region come
+Data goes to S3 with per-part SHA-256 checks (`providers.s3`). Credentials and region come
 from boto3's usual chain; the endpoint from `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_BEDROCK`).
 """
 
@@ -25,7 +25,7 @@ from gateway.util.secrets import MissingKeyError
 from gateway.util.units import HOURS_PER_MONTH, Range
 from providers._bedrock_hyperparameters import hyperparameters
 from providers._hosted import base_offer, epoch_tokens, hosted_hours
-from providers._hosted_jobs import (
+from providers.hosted_jobs import (
     HostedJobs,
     files,
     key_name,
@@ -213,7 +213,7 @@ class Bedrock(HostedJobs):
     def upload(self, rec: JobRecord, spec: ResolvedSpec, jobdir: Path) -> dict[str, str]:
         """Check the base is customizable here, convert the data to its family's schema, and
         upload it with checksums; returns the S3 URIs (and the region the job runs in)."""
-        from providers._s3 import upload_verified
+        from providers.s3 import upload_verified
 
         region, prefix = self._where(spec, rec)
         self._check_base(region, model_id(rec))
@@ -337,7 +337,7 @@ class Bedrock(HostedJobs):
 
     def _loss_curve(self, ids: dict[str, str], update: JobUpdate) -> list[RemoteEvent]:
         """Step-wise training loss from the metrics CSV Bedrock writes under the output prefix."""
-        from providers._s3 import parse_s3_uri
+        from providers.s3 import parse_s3_uri
 
         s3 = self.client("s3", ids["region"], retries=3)
         bucket, prefix = parse_s3_uri(ids["output_uri"])

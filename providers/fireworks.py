@@ -30,7 +30,7 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import (
+from providers.hosted_jobs import (
     HostedJobs,
     files,
     key_name,
@@ -316,7 +316,7 @@ class Fireworks(HostedJobs):
 
 
 def output_model(rec: JobRecord) -> str:
-    from providers._hosted_jobs import name_limit, suffix_for
+    from providers.hosted_jobs import name_limit, suffix_for
 
     return suffix_for(rec, name_limit("fireworks"))
 

@@ -18,7 +18,7 @@ from gateway.spec import ResolvedSpec
 from gateway.util.retry import http_timeout_s, idempotent
 from gateway.util.units import Range
 from providers._hosted import base_offer, epoch_tokens, hosted_hours, no_serving
-from providers._hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
+from providers.hosted_jobs import HostedJobs, files, model_id, setting, suffix_for, user_set
 
 STATES = {
     "validating_files": "queued",

@@ -32,7 +32,7 @@ from providers._hosted import (
     hosted_hours,
     no_serving,
 )
-from providers._hosted_jobs import (
+from providers.hosted_jobs import (
     HostedJobs,
     files,
     model_id,

@@ -34,9 +34,20 @@ def price_of(dep: Any, journal: Any, catalog: Any = None) -> Any:
     catalog = catalog or load_catalog()
     try:
         deployer = get_deployer(dep.target)
-        return deployer.price(dep, base_of(dep, journal), catalog)
+        return deployer.price(dep, base_of(dep, journal) or _exported_base(dep), catalog)
     except (TunegateError, KeyError, ValueError, TypeError) as exc:
         return Price("unpriced", f"no serving price for target {dep.target}: {exc}")
+
+
+def _exported_base(dep: Any) -> str | None:
+    """The base an exported file or folder on this machine derives from (its export.json)."""
+    from pathlib import Path
+
+    from exporters.record import read
+
+    endpoint = Path(str(dep.endpoint or ""))
+    record = read(endpoint) if dep.endpoint and endpoint.exists() else None
+    return record.base if record else None
 
 
 def engine_deployer(kind: str) -> Deployer:

@@ -200,8 +200,6 @@ def completion(
 def hosted_base(folder: Path, provider: str) -> str:
     """The id under which `provider` serves the base a weights folder derives from: the
     adapter's `base_model_name_or_path`, or the `source.base` an export recorded."""
-    import json
-
     from exporters.adapter import adapter_config
     from gateway.catalog import load_catalog
     from gateway.errors import DeployError
@@ -209,9 +207,10 @@ def hosted_base(folder: Path, provider: str) -> str:
     if (folder / "adapter_config.json").is_file():
         base = adapter_config(folder).get("base_model_name_or_path")
     else:
-        record = folder / "export.json"
-        data = json.loads(record.read_text()) if record.is_file() else {}
-        base = (data.get("source") or {}).get("base")
+        from exporters.record import read
+
+        record = read(folder)
+        base = record.base if record else None
     if not base:
         raise DeployError(
             f"cannot tell which base model {folder} derives from",

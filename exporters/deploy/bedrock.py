@@ -52,8 +52,8 @@ def deploy(model: Path, name: str, *, spec_s3: str | None = None) -> dict[str, A
     from botocore.exceptions import ClientError
 
     from gateway.catalog.config import load_config
-    from providers._s3 import upload_verified
     from providers.bedrock import Bedrock
+    from providers.s3 import upload_verified
 
     provider = Bedrock()
     settings = load_config().bedrock

@@ -45,7 +45,7 @@ def _wait(what: str, fetch: Any, done: set[str], failed: set[str]) -> Any:
 
 def slug(name: str) -> str:
     text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    from providers._hosted_jobs import name_limit
+    from providers.hosted_jobs import name_limit
 
     return ("tg-" + text)[: name_limit("fireworks")].rstrip("-")
 
@@ -200,7 +200,7 @@ class FireworksServing:
         return None
 
     def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
-        from providers._hosted_jobs import model_id
+        from providers.hosted_jobs import model_id
 
         if src.job is not None and src.job.provider == "fireworks":
             model = str((src.job.remote or {}).get("output_model"))

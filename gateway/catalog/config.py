@@ -78,7 +78,7 @@ def config_path() -> Path:
 
 def load_config() -> Config:
     """The config file (if any) with environment overrides; errors name the file and line."""
-    from gateway.spec import read_yaml, spec_error
+    from gateway.util.yaml_lines import read_yaml, spec_error
 
     path = config_path()
     text, data = "", {}
@@ -91,7 +91,7 @@ def load_config() -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise spec_error(exc, path, text) from None
+        raise spec_error(exc, path, text, Config) from None
 
 
 def set_value(key: str, value: str | None) -> Path:
@@ -100,7 +100,7 @@ def set_value(key: str, value: str | None) -> Path:
     import yaml
 
     from gateway.errors import SpecError
-    from gateway.spec import read_yaml
+    from gateway.util.yaml_lines import read_yaml
 
     section, _, name = key.partition(".")
     fields = Config.model_fields

@@ -10,9 +10,7 @@ here knows a target by name. `exporters.deploy.price_of` asks the right one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from gateway.catalog import Catalog
@@ -45,8 +43,8 @@ def job_of(dep: Deployment, journal: Journal) -> JobRecord | None:
     """The training job behind a deployment: recorded in its meta, or its artifact's job."""
     job_id = (dep.meta or {}).get("job")
     if not job_id and dep.artifact_id:
-        rows = [a for a in journal.artifacts() if a["id"] == dep.artifact_id]
-        job_id = rows[0]["job_id"] if rows else None
+        row = journal.artifact(dep.artifact_id)
+        job_id = row["job_id"] if row else None
     if not job_id:
         return None
     try:
@@ -56,20 +54,11 @@ def job_of(dep: Deployment, journal: Journal) -> JobRecord | None:
 
 
 def base_of(dep: Deployment, journal: Journal) -> str | None:
-    """The base model a deployment derives from: its job's, or what its export recorded."""
+    """The base model a deployment derives from, as the journal knows it: its job's, or what
+    the deploy recorded (`exporters.deploy.price_of` also reads an export's own record)."""
     job = job_of(dep, journal)
     if job is not None:
         return job.base_model
-    if dep.endpoint and Path(str(dep.endpoint)).exists():  # a file or folder on this machine
-        path = Path(str(dep.endpoint))
-        for record in (path.parent / "export.json", path / "export.json"):
-            if record.is_file():
-                try:
-                    base = (json.loads(record.read_text()).get("source") or {}).get("base")
-                except (OSError, ValueError):
-                    base = None
-                if base:
-                    return str(base)
     base = (dep.meta or {}).get("base")
     return str(base) if base else None
 

@@ -6,8 +6,11 @@ not comparable). What a user names is resolved into a `Target` by the facade
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from exporters.formats import GGUF, MLX
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Target
+from gateway.evaluate.generate import Target, export_target
 
 
 def base_of(tuned: Target) -> Target:
@@ -29,3 +32,48 @@ def require_same_backend(tuned: Target, base: Target) -> None:
             "backends are not comparable",
             fix="compare like with like (a GGUF with a GGUF, an adapter with its base)",
         )
+
+
+def target_of(ref: str) -> Target | None:
+    """What is at a path, or behind `URL#MODEL`, as a target (see `gateway.facade.sources`);
+    None for anything else (a deployment or job name: the facade resolves those)."""
+    if ref.startswith(("http://", "https://")):
+        url, _, model = ref.partition("#")
+        if not model:
+            raise SpecError(
+                f"an endpoint target names its model: {ref}#MODEL",
+                fix="e.g. http://127.0.0.1:8080/v1#my-model",
+            )
+        return Target(ref, "openai-compatible", "endpoint", url=url.rstrip("/"), model=model)
+    path = Path(ref).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return export_target(ref, GGUF, path)
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            from exporters.adapter import adapter_config
+            from gateway.catalog.models import resolve_model
+
+            base = adapter_config(path).get("base_model_name_or_path")
+            if not base:
+                raise SpecError(
+                    f"{path}: the adapter does not say which base model it was trained on",
+                    fix="evaluate the merged export instead (tunegate export --to merged)",
+                )
+            return Target(ref, "hf", "hf", path=resolve_model(str(base)), adapter=path.resolve())
+        from exporters.mlx import is_mlx
+
+        if is_mlx(path):
+            return export_target(ref, MLX, path)
+        if (path / "config.json").is_file():
+            return Target(ref, "hf", "hf", path=path.resolve())
+    return None
+
+
+def job_target(job_id: str, uri: str) -> Target:
+    """A job's fetched model (its adapter folder, or merged weights) as a target that carries
+    the job id, so reports are stored with the job."""
+    found = target_of(uri)
+    if found is None:
+        raise SpecError(f"job {job_id}: its model at {uri} is not a folder tunegate can load")
+    found.job_id = job_id
+    return found

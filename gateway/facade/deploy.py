@@ -8,10 +8,14 @@ target's module (Ollama, llama.cpp, OpenAI, Together, Fireworks, Bedrock).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from exporters.deploy import TARGETS, get_deployer
-from exporters.deploy.base import DeployOptions, Prepared
+from exporters.deploy.base import DeployOptions, DeploySource, Prepared, Wants
+from exporters.formats import GGUF, MERGED, MLX
+from exporters.mlx import is_mlx
 from gateway.errors import DeployError, JobError
 from gateway.journal import Journal
 
@@ -20,6 +24,8 @@ from gateway.journal.deployments import ChatReply, Deployment, get_deployment
 from gateway.journal.deployments import deployments as deployments
 
 __all__ = ["TARGETS", "ChatReply", "Deployment", "chat", "deploy", "deployments", "undeploy"]
+AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
+AUTO_MLX = "q4"  # what deploying a job to --to mlx exports, as mlx-community publishes models
 
 
 def deploy(
@@ -48,11 +54,97 @@ def deploy(
             f"{flags} do(es) not apply to --to {to}",
             fix=f"they apply to --to {' or '.join(takes)}" if takes else None,
         )
-    src = for_deploy(source, deployer.wants, journal, progress=progress)
+    src = _ready(for_deploy(source, journal), deployer.wants, journal, progress)
     why = deployer.accepts(src)
     if why:
         raise DeployError(why)
     return _record(journal, to, deployer.prepare(src, name, options), deployer.deploy)
+
+
+def _ready(src: DeploySource, wants: Wants, journal: Journal, progress: bool) -> DeploySource:
+    """The source as the target wants it: a GGUF, merged weights or an MLX folder, exported
+    first (verified, gated, journaled) when the job has none yet."""
+    if wants == GGUF:
+        return _gguf(src, journal, progress)
+    if wants == MERGED:
+        return _merged(src, journal, progress)
+    if wants == MLX:
+        return _mlx(src, journal, progress)
+    return src
+
+
+def _export(what: Any, to: str, journal: Journal, progress: bool, quant: str | None = None) -> Any:
+    """What a deploy exports first: the one export route (`tg.export`), verified and held to
+    the job's task eval like any export, journaled as an artifact of its job."""
+    from gateway.facade.export import export
+
+    return export(what, to, quant=quant, journal=journal, progress=progress)
+
+
+def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
+    """The one model GGUF of a file, an export folder, an artifact or a job; a job without a
+    GGUF export is exported first (AUTO_QUANT, verified)."""
+    path, art_id, job = src.path, src.artifact_id, src.job
+    if path is None and job is not None:
+        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
+        if not rows:
+            result = _export(job.id, "gguf", journal, progress, AUTO_QUANT)
+            gguf = result.files[0]
+            return replace(
+                src,
+                path=gguf,
+                artifact_id=result.artifact_id,
+                sha256=_sha(result.artifact_id, gguf, journal),
+            )
+        path, art_id = Path(rows[-1]["uri"]), rows[-1]["id"]
+    assert path is not None
+    if path.is_file() and path.suffix == ".gguf":
+        files = [path]
+    else:
+        files = (
+            sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name)
+            if path.is_dir()
+            else []
+        )
+    if len(files) != 1:
+        raise DeployError(
+            f"{path} holds {len(files)} model GGUF files; deploy needs exactly one",
+            fix="name the .gguf file itself, or export first: tunegate export ID --to gguf",
+        )
+    gguf = files[0].resolve()
+    return replace(src, path=gguf, artifact_id=art_id, sha256=_sha(art_id, gguf, journal))
+
+
+def _sha(art_id: str | None, path: Path, journal: Journal) -> str | None:
+    """The hash an export recorded for exactly this file, so it need not be read again."""
+    row = journal.artifact(art_id) if art_id else None
+    return row["sha256"] if row and Path(row["uri"]) == Path(path) else None
+
+
+def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
+    """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
+    path = src.path
+    weights = path is not None and (path / "config.json").is_file()
+    if weights and not (path / "adapter_config.json").exists():  # type: ignore[operator]
+        return src
+    what = path if path is not None else src.job.id  # type: ignore[union-attr]
+    result = _export(what, "merged", journal, progress)
+    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
+
+
+def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
+    """An MLX folder: the source itself, a job's MLX export, or the adapter, merged folder or
+    job exported to MLX first (AUTO_MLX, verified)."""
+    path, job = src.path, src.job
+    if path is not None and path.is_dir() and is_mlx(path):
+        return src
+    if path is None and job is not None:
+        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "mlx"]
+        if rows:
+            return replace(src, path=Path(rows[-1]["uri"]), artifact_id=rows[-1]["id"])
+    what = path if path is not None else job.id  # type: ignore[union-attr]
+    result = _export(what, "mlx", journal, progress, AUTO_MLX)
+    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
 
 
 def _record(journal: Journal, target: str, prep: Prepared, make: Any) -> Deployment:

@@ -12,13 +12,11 @@ import contextlib
 import os
 import platform
 import sys
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.catalog.extras import EXTRAS, installed
 from gateway.catalog.hardware import Machine
+from gateway.util.checks import Check
 
 
 def credentials_needed() -> dict[str, list[tuple[str, ...]]]:
@@ -27,19 +25,6 @@ def credentials_needed() -> dict[str, list[tuple[str, ...]]]:
 
     needs = {n: providers.get_provider(n).credential_needs() for n in providers.HOSTED}  # type: ignore[attr-defined]
     return {**needs, "hf hub": [("HF_TOKEN",)]}
-
-
-@dataclass(frozen=True)
-class Check:
-    area: str  # python | extra | hardware | engine | server | credentials | home
-    name: str
-    ok: bool | None  # None: not needed for most work, shown for information
-    detail: str
-    blocks: str = ""  # what cannot be done while this is missing
-    fix: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def doctor(
@@ -58,7 +43,7 @@ def doctor(
         _llama_cpp(),
         _mlx_lm(),
         _ollama(ollama_host, timeout_s),
-        *_skypilot(clouds),
+        *_runners(clouds),
         *_credentials(),
         _home(),
     ]
@@ -178,80 +163,12 @@ def _ollama(host: str | None, timeout_s: float) -> Check:
     return Check("server", "ollama", True, f"Ollama {version} at {host}")
 
 
-def _skypilot(refresh: bool) -> list[Check]:
-    """Renting GPUs: SkyPilot's interpreter, the bucket for job folders, the enabled clouds."""
-    from gateway.catalog.config import load_config
-    from providers.runners.sky_prices import cached
-    from providers.runners.sky_prices import refresh as ask
-    from providers.runners.skypilot import sky_python
+def _runners(refresh: bool) -> list[Check]:
+    """Each runner says what it needs to start a job (SkyPilot: its interpreter, a bucket,
+    enabled clouds), as `sky check` asks each cloud."""
+    from providers.runners import all_runners
 
-    blocks = "rented GPUs (tunegate train --on CLOUD)"
-    python = sky_python()
-    out = [
-        Check("rented", "skypilot", True, f"SkyPilot runs in {python}")
-        if python
-        else Check(
-            "rented",
-            "skypilot",
-            None,
-            "not installed",
-            blocks,
-            "pipx install 'skypilot[aws]' (its own environment: it pins click<8.2), or set "
-            "skypilot.python in $TUNEGATE_HOME/config.yaml",
-        )
-    ]
-    bucket = load_config().skypilot.bucket
-    out.append(
-        Check("rented", "bucket", True, bucket)
-        if bucket
-        else Check(
-            "rented",
-            "bucket",
-            None,
-            "none configured",
-            blocks,
-            "skypilot.bucket: s3://bucket/prefix in $TUNEGATE_HOME/config.yaml",
-        )
-    )
-    if python is None:
-        return out
-    view = cached()
-    if refresh:
-        try:
-            view = ask()
-        except Exception as exc:  # SkyPilot's own error, said plainly
-            out.append(Check("rented", "clouds", False, f"SkyPilot did not answer: {exc}", blocks))
-            return out
-    if view is None:
-        out.append(
-            Check(
-                "rented",
-                "clouds",
-                None,
-                "not asked yet",
-                "prices from SkyPilot's catalogs",
-                "tunegate doctor --clouds",
-            )
-        )
-        return out
-    ready = [c for c in view.enabled if view.blocker(c) is None]
-    held = [c for c in view.enabled if view.blocker(c) is not None]
-    detail = f"enabled: {', '.join(view.enabled) or 'none'}"
-    if held:
-        detail += f"; cannot hold a job's folder: {', '.join(held)}"
-    age = (time.time() - view.as_of) / 3600
-    detail += f" ({len(view.prices)} prices, asked {age:.0f} h ago)"
-    out.append(
-        Check(
-            "rented",
-            "clouds",
-            bool(ready),
-            detail,
-            "" if ready else blocks,
-            "" if ready and not view.stale else "sky check, then tunegate doctor --clouds",
-        )
-    )
-    return out
+    return [check for runner in all_runners() for check in runner.checks(refresh)]
 
 
 def _credentials() -> list[Check]:

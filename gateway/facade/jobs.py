@@ -7,17 +7,20 @@ Launching (journal first, create once, reconcile after a crash) lives in `gatewa
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import JobError
+from gateway.errors import JobError, SpecError, TunegateError
 from gateway.journal import STATES, EventRecord, JobRecord, Journal
 from gateway.journal.records import Artifact, JobUpdate, RemoteEvent, job_dir, normalize_state
+from gateway.spec import EvalConfig
 from gateway.util.retry import idempotent
 from providers import get_provider
-from providers.base import Resumable
+from providers.base import Logged, Resumable
 
 __all__ = [
     "Artifact",
@@ -44,6 +47,7 @@ class Job:
     def __init__(self, job_id: str, journal: Journal | None = None):
         self.journal = journal or Journal()
         self.id = self.journal.get(job_id).id
+        self.evaluation: Any = None  # what `wait` ran of the job file's `eval:` (a JobEval)
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -96,12 +100,21 @@ class Job:
         """Latest step, total steps and loss seen in the journaled events."""
         return progress_of(self.events())
 
-    def wait(self, progress: bool = False, interval: float | None = None) -> JobRecord:
+    def wait(
+        self, progress: bool = False, interval: float | None = None, *, evaluate: bool = True
+    ) -> JobRecord:
         """Poll until the job ends, every `interval` seconds (default `poll_interval_s()`).
-        Ctrl-C stops waiting (the job keeps running) and says how to pick it up again."""
+        Ctrl-C stops waiting (the job keeps running) and says how to pick it up again.
+
+        A job that succeeded then runs its job file's `eval:` once (unless `evaluate=False`),
+        the whole workflow in the SDK as in the CLI; what ran, or why it could not, is in
+        `self.evaluation` and the job's events, never raised (the job stays succeeded)."""
         from gateway.facade.waiting import wait_for
 
-        return wait_for(self, progress=progress, interval=poll_interval_s(interval))
+        rec = wait_for(self, progress=progress, interval=poll_interval_s(interval))
+        if evaluate and rec.state == "succeeded":
+            self.evaluation = after_training(rec.id, journal=self.journal, progress=progress)
+        return rec
 
     def follow(self, *, live: bool = True, interval: float | None = None) -> Iterator[EventRecord]:
         """Every journaled event, oldest first; with `live`, keep polling the provider and
@@ -121,8 +134,9 @@ class Job:
         hosted one, whose provider keeps no such log)."""
         rec = self.record
         provider = get_provider(rec.provider)
-        tail = getattr(provider, "log_tail", None)
-        return tail(rec, lines) if tail is not None and rec.remote_id else None
+        if not isinstance(provider, Logged) or not rec.remote_id:
+            return None
+        return provider.log_tail(rec, lines)
 
     def resume(self) -> JobRecord:
         """Start a failed or cancelled local job again from its last checkpoint."""
@@ -226,3 +240,111 @@ def job_json(rec: JobRecord, journal: Journal | None = None) -> dict[str, Any]:
             for e in journal.evals(rec.id)
         ]
     return out
+
+
+# The job file's `eval:`, run once the job has succeeded: the task eval of the job's model
+# against its base on the held-out data (the job's validation file unless `eval.data` names
+# another), with the contamination check against the training file first, then the lm-eval
+# regression when `eval.suite` names one. Reports are stored with the job and journaled, so
+# `tunegate jobs` and `status` show the verdict. `Job.wait` (so `train --wait` and `resume
+# --wait`) runs it as soon as the job succeeds; `tunegate eval JOB` (no `--data`) runs it again
+# on demand. An eval that cannot run never changes the job's state: the reason is journaled as
+# an event and returned.
+@dataclass
+class JobEval:
+    """What ran after a job: its reports, or why nothing could run."""
+
+    job_id: str
+    reports: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "reports": [r.to_json() for r in self.reports],
+            "error": self.error,
+        }
+
+
+def eval_config(spec: dict[str, Any]) -> EvalConfig | None:
+    """A journaled spec's `eval:` section, validated (None when the job has none)."""
+    raw = spec.get("eval")
+    return None if raw is None else EvalConfig.model_validate(raw)
+
+
+def evaluate_job(job_id: str, *, journal: Journal | None = None, progress: bool = False) -> JobEval:
+    """Run a succeeded job's configured eval now; raises when it cannot."""
+    journal = journal or Journal()
+    rec = journal.get(job_id)
+    if rec.state != "succeeded":
+        raise JobError(f"job {rec.id} is {rec.state}; only a succeeded job is evaluated")
+    cfg = eval_config(rec.spec)
+    if cfg is None:
+        raise SpecError(
+            f"job {rec.id} has no `eval:` in its job file",
+            fix=f"tunegate eval {rec.id} --data HELDOUT.jsonl [--scorer exact|regex|json|tool]",
+        )
+    data = cfg.data or rec.spec.get("validation")
+    if not data:
+        raise SpecError(
+            f"job {rec.id}: `eval:` names no data and the job has no validation file",
+            fix="add `data: heldout.jsonl` under `eval:` in the job file",
+        )
+    train = rec.spec.get("train")
+    train_path = Path(train) if train and Path(train).is_file() else None
+    out = JobEval(rec.id)
+    journal.add_event(rec.id, "eval", f"task eval on {Path(data).name} ({cfg.scorer}) started")
+    from gateway.evaluate.targets import job_target
+    from gateway.evaluate.task import task_eval
+
+    tuned = job_target(rec.id, str(Job(rec.id, journal).artifact().uri))
+    report = task_eval(
+        tuned,
+        Path(data),
+        scorer=cfg.scorer,
+        pattern=cfg.pattern,
+        schema=cfg.json_schema,
+        limit=cfg.limit,
+        max_tokens=cfg.max_tokens,
+        train=train_path,
+        progress=progress,
+    )
+    out.reports.append(report)
+    s = report.stats
+    journal.add_event(
+        rec.id,
+        "eval",
+        f"task eval: {s.verdict} ({s.base:.1f} -> {s.tuned:.1f}, {s.delta:+.1f} points, "
+        f"95% CI [{s.ci_low:+.1f}, {s.ci_high:+.1f}]): {report.path}",
+        data={"report": report.id, "verdict": s.verdict},
+    )
+    if cfg.suite:
+        from gateway.evaluate.regress import regress
+
+        reg = regress(tuned, suite=cfg.suite, limit=cfg.limit)
+        out.reports.append(reg)
+        worst = ", ".join(f"{k} {v['verdict']}" for k, v in reg.tasks.items())
+        journal.add_event(rec.id, "eval", f"regression ({cfg.suite}): {worst}: {reg.path}")
+    return out
+
+
+def after_training(
+    job_id: str, *, journal: Journal | None = None, progress: bool = False
+) -> JobEval | None:
+    """The job's eval, once: None when it has no `eval:`, is not a success, or was evaluated
+    already; what could not run is journaled and returned, never raised."""
+    journal = journal or Journal()
+    rec = journal.get(job_id)
+    if rec.state != "succeeded" or rec.spec.get("eval") is None:
+        return None
+    if any(row["kind"] == "task" for row in journal.evals(rec.id)):
+        return None
+    if progress:
+        print("evaluating against the base (`eval:` in the job file)...", file=sys.stderr)
+    try:
+        return evaluate_job(rec.id, journal=journal, progress=progress)
+    except (TunegateError, ImportError, OSError, RuntimeError, ValueError) as exc:
+        # the job succeeded and stays so; the reason is kept where `status` shows it
+        message = f"eval could not run: {exc}"
+        journal.add_event(rec.id, "eval", message, data={"level": "error"})
+        return JobEval(rec.id, error=message)

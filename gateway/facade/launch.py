@@ -20,6 +20,7 @@ from gateway.facade.jobs import Job, get_provider, job_dir
 from gateway.journal import JobRecord, Journal, lease
 from gateway.util.retry import backoff_s, budget_s, describe, idempotent, retryable
 from providers.base import Provider, Quoting
+from providers.runners import RUNNERS, get_runner
 
 if TYPE_CHECKING:
     from gateway.cost.offer import Offer
@@ -31,38 +32,14 @@ ADOPT_GRACE_S = 600.0  # how long a create that may have reached the provider is
 
 
 def _offer_for(plan: Plan, backend: str | None, on: str | None = None) -> Offer:
-    """The offer to launch: the cheapest feasible one that can start from here. A rented GPU
-    starts through SkyPilot when it is set up (`on` asks for one: a cloud, or `any`);
-    otherwise rented offers stay advice, and the launch says what setting them up would save."""
-    from gateway.catalog import load_catalog
-    from providers.runners.sky_prices import cached, cloud_blocker
-    from providers.runners.skypilot import not_ready
-
-    blocked = not_ready()
-    catalog, view = load_catalog(), cached()
-
-    def can_rent(o: Offer) -> bool:
-        return o.kind == "rented" and cloud_blocker(o.cloud, catalog, view) is None
+    """The offer to launch: the cheapest feasible one whose runner can start it from here
+    (`providers.runners.blocker`: a rented GPU needs SkyPilot and a bucket); `on` asks the
+    rented runner for a cloud, or `any`. Offers that cannot start stay advice in the plan."""
+    from providers.runners import blocker
 
     if on:
-        if blocked:
-            raise PlanError(f"cannot rent a GPU from here: {blocked}", fix="tunegate doctor")
-        refused = cloud_blocker(on, catalog, view) if on != "any" else None
-        if refused:
-            raise PlanError(f"cannot rent on {on}: {refused}", fix="--on aws, gcp, lambda, ...")
-        rented = [o for o in plan.offers if o.kind == "rented" and o.feasible]
-        if backend not in (None, "auto"):
-            rented = [o for o in rented if o.provider == backend]
-        # the cloud asked for; else the GPU that fits cheapest, asked for there (any_of)
-        on_cloud = [o for o in rented if (o.cloud == on if on != "any" else can_rent(o))]
-        choice = (on_cloud or (rented if on != "any" else []))[:1]
-        if not choice:
-            raise PlanError(
-                f"no rented GPU fits this job for {backend or 'any backend'}",
-                fix="tunegate plan JOB --all shows every rented offer and why it was refused",
-            )
-        return choice[0]
-    launchable = [o for o in plan.offers if o.kind != "rented" or (not blocked and can_rent(o))]
+        return get_runner("rented").choose(plan.offers, backend, on)  # type: ignore[attr-defined]
+    launchable = [o for o in plan.offers if blocker(o) is None]
     if backend in (None, "auto"):
         choice = next((o for o in launchable if o.feasible), None)
         if choice is None:
@@ -123,12 +100,14 @@ def launch(
     if spec.train is None:
         raise PlanError("the job has no training file (set `train:` in the job file)")
     provider = get_provider(offer.provider)
-    if offer.kind == "rented" and hasattr(provider, "check_rented"):
-        provider.check_rented()  # SkyPilot and a bucket: the worker runs on the rented machine
-    else:
-        provider.check_ready()
+    runner = get_runner(offer.kind) if offer.kind in RUNNERS else None
+    if runner is not None:
+        runner.check_ready()  # e.g. SkyPilot and a bucket, for a rented GPU
+    if runner is None or runner.here:
+        provider.check_ready()  # the backend's extras, where its worker runs here
     journal = journal or Journal()
-    reconcile(journal)
+    if not journal.reconciled:  # open_journal did it already for this journal
+        reconcile(journal)
     estimate = {
         "train_usd": offer.train_usd.to_json(),
         "train_hours": offer.train_hours.to_json(),
@@ -278,4 +257,5 @@ def open_journal(path: Path | None = None) -> tuple[Journal, list[str]]:
         notes = reconcile(journal)
     except TunegateError as exc:
         notes = [f"reconciliation skipped: {exc.message}"]
+    journal.reconciled = True  # a launch on this journal need not search the providers again
     return journal, notes

@@ -238,3 +238,12 @@ def plan(
 
         export = check_export(spec, deep=False)
     return Plan(resolved, origin, model, report, machine, offers, breakeven, note, warnings, export)
+
+
+def launcher_preview(result: Plan) -> dict[str, Any] | None:
+    """What launches the job when not tunegate's own worker: the Axolotl config of the
+    several-node route, as the rented runner writes it (`plan --show-spec`)."""
+    from providers.runners import all_runners
+
+    spec = result.spec.model_dump(mode="json")
+    return next((p for r in all_runners() if (p := r.preview(spec)) is not None), None)

@@ -17,20 +17,20 @@ file, an export folder, a PEFT adapter folder or a merged model folder. `tg.expo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from exporters.deploy.base import DeploySource, Wants
-from exporters.formats import GGUF, MLX
-from exporters.mlx import is_mlx
+from exporters.deploy.base import DeploySource
 from gateway.errors import DeployError, JournalError, SpecError, TunegateError
-from gateway.evaluate.generate import Target, export_target
+from gateway.evaluate.generate import Target
+from gateway.evaluate.targets import job_target, target_of
 from gateway.journal import JobRecord, Journal
 from gateway.journal.deployments import Deployment
 
-AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
-AUTO_MLX = "q4"  # what deploying a job to --to mlx exports, as mlx-community publishes models
+
+def job_named(ref: str | None, journal: Journal) -> JobRecord | None:
+    """The journaled job `ref` names (id or unique prefix), or None."""
+    return _job(ref, journal) if ref else None
 
 
 def _job(ref: str, journal: Journal) -> JobRecord | None:
@@ -41,7 +41,7 @@ def _job(ref: str, journal: Journal) -> JobRecord | None:
 
 
 def _artifact_row(ref: str, journal: Journal) -> dict[str, Any] | None:
-    return next((a for a in journal.artifacts() if a["id"] == ref), None)
+    return journal.artifact(ref)
 
 
 def for_export(source: Any, journal: Journal | None = None) -> Any:
@@ -72,10 +72,9 @@ def gate_of(what: Any, journal: Journal | None = None, **options: Any) -> Any:
     return gate_for(job, **options)
 
 
-def for_deploy(
-    source: Any, wants: Wants, journal: Journal, *, progress: bool = False
-) -> DeploySource:
-    """Resolve `source` into what a target that `wants` it deploys."""
+def for_deploy(source: Any, journal: Journal) -> DeploySource:
+    """Resolve `source` (a job id, artifact id, `Artifact`, GGUF file or export folder) into
+    a `DeploySource`; `gateway.facade.deploy` then exports what the target wants, if needed."""
     ref = str(getattr(source, "id", None) or source)
     uri, job_id = getattr(source, "uri", None), getattr(source, "job_id", None)
     path = Path(uri) if uri else Path(str(source)).expanduser()
@@ -96,22 +95,7 @@ def for_deploy(
                 )
             path = None  # type: ignore[assignment]
     fetch = _fetcher(job, journal) if job is not None else None
-    src = DeploySource(ref, job, path.resolve() if path else None, art_id, fetch=fetch)
-    if wants == "gguf":
-        return _gguf(src, journal, progress)
-    if wants == "merged":
-        return _merged(src, journal, progress)
-    if wants == "mlx":
-        return _mlx(src, journal, progress)
-    return src
-
-
-def _export(what: Any, to: str, journal: Journal, progress: bool, quant: str | None = None) -> Any:
-    """What a deploy exports first: verified, and held to the job's task eval like any export."""
-    from exporters.pipeline import export
-
-    gate = gate_of(what, journal)
-    return export(what, to, quant=quant, journal=journal, progress=progress, gate=gate)
+    return DeploySource(ref, job, path.resolve() if path else None, art_id, fetch=fetch)
 
 
 def _fetcher(job: JobRecord, journal: Journal) -> Any:
@@ -121,72 +105,6 @@ def _fetcher(job: JobRecord, journal: Journal) -> Any:
         return Job(job.id, journal).artifact()
 
     return fetch
-
-
-def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
-    """The one model GGUF of a file, an export folder, an artifact or a job; a job without a
-    GGUF export is exported first (AUTO_QUANT, verified)."""
-    path, art_id, job = src.path, src.artifact_id, src.job
-    if path is None and job is not None:
-        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
-        if not rows:
-            result = _export(for_export(job.id, journal), "gguf", journal, progress, AUTO_QUANT)
-            gguf = result.files[0]
-            return replace(
-                src,
-                path=gguf,
-                artifact_id=result.artifact_id,
-                sha256=_sha(result.artifact_id, gguf, journal),
-            )
-        path, art_id = Path(rows[-1]["uri"]), rows[-1]["id"]
-    assert path is not None
-    if path.is_file() and path.suffix == ".gguf":
-        files = [path]
-    else:
-        files = (
-            sorted(p for p in path.glob("*.gguf") if "adapter" not in p.name)
-            if path.is_dir()
-            else []
-        )
-    if len(files) != 1:
-        raise DeployError(
-            f"{path} holds {len(files)} model GGUF files; deploy needs exactly one",
-            fix="name the .gguf file itself, or export first: tunegate export ID --to gguf",
-        )
-    gguf = files[0].resolve()
-    return replace(src, path=gguf, artifact_id=art_id, sha256=_sha(art_id, gguf, journal))
-
-
-def _sha(art_id: str | None, path: Path, journal: Journal) -> str | None:
-    """The hash an export recorded for exactly this file, so it need not be read again."""
-    row = _artifact_row(art_id, journal) if art_id else None
-    return row["sha256"] if row and Path(row["uri"]) == Path(path) else None
-
-
-def _merged(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
-    """A merged HF folder: the source itself, or the adapter merged (and verified) first."""
-    path = src.path
-    weights = path is not None and (path / "config.json").is_file()
-    if weights and not (path / "adapter_config.json").exists():  # type: ignore[operator]
-        return src
-    what = path if path is not None else for_export(src.job.id, journal)  # type: ignore[union-attr]
-    result = _export(what, "merged", journal, progress)
-    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
-
-
-def _mlx(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
-    """An MLX folder: the source itself, a job's MLX export, or the adapter, merged folder or
-    job exported to MLX first (AUTO_MLX, verified)."""
-    path, job = src.path, src.job
-    if path is not None and path.is_dir() and is_mlx(path):
-        return src
-    if path is None and job is not None:
-        rows = [a for a in journal.artifacts(job.id) if a["kind"] == "mlx"]
-        if rows:
-            return replace(src, path=Path(rows[-1]["uri"]), artifact_id=rows[-1]["id"])
-    what = path if path is not None else for_export(job.id, journal)  # type: ignore[union-attr]
-    result = _export(what, "mlx", journal, progress, AUTO_MLX)
-    return replace(src, path=Path(result.path), artifact_id=result.artifact_id)
 
 
 def resolve_target(ref: str) -> Target:
@@ -220,33 +138,9 @@ def _job_of(path: Path | None) -> str | None:
 
 
 def _resolve(ref: str) -> Target:
-    if ref.startswith(("http://", "https://")):
-        url, _, model = ref.partition("#")
-        if not model:
-            raise SpecError(
-                f"an endpoint target names its model: {ref}#MODEL",
-                fix="e.g. http://127.0.0.1:8080/v1#my-model",
-            )
-        return Target(ref, "openai-compatible", "endpoint", url=url.rstrip("/"), model=model)
-    path = Path(ref).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return export_target(ref, GGUF, path)
-    if path.is_dir():
-        if (path / "adapter_config.json").is_file():
-            from exporters.adapter import adapter_config
-            from gateway.catalog.models import resolve_model
-
-            base = adapter_config(path).get("base_model_name_or_path")
-            if not base:
-                raise SpecError(
-                    f"{path}: the adapter does not say which base model it was trained on",
-                    fix="evaluate the merged export instead (tunegate export --to merged)",
-                )
-            return Target(ref, "hf", "hf", path=resolve_model(str(base)), adapter=path.resolve())
-        if is_mlx(path):
-            return export_target(ref, MLX, path)
-        if (path / "config.json").is_file():
-            return Target(ref, "hf", "hf", path=path.resolve())
+    found = target_of(ref)  # a path or URL#MODEL
+    if found is not None:
+        return found
     from gateway.journal import Journal
     from gateway.journal.deployments import get_deployment
 
@@ -270,9 +164,7 @@ def _resolve(ref: str) -> Target:
                 fix=f"tunegate deploy {job.id} --to {job.provider}, then tunegate eval "
                 "DEPLOYMENT --against a deployment of the base",
             )
-        found = _resolve(str(art.uri))
-        found.job_id = job.id
-        return found
+        return job_target(job.id, str(art.uri))
     raise SpecError(
         f"'{ref}' is not a model folder, adapter, GGUF, MLX folder, deployment, job or endpoint",
         fix="give a path, a deployment name (`tunegate deployments`), a job id, or URL#MODEL",

@@ -96,6 +96,7 @@ class Journal:
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path else tunegate_home() / "journal.db"
+        self.reconciled = False  # set once jobs a crash left are reconciled (facade.launch)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -336,6 +337,11 @@ class Journal:
         )
         rows = self._db.execute(query, (job_id,) if job_id else ()).fetchall()
         return [{**dict(r), "meta": _load(r["meta_json"])} for r in rows]
+
+    def artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        """One artifact by id (None when there is none), without reading them all."""
+        row = self._db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
+        return {**dict(row), "meta": _load(row["meta_json"])} if row else None
 
     def add_deployment(
         self,

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import SpecError
 from gateway.util.units import parse_count
-from gateway.util.yaml_lines import line_of
+from gateway.util.yaml_lines import describe, read_yaml, spec_error
 
 Method = Literal["lora", "qlora", "dora", "full"]
 Objective = Literal["sft", "dpo", "kto", "orpo", "grpo"]  # == gateway.spec.objectives.OBJECTIVES
@@ -226,7 +225,7 @@ class JobSpec(_Section):
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
-            raise spec_error(exc, path, text) from None
+            raise spec_error(exc, path, text, JobSpec) from None
         base = relative_to or path.parent
 
         def near(value: Path | None) -> Path | None:
@@ -262,7 +261,9 @@ class JobSpec(_Section):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            lines = [f"{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors()]
+            lines = [
+                f"{'.'.join(map(str, e['loc']))}: {describe(e, JobSpec)}" for e in exc.errors()
+            ]
             raise SpecError(f"invalid {where}: " + "; ".join(lines)) from None
 
     @classmethod
@@ -282,33 +283,6 @@ class JobSpec(_Section):
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = JobSpec
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return []
-    return list(model.model_fields)
-
-
-def _describe(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-    if kind == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(loc))
-        return f"unknown key '{loc[-1]}' (expected one of: {allowed})"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{err['input']!r} is not allowed (expected one of {expected})"
-    if kind == "missing":
-        return "required key is missing"
-    got = err.get("input")
-    return f"{err['msg']} (got {got!r})" if not isinstance(got, dict | list) else err["msg"]
 
 
 class ResolvedTraining(TrainingConfig):
@@ -351,38 +325,6 @@ class ResolvedSpec(JobSpec):
             if unset:
                 raise ValueError(f"lora {', '.join(unset)} unset in a resolved spec")
         return self
-
-
-def read_yaml(path: Path, what: str, keys: str) -> tuple[str, Any]:
-    """(text, mapping) of a YAML file; errors say `file:line: what is wrong`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read {what}: {exc}", where=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise SpecError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
-    if not isinstance(data, dict):
-        raise SpecError(f"expected a mapping of keys ({keys})", where=f"{path}:1")
-    return text, data
-
-
-def spec_error(exc: ValidationError, path: Path | str, text: str) -> SpecError:
-    """Turn pydantic's errors into `file:line: key: what is wrong (expected ...)` lines."""
-    lines = []
-    for err in exc.errors():
-        loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and p.startswith(("literal[", "list[")))
-        )
-        key = ".".join(str(p) for p in loc) or "<top>"
-        line = line_of(text, loc)
-        lines.append(f"{path}:{line}: {key}: {_describe({**err, 'loc': loc})}")
-    return SpecError("\n".join(lines))
 
 
 # option name -> (section or "" for top level, spec key)

@@ -1,7 +1,7 @@
 """Local training with TRL + PEFT: any machine (NVIDIA, Apple MPS, CPU); QLoRA needs CUDA.
 
 The training itself runs in `providers.local_hf.worker`, a detached process (see
-`providers._worker` for the contract)."""
+`providers.jobdir` for the contract)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from providers._worker import JobDir, rank, run_worker, world_size
+from providers.jobdir import JobDir, rank, run_worker, world_size
 from providers.local_hf.trainers import grpo_rows, kto_rows, reward_funcs, trainer_for
 
 _OPTIMIZERS_CPU = {

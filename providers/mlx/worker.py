@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from providers._worker import JobDir, run_worker
+from providers.jobdir import JobDir, run_worker
 
 _LEAVES = {
     "q_proj": "self_attn.q_proj",

@@ -16,7 +16,7 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin  # only on the machine Axolotl runs on
 from transformers import TrainerCallback
 
-from providers._worker import JobDir
+from providers.jobdir import JobDir
 
 
 class _Callback(TrainerCallback):

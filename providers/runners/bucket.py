@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ProviderError
-from providers._s3 import parse_s3_uri
+from providers.s3 import parse_s3_uri
 
 # where the bucket is mounted on a rented machine: whole (SkyPilot mounts a bucket, not a folder
 # in one: a sub-path source fails its prechecks, "MOUNT mode does not support mounting specific

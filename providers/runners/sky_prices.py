@@ -80,7 +80,7 @@ def cached() -> SkyView | None:
 def refresh() -> SkyView:
     """Ask SkyPilot now (its API server starts if it is not running) and cache the answer."""
     from gateway.catalog import load_catalog
-    from providers.runners.skypilot import bridge
+    from providers.runners.sky_jobs import bridge
 
     enabled = [c.lower() for c in bridge("enabled", {}).get("clouds") or []]
     features = bridge("features", {"clouds": enabled}).get("clouds") if enabled else {}

@@ -1,370 +1,161 @@
-"""Rented GPUs through SkyPilot: a local backend's job run as a SkyPilot managed job.
-
-The worker is unchanged (`python -m providers.<backend>.worker JOBDIR --resume`, under torchrun
-when the offer has several GPUs). JOBDIR is the job's folder in the configured bucket, mounted
-on the machine, so checkpoints, metrics and the adapter survive a preemption: SkyPilot's
-controller starts the job again elsewhere and the worker carries on from its newest complete
-checkpoint. The managed job's name carries the idempotency key, so a launch whose answer was
-lost is found by name and adopted, never made twice (`find`).
-
-SkyPilot runs in its own interpreter through `providers.runners.sky_bridge` (it pins an older click
-than today's huggingface-hub accepts; docs/scale-out.md).
+"""Rented GPUs through SkyPilot as a runner: a local backend's job run as a SkyPilot managed
+job (`providers.runners.sky_jobs` holds the task, the bridge and the state mapping), the
+policy for which rented offers can start from here, the Axolotl preview of the several-node
+route, and what `tunegate doctor` says about renting.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import JobError, ProviderError
+from gateway.errors import JobError, PlanError
 from gateway.journal import JobRecord
-from gateway.journal.records import JobUpdate, RemoteEvent, job_dir
-from providers._worker import JobDir, add_metrics
-from providers.runners.bucket import MOUNT, JobBucket
+from gateway.journal.records import JobUpdate
+from providers.runners import sky_jobs
+from providers.runners.base import Worker
 
-BRIDGE = Path(__file__).with_name("sky_bridge.py")
-ROOT = Path(__file__).resolve().parents[2]
-# SkyPilot's managed-job states (sky/jobs/state.py) -> tunegate's; CANCELLING still bills
-STATES = {
-    "PENDING": "queued",
-    "SUBMITTED": "queued",
-    "STARTING": "queued",
-    "RUNNING": "running",
-    "RECOVERING": "running",
-    "WINDING_DOWN": "running",
-    "CANCELLING": "running",
-    "SUCCEEDED": "succeeded",
-    "CANCELLED": "cancelled",
-}
-INSTALL = "pip install --upgrade pip && pip install -e '.[{extras}]'"
+BLOCKS = "rented GPUs (tunegate train --on CLOUD)"
 
 
-class SkyUnanswered(ProviderError):
-    """SkyPilot did not answer (a timeout, its API server unreachable): the request may or may
-    not have reached it, so a create is searched for by name before any retry."""
+class SkyPilot:
+    """The unchanged worker as a SkyPilot managed job, its folder in the configured bucket."""
 
-    status_code = 503  # what gateway.util.retry treats as "try again, after searching"
+    kind = "rented"
+    here = False
 
+    # which offers can start ---------------------------------------------------------------
+    def blocker(self, offer: Any) -> str | None:
+        """SkyPilot installed, a bucket configured, and the offer's cloud able to hold the
+        job's folder (SkyPilot's cached answer, else rules.yaml)."""
+        from gateway.catalog import load_catalog
+        from providers.runners.sky_prices import cached, cloud_blocker
 
-_UNANSWERED = ("ConnectionError", "Timeout", "ApiServerConnectionError", "RequestException")
+        return sky_jobs.not_ready() or cloud_blocker(offer.cloud, load_catalog(), cached())
 
+    def choose(self, offers: list[Any], backend: str | None, on: str) -> Any:
+        """The offer `--on CLOUD` (or `any`) rents: the cloud asked for, else the GPU that fits
+        cheapest wherever it can start (SkyPilot then asks for it there, `any_of`)."""
+        from gateway.catalog import load_catalog
+        from providers.runners.sky_prices import cached, cloud_blocker
 
-def sky_python() -> str | None:
-    """The interpreter SkyPilot is installed in: the config's, `sky`'s own, this one, or the
-    checkout's .venv-sky."""
-    import importlib.util
-
-    from gateway.catalog.config import load_config
-
-    configured = load_config().skypilot.python
-    if configured:
-        return configured
-    sky = shutil.which("sky")
-    if sky:
-        try:
-            first = Path(sky).read_text(errors="replace").splitlines()[0]
-        except (OSError, IndexError):
-            first = ""
-        if first.startswith("#!") and "python" in first:
-            return first[2:].strip().split()[0]
-    if importlib.util.find_spec("sky"):
-        return sys.executable
-    built = ROOT / ".venv-sky" / "bin" / "python"  # what `make .venv-sky/.installed` builds
-    return str(built) if built.exists() else None
-
-
-def not_ready() -> str | None:
-    """Why a rented offer cannot be launched from here (None: it can), without running
-    SkyPilot: its interpreter is found and a bucket is configured."""
-    from gateway.catalog.config import load_config
-
-    if sky_python() is None:
-        return "SkyPilot is not installed (tunegate doctor says how)"
-    if not load_config().skypilot.bucket:
-        return "no bucket for rented jobs (skypilot.bucket in tunegate's config)"
-    return None
-
-
-def bridge(command: str, request: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
-    """One SkyPilot call through the bridge; its error, if any, as a ProviderError."""
-    from gateway.util.retry import redact
-
-    python = sky_python()
-    if python is None:
-        raise ProviderError(
-            "SkyPilot is not installed",
-            fix="install it in its own environment (it pins click<8.2): `pipx install "
-            "'skypilot[aws]'` or `uv tool install skypilot`; or set skypilot.python in "
-            "tunegate's config",
-        )
-    env = {**os.environ, "SKYPILOT_DISABLE_USAGE_COLLECTION": "1"}
-    try:
-        done = subprocess.run(
-            [python, str(BRIDGE), command],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        raise SkyUnanswered(f"SkyPilot did not answer `{command}` in {timeout:.0f} s") from None
-    except OSError as exc:
-        raise ProviderError(f"cannot run SkyPilot's interpreter {python}: {exc}") from None
-    try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        tail = redact(done.stderr[-800:])
-        raise ProviderError(
-            f"SkyPilot `{command}` failed (exit {done.returncode}): {tail}"
-        ) from None
-    if "error" in answer:
-        error = redact(str(answer["error"]))[:800]
-        unanswered = any(error.startswith(name) for name in _UNANSWERED)
-        raise (SkyUnanswered if unanswered else ProviderError)(f"SkyPilot `{command}`: {error}")
-    return dict(answer)
-
-
-def job_name(rec: JobRecord, attempt: int = 0) -> str:
-    """The managed job's name: the job id and part of its idempotency key (and the resume)."""
-    name = f"{rec.id}-{rec.idempotency_key.removeprefix('tgk-')[:10]}"
-    return f"{name}-r{attempt}" if attempt else name
-
-
-def _attempt(rec: JobRecord) -> int:
-    return int((rec.remote or {}).get("sky_attempt") or 0)
-
-
-def _configured_bucket() -> str:
-    from gateway.catalog.config import load_config
-
-    uri = load_config().skypilot.bucket
-    if not uri:
-        raise JobError(
-            "rented jobs keep their folder in a bucket, and none is configured",
-            fix="set skypilot.bucket (s3://bucket/prefix) in $TUNEGATE_HOME/config.yaml, or "
-            "TUNEGATE_SKYPILOT_BUCKET",
-        )
-    return uri
-
-
-def check_ready() -> None:
-    """A rented launch needs SkyPilot and a bucket: said before anything is written."""
-    if sky_python() is None:
-        bridge("enabled", {})  # raises with the install command
-    _configured_bucket()
-
-
-def bucket_of(rec: JobRecord) -> JobBucket:
-    """The job's folder: in the bucket it was launched with (the config may change since)."""
-    return JobBucket((rec.remote or {}).get("bucket") or _configured_bucket(), rec.id)
-
-
-def accelerators(rec: JobRecord) -> list[dict[str, Any]]:
-    """The offer's GPU first, then every other rentable one with the memory the job needs,
-    cheapest first: SkyPilot takes whichever it can get (`any_of`)."""
-    from gateway.catalog import load_catalog
-
-    catalog = load_catalog()
-    offer = rec.offer or {}
-    need = float((offer.get("vram_gb") or {}).get("likely") or 0)
-    count = int((rec.spec.get("resources") or {}).get("gpus") or offer.get("gpus") or 1)
-    chosen = catalog.hardware.get(str(offer.get("hardware")))
-    others = sorted(
-        (
-            hw
-            for hw in catalog.hardware.values()
-            if hw.skypilot and hw.vendor == "nvidia" and hw.usable_gb >= need and hw is not chosen
-        ),
-        key=lambda hw: hw.cheapest_rent().usd_per_hour if hw.cheapest_rent() else 1e9,
-    )
-    first = [chosen] if chosen is not None and chosen.skypilot else []
-    return [{"name": hw.skypilot, "count": count} for hw in first + others]
-
-
-def uses_axolotl(spec: dict[str, Any]) -> bool:
-    """Several nodes (or asked for): Axolotl runs the job instead of tunegate's worker."""
-    res = spec.get("resources") or {}
-    return res.get("launcher") == "axolotl" or int(res.get("nodes") or 1) > 1
-
-
-def remote_jobdir(rec: JobRecord) -> str:
-    """JOBDIR on the rented machine: the job's folder inside the mounted bucket."""
-    return f"{MOUNT}/{bucket_of(rec).prefix}"
-
-
-def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> dict[str, Any]:
-    """What the bridge builds the `sky.Task` from."""
-    from gateway.catalog.config import load_config
-
-    settings = load_config().skypilot
-    spec = rec.spec or {}
-    res = spec.get("resources") or {}
-    accs = accelerators(rec)
-    gpus = accs[0]["count"] if accs else 1
-    bucket = bucket_of(rec)
-    jobdir = remote_jobdir(rec)
-    run = f"python -m {worker} {jobdir} --resume"
-    if gpus > 1:
-        run = (
-            "python -m torch.distributed.run --nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE "
-            f"--nnodes=1 -m {worker} {jobdir} --resume"
-        )
-    setup = INSTALL.format(extras=extras)
-    if uses_axolotl(spec):
-        from providers.runners.axolotl import launch_command
-
-        run = launch_command(f"{jobdir}/axolotl.yml")
-        setup += " && pip install axolotl"
-    request: dict[str, Any] = {
-        "name": job_name(rec, attempt),
-        "workdir": str(ROOT),
-        "setup": setup,
-        "run": run,
-        "num_nodes": int(res.get("nodes") or 1),
-        "envs": {
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",
-            "TUNEGATE_JOBDIR": jobdir,
-        },
-        "accelerators": accs,
-        "spot": bool(res.get("spot") or settings.spot),
-        "infra": [res["cloud"]] if res.get("cloud") else (settings.clouds or None),
-        "file_mounts": {MOUNT: {"source": f"s3://{bucket.bucket}", "mode": "MOUNT_CACHED"}},
-        # preemptions are recovered by default; a failure the worker survives is retried twice
-        "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2},
-    }
-    max_usd = (spec.get("constraints") or {}).get("max_usd")
-    hours = ((rec.offer or {}).get("train_hours") or {}).get("likely")
-    if max_usd and hours:
-        request["max_hourly_cost"] = round(float(max_usd) / float(hours), 4)
-    return request
-
-
-def upload(rec: JobRecord, jobdir: Path) -> dict[str, str]:
-    """The job's folder as the worker will find it: spec.json and the converted data (and
-    the Axolotl config, checked here first, on the Axolotl route)."""
-    bucket = bucket_of(rec)
-    if uses_axolotl(rec.spec or {}):
-        from providers.runners.axolotl import write
-
-        write(rec.spec or {}, remote_jobdir(rec), jobdir / "axolotl.yml")
-    sent = {}
-    for path in sorted(jobdir.iterdir()):
-        if path.is_file() and path.suffix in (".json", ".jsonl", ".yml"):
-            bucket.put(path.name, path)
-            sent[path.name] = f"{bucket.uri}/{path.name}"
-    return sent
-
-
-def launch(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> str:
-    answer = bridge("launch", task_request(rec, worker, extras, attempt))
-    ids = answer.get("job_ids") or []
-    if not ids:
-        raise ProviderError("SkyPilot accepted the launch but returned no job id")
-    return f"sky:{ids[0]}"
-
-
-def find(rec: JobRecord) -> str | None:
-    """The managed job of this name, if a launch got that far: adopt it."""
-    jobs = bridge("queue", {"name": job_name(rec, _attempt(rec))}).get("jobs") or []
-    return f"sky:{max(int(j['job_id']) for j in jobs)}" if jobs else None
-
-
-def _job_id(rec: JobRecord) -> int:
-    remote = str(rec.remote_id or "")
-    if not remote.startswith("sky:"):
-        raise JobError(f"job {rec.id} has no SkyPilot job id ({remote or 'not launched'})")
-    return int(remote.split(":", 1)[1])
-
-
-def poll(rec: JobRecord) -> JobUpdate:
-    """SkyPilot's state for the job, with the worker's status and metrics from the bucket."""
-    name = job_name(rec, _attempt(rec))
-    jobs = bridge("queue", {"name": name}).get("jobs") or []
-    mine = [j for j in jobs if f"sky:{j['job_id']}" == rec.remote_id] or jobs
-    if not mine:
-        return JobUpdate("unknown", rec.state, warnings=[f"SkyPilot lists no job named {name}"])
-    j = max(mine, key=lambda x: int(x["job_id"]))
-    raw = str(j["status"])
-    state = STATES.get(raw) or ("failed" if raw.startswith("FAILED") else "running")
-    job = JobDir(job_dir(rec.id))
-    bucket = bucket_of(rec)
-    for small in ("status.json", "metrics.jsonl"):
-        data = bucket.read(small)
-        if data is not None:
-            (job.path / small).write_bytes(data)
-    update = JobUpdate(raw, state)
-    add_metrics(update, job)
-    recoveries = int(j.get("recovery_count") or 0)
-    if raw == "RECOVERING" or recoveries:
-        update.events.append(
-            RemoteEvent(
-                f"recovering:{recoveries}",
-                f"preempted, recovering (recovery {max(recoveries, 1)}): the worker resumes "
-                "from its newest complete checkpoint",
-                level="warning",
+        blocked = sky_jobs.not_ready()
+        if blocked:
+            raise PlanError(f"cannot rent a GPU from here: {blocked}", fix="tunegate doctor")
+        catalog, view = load_catalog(), cached()
+        refused = cloud_blocker(on, catalog, view) if on != "any" else None
+        if refused:
+            raise PlanError(f"cannot rent on {on}: {refused}", fix="--on aws, gcp, lambda, ...")
+        rented = [o for o in offers if o.kind == self.kind and o.feasible]
+        if backend not in (None, "auto"):
+            rented = [o for o in rented if o.provider == backend]
+        if on == "any":
+            choice = [o for o in rented if cloud_blocker(o.cloud, catalog, view) is None][:1]
+        else:
+            choice = ([o for o in rented if o.cloud == on] or rented)[:1]
+        if not choice:
+            raise PlanError(
+                f"no rented GPU fits this job for {backend or 'any backend'}",
+                fix="tunegate plan JOB --all shows every rented offer and why it was refused",
             )
+        return choice[0]
+
+    def check_ready(self) -> None:
+        sky_jobs.check_ready()
+
+    def preview(self, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """The Axolotl config of a job on the several-node route (None on the worker route)."""
+        if not sky_jobs.uses_axolotl(spec):
+            return None
+        from providers.runners.axolotl import preview
+
+        config, problem = preview(spec)
+        return {"config": config, "problem": problem}
+
+    # the job ------------------------------------------------------------------------------
+    def base_path(self, base_model: str) -> str:
+        return base_model  # the rented machine downloads the base from the hub itself
+
+    def stage(self, rec: JobRecord, jobdir: Path) -> None:
+        sky_jobs.upload(rec, jobdir)
+
+    def start(self, rec: JobRecord, worker: Worker, *, resume: bool = False) -> str:
+        return sky_jobs.launch(rec, worker.worker, worker.extras)
+
+    def find(self, rec: JobRecord) -> str | None:
+        return sky_jobs.find(rec)
+
+    def resume(self, rec: JobRecord, worker: Worker) -> str:
+        raise JobError(
+            f"job {rec.id} ran on a rented GPU: SkyPilot already restarts it after a "
+            "preemption, from its newest complete checkpoint",
+            fix="tunegate train the job again; its bucket folder keeps the checkpoints",
         )
-    update.remote = {
-        "runner": "skypilot",
-        "sky_job_id": j["job_id"],
-        "sky_name": name,
-        "bucket": bucket.root,  # the configured bucket, kept with the job (config may change)
-        "bucket_jobdir": bucket.uri,
-        "jobdir": str(job.path),
-        "raw_state": raw,
-        "recoveries": recoveries,
-    }
-    if state == "failed":
-        update.error = f"SkyPilot {raw}: {j.get('failure_reason') or 'no reason given'}"
-    if state in ("succeeded", "failed", "cancelled"):
-        update.actual = _actual(rec, j, job.status())
-    return update
 
+    def poll(self, rec: JobRecord) -> JobUpdate:
+        return sky_jobs.poll(rec)
 
-def _actual(rec: JobRecord, j: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-    """SkyPilot's cost when it reports one, else the hours it ran times the offer's price."""
-    out = {
-        k: status[k]
-        for k in ("tokens_per_s", "peak_memory_gb", "train_seconds", "trained_tokens", "steps")
-        if status.get(k) is not None
-    }
-    if j.get("cost") is not None:
-        out.update(usd=round(float(j["cost"]), 4), source="SkyPilot's reported cost")
+    def logs(self, rec: JobRecord, lines: int) -> str:
+        return "\n".join(sky_jobs.logs(rec, lines).splitlines()[-lines:])
+
+    def cancel(self, rec: JobRecord) -> None:
+        sky_jobs.cancel(rec)
+
+    def collect(self, rec: JobRecord) -> None:
+        sky_jobs.fetch_adapter(rec)
+
+    # tunegate doctor ----------------------------------------------------------------------
+    def checks(self, refresh: bool = False) -> list[Any]:
+        """SkyPilot's interpreter, the bucket for job folders, the enabled clouds (asked of
+        SkyPilot itself with `refresh`, as `sky check` does; else its cached answer)."""
+        from gateway.catalog.config import load_config
+        from gateway.util.checks import Check
+        from providers.runners.sky_prices import cached
+        from providers.runners.sky_prices import refresh as ask
+
+        python = sky_jobs.sky_python()
+        out = [
+            Check("rented", "skypilot", True, f"SkyPilot runs in {python}")
+            if python
+            else Check("rented", "skypilot", None, "not installed", BLOCKS,
+                       "pipx install 'skypilot[aws]' (its own environment: it pins click<8.2), "
+                       "or set skypilot.python in $TUNEGATE_HOME/config.yaml")
+        ]  # fmt: skip
+        bucket = load_config().skypilot.bucket
+        out.append(
+            Check("rented", "bucket", True, bucket)
+            if bucket
+            else Check("rented", "bucket", None, "none configured", BLOCKS,
+                       "skypilot.bucket: s3://bucket/prefix in $TUNEGATE_HOME/config.yaml")
+        )  # fmt: skip
+        if python is None:
+            return out
+        view = cached()
+        if refresh:
+            try:
+                view = ask()
+            except Exception as exc:  # SkyPilot's own error, said plainly
+                out.append(
+                    Check("rented", "clouds", False, f"SkyPilot did not answer: {exc}", BLOCKS)
+                )
+                return out
+        out.append(_clouds(view))
         return out
-    start, end = j.get("submitted_at"), j.get("end_at")
-    offer = rec.offer or {}
-    hourly = None
-    if offer.get("train_usd") and offer.get("train_hours"):
-        hours = float(offer["train_hours"].get("likely") or 0)
-        hourly = float(offer["train_usd"].get("likely") or 0) / hours if hours else None
-    if start is not None and end is not None and hourly is not None:
-        ran = max(0.0, float(end) - float(start)) / 3600
-        out.update(
-            usd=round(ran * hourly, 4),
-            hours=round(ran, 3),
-            source=f"{ran:.2f} h x ${hourly:.2f}/h (the offer's price)",
-        )
-    return out
 
 
-def cancel(rec: JobRecord) -> None:
-    bridge("cancel", {"job_id": _job_id(rec)})
+def _clouds(view: Any) -> Any:
+    from gateway.util.checks import Check
 
-
-def logs(rec: JobRecord, tail: int = 200) -> str:
-    return str(bridge("logs", {"job_id": _job_id(rec), "tail": tail}).get("text") or "")
-
-
-def fetch_adapter(rec: JobRecord) -> Path:
-    """The adapter the worker wrote to the bucket, copied into the local job folder."""
-    job = JobDir(job_dir(rec.id))
-    if not bucket_of(rec).download("adapter", job.adapter):
-        raise JobError(f"job {rec.id} left no adapter in {bucket_of(rec).uri}/adapter")
-    return job.adapter
+    if view is None:
+        return Check("rented", "clouds", None, "not asked yet", "prices from SkyPilot's catalogs",
+                     "tunegate doctor --clouds")  # fmt: skip
+    ready = [c for c in view.enabled if view.blocker(c) is None]
+    held = [c for c in view.enabled if view.blocker(c) is not None]
+    detail = f"enabled: {', '.join(view.enabled) or 'none'}"
+    if held:
+        detail += f"; cannot hold a job's folder: {', '.join(held)}"
+    age = (time.time() - view.as_of) / 3600
+    detail += f" ({len(view.prices)} prices, asked {age:.0f} h ago)"
+    fix = "" if ready and not view.stale else "sky check, then tunegate doctor --clouds"
+    return Check("rented", "clouds", bool(ready), detail, "" if ready else BLOCKS, fix)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers._worker import JobDir, run_worker
+from providers.jobdir import JobDir, run_worker
 
 _ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -136,7 +136,7 @@ def test_too_few_rows_and_out_of_range_settings_are_refused_up_front(fake, tmp_p
 
 
 def test_multipart_upload_is_verified_and_not_repeated(fake, tmp_path, monkeypatch):
-    from providers._s3 import upload_verified
+    from providers.s3 import upload_verified
 
     monkeypatch.setenv("TUNEGATE_S3_PART_MB", "5")
     path = tmp_path / "big.jsonl"

@@ -17,8 +17,8 @@ pytest.importorskip("peft")
 
 from gateway.facade.jobs import job_dir
 from gateway.facade.launch import launch
-from providers._local_jobs import worker_pids
-from providers._worker import COMPLETE, JobDir
+from providers.jobdir import COMPLETE, JobDir
+from providers.runners.this_machine import worker_pids
 from tests.job_files import local_job
 from tests.polling import until
 

@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 
 from gateway.facade.jobs import job_dir
 from gateway.facade.launch import launch
-from providers._worker import JobDir
+from providers.jobdir import JobDir
 from tests.job_files import local_job as _job
 from tests.job_files import write_jsonl
 from tests.polling import until

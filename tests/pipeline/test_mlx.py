@@ -14,7 +14,7 @@ pytest.importorskip("mlx_lm")
 pytest.importorskip("peft")
 
 from gateway.facade.launch import launch
-from providers._worker import JobDir
+from providers.jobdir import JobDir
 from providers.mlx.adapters import mlx_to_peft, peft_to_mlx
 from tests.job_files import local_job as _job
 

@@ -11,7 +11,7 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from gateway.facade.launch import launch
-from providers._worker import JobDir
+from providers.jobdir import JobDir
 from tests.job_files import local_job, preferences, write_jsonl
 from tests.pipeline.test_local_training import _logits
 

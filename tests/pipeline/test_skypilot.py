@@ -22,7 +22,7 @@ from gateway.errors import ProviderError
 from gateway.facade.plan import plan
 from gateway.journal import Journal
 from gateway.spec import JobSpec
-from providers.runners import skypilot as _sky_jobs
+from providers.runners import sky_jobs as _sky_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 SKY_PYTHON = os.environ.get("TUNEGATE_SKYPILOT_PYTHON") or str(

@@ -31,7 +31,7 @@ pytest.importorskip("boto3")
 
 from cli.main import main
 from gateway.journal import Journal
-from providers.runners import skypilot as _sky_jobs
+from providers.runners import sky_jobs as _sky_jobs
 from tests.job_files import chats, write_jsonl
 from tests.polling import until
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import main
@@ -32,3 +33,19 @@ def test_set_show_unset_and_refuse(monkeypatch):
     ]
     assert run(main, ["config", "unset", "skypilot.clouds"]).exit_code == 0
     assert load_config().skypilot.clouds is None
+
+
+def test_a_typo_in_the_config_lists_the_configs_own_keys(tmp_path, monkeypatch):
+    """A typo in config.yaml names the keys allowed at that place of the config, not the job
+    file's (they were an empty list when the job file's model was walked)."""
+    from gateway.catalog.config import load_config
+    from gateway.errors import SpecError
+
+    path = tmp_path / "config.yaml"
+    path.write_text("skypilot:\n  bucket: s3://b/p\n  colour: red\n")
+    monkeypatch.setenv("TUNEGATE_CONFIG", str(path))
+    with pytest.raises(SpecError) as err:
+        load_config()
+    message = str(err.value)
+    assert f"{path}:3: skypilot.colour: unknown key 'colour'" in message
+    assert "expected one of: " in message and "bucket" in message and "clouds" in message

@@ -150,3 +150,16 @@ def test_core_rooms_are_the_only_loose_entries():
         if p.suffix == ".py" and p.name not in ("__init__.py", "errors.py")
     )
     assert not loose, loose
+
+
+def test_nothing_outside_providers_imports_a_private_provider_module():
+    """`providers._*` are a backend's own helpers; everything else goes through the registry,
+    the protocols (`providers.base`, `providers.runners.base`) and the public modules."""
+    private = [
+        f"{m} imports {t}"
+        for m, targets in GRAPH.items()
+        if not m.startswith("providers")
+        for t in sorted(targets)
+        if t.startswith("providers.") and any(p.startswith("_") for p in t.split(".")[1:])
+    ]
+    assert not private, "\n".join(private)

@@ -144,7 +144,7 @@ def _checkpoints(rec: JobRecord) -> list[dict[str, Any]]:
     jobdir = (rec.remote or {}).get("jobdir")
     if not jobdir or not Path(jobdir).is_dir():
         return []
-    from providers._worker import JobDir
+    from providers.jobdir import JobDir
 
     done = JobDir(Path(jobdir)).complete_checkpoints()
     return sorted(

@@ -222,7 +222,7 @@ class FineTuning:
         return page(items, after, limit, "events")
 
     def checkpoints(self, job_id: str, after: str | None, limit: int | None) -> dict[str, Any]:
-        from providers._worker import JobDir
+        from providers.jobdir import JobDir
 
         row = self._row(job_id)
         rec = self._record(row, poll=False)
