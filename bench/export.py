@@ -59,7 +59,7 @@ def build(folder: Path, layers: int) -> tuple[Path, Path]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tests.tiny_models import lora_adapter, tiny_sp_llama
+    from tests.support.tiny_models import lora_adapter, tiny_sp_llama
 
     base = folder / "base"
     tiny_sp_llama(base, steps=0)  # tokenizer files (SentencePiece, ChatML); weights replaced

@@ -31,8 +31,8 @@ def main() -> int:
         print("no CUDA GPU here: this check needs one", file=sys.stderr)
         return 2
     from providers.runners.this_machine import torchrun
-    from tests.job_files import chats, write_jsonl
-    from tests.tiny_models import tiny_llama
+    from tests.support.job_files import chats, write_jsonl
+    from tests.support.tiny_models import tiny_llama
 
     work = Path(tempfile.mkdtemp(prefix="tg-fsdp-"))
     model = tiny_llama(work / "model")

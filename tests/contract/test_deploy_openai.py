@@ -12,7 +12,7 @@ def test_openai_deployment_is_the_jobs_model(monkeypatch, tmp_path):
     from gateway.facade.launch import launch
     from gateway.spec import JobSpec
     from tests.fakes.openai_api import OpenAIFake
-    from tests.job_files import job_file
+    from tests.support.job_files import job_file
 
     with OpenAIFake() as fake:
         fake.env(monkeypatch)

@@ -19,7 +19,7 @@ import openai
 from gateway.journal import Journal
 from gateway.serve import running
 from tests.fakes.lossy_proxy import LossyProxy
-from tests.job_files import chats, write_jsonl
+from tests.support.job_files import chats, write_jsonl
 
 
 @pytest.fixture

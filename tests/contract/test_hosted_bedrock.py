@@ -13,7 +13,7 @@ from gateway.journal import Journal
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.bedrock_api import BUCKET, REGION, ROLE, BedrockFake
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

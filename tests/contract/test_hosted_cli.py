@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.job_files import SECRET, job_file
+from tests.support.job_files import SECRET, job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -12,7 +12,7 @@ from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes._server import Faults
 from tests.fakes.fireworks_api import FireworksFake, adapter_files
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

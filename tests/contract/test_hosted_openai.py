@@ -7,7 +7,7 @@ import pytest
 from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 
 @pytest.fixture

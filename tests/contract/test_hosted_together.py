@@ -11,7 +11,7 @@ import pytest
 from gateway.facade.launch import launch
 from gateway.spec import JobSpec
 from tests.fakes.together_api import TOTAL_STEPS, TogetherFake
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -12,7 +12,7 @@ from gateway.journal import Journal
 from gateway.spec import JobSpec
 from tests.fakes.openai_api import OpenAIFake
 from tests.fakes.together_api import TogetherFake
-from tests.job_files import SECRET, job_file
+from tests.support.job_files import SECRET, job_file
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import openai
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.job_files import chats, write_jsonl
+from tests.support.job_files import chats, write_jsonl
 
 
 def test_migrate_lists_downloads_and_plans(monkeypatch, tmp_path):

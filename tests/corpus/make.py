@@ -1,4 +1,4 @@
-"""Writes the dataset corpus the toolkit is tested on (tests/unit/test_data_corpus.py): every
+"""Writes the dataset corpus the toolkit is tested on (tests/unit/data/test_corpus.py): every
 file here was made for this project by this script; run it to regenerate them.
 
     python tests/corpus/make.py

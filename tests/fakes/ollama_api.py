@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes._server import FakeServer, Faults, Reply, Request, openai_chat
-from tests.go_template import execute, ollama_values
+from tests.support.go_template import execute, ollama_values
 
 
 def _now() -> str:

@@ -45,14 +45,40 @@ class JailLookupRefusal(socket.gaierror):
     """A name lookup of something other than localhost, refused before any query was sent."""
 
 
+def _hosts_file_names(path: str = "/etc/hosts") -> frozenset[str]:
+    """Names /etc/hosts maps to a loopback address (the machine's own host name, usually):
+    they resolve from that file, so looking them up sends nothing (torchrun asks for its own)."""
+    names: set[str] = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return frozenset()
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        try:
+            ip = ipaddress.ip_address(fields[0].split("%")[0])
+        except ValueError:
+            continue
+        if ip.is_loopback:
+            names.update(n.lower().rstrip(".") for n in fields[1:])
+    return frozenset(names)
+
+
+_LOCAL = LOCAL_NAMES | _hosts_file_names()
+
+
 def is_loopback(host: object) -> bool:
-    """True for 127.0.0.0/8, ::1, ::ffff:127.x and the names in LOCAL_NAMES."""
+    """True for 127.0.0.0/8, ::1, ::ffff:127.x, `localhost`, and names /etc/hosts maps to a
+    loopback address."""
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
     if not isinstance(host, str):
         return False
     name = host.strip("[]").split("%")[0].lower().rstrip(".")
-    if name in LOCAL_NAMES:
+    if name in _LOCAL:
         return True
     try:
         ip = ipaddress.ip_address(name)
@@ -111,6 +137,8 @@ def refuse_lookup(host: object) -> None:
         return  # a passive (bind) lookup
     text = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
     if is_loopback(text) or _is_literal(text):
+        return
+    if text.lower().rstrip(".") in _hosts_file_names():  # /etc/hosts changed since start-up
         return
     _record("lookup", text)
     raise JailLookupRefusal(

@@ -17,7 +17,7 @@ pytest.importorskip("peft")
 from gateway.errors import ExportError
 from gateway.facade.deploy import chat, deploy, undeploy
 from tests.fakes.bedrock_api import BUCKET, BedrockFake
-from tests.tiny_models import lora_adapter
+from tests.support.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
 QUESTION = [{"role": "user", "content": "What does the for statement do?"}]

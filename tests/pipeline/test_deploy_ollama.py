@@ -124,7 +124,7 @@ def test_real_smollm2_template_is_recognised(smollm2_gguf):
 def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, monkeypatch):
     """A job with only an adapter is exported to a verified q4_k_m GGUF, then deployed."""
     from gateway.journal import Journal
-    from tests.tiny_models import lora_adapter
+    from tests.support.tiny_models import lora_adapter
 
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
     adapter = lora_adapter(tiny_sp, tmp_path / "adapter", r=8, lora_alpha=16)

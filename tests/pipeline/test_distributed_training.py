@@ -19,8 +19,8 @@ from gateway.facade.jobs import job_dir
 from gateway.facade.launch import launch
 from providers.jobdir import COMPLETE, JobDir
 from providers.runners.this_machine import worker_pids
-from tests.job_files import local_job
-from tests.polling import until
+from tests.support.job_files import local_job
+from tests.support.polling import until
 
 pytestmark = pytest.mark.slow
 

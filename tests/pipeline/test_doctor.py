@@ -16,6 +16,7 @@ from cli.main import main
 from gateway.facade.doctor import doctor
 
 ROOT = Path(__file__).resolve().parents[2]
+JAIL = ROOT / "tests" / "jail"
 SECRET = "sk-doctor-test-4f9a1c2e7b"
 
 
@@ -67,13 +68,17 @@ def test_extras_present_in_the_test_venv():
 
 
 @pytest.fixture(scope="module")
-def base_venv(tmp_path_factory):
-    """tunegate installed from a wheel of this checkout, with no extras at all."""
+def base_venv(tmp_path_factory, wheelhouse):
+    """tunegate installed from a wheel of this checkout, with no extras at all (its
+    dependencies from the wheelhouse `make test` filled: no index is reached)."""
     venv = tmp_path_factory.mktemp("base-venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
+    offline = ["--no-index", "--find-links", str(wheelhouse), "--disable-pip-version-check"]
     res = subprocess.run(
-        [str(py), "-m", "pip", "install", "--quiet", str(ROOT)], capture_output=True, text=True
+        [str(py), "-m", "pip", "install", "--quiet", *offline, str(ROOT)],
+        capture_output=True,
+        text=True,
     )
     if res.returncode:
         pytest.fail(f"base install failed:\n{res.stdout}\n{res.stderr}")
@@ -82,6 +87,7 @@ def base_venv(tmp_path_factory):
 
 def _run(venv: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(JAIL)  # the jail only, not the checkout: the installed package runs
     env["TOGETHER_API_KEY"] = SECRET
     return subprocess.run(
         [str(venv / "bin" / "tunegate"), *args],

@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 
 from gateway.errors import TunegateError
 from gateway.facade.evaluate import regress
-from tests.tiny_models import lora_adapter
+from tests.support.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from cli.main import main
 from gateway.errors import SpecError
 from gateway.facade.deploy import deploy
 from gateway.facade.evaluate import task_eval
-from tests.job_files import chats, write_jsonl
-from tests.tiny_models import lora_adapter
+from tests.support.job_files import chats, write_jsonl
+from tests.support.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
 ANY = r"\S+"  # a non-empty answer: the tiny model's words are noise, the plumbing is the point

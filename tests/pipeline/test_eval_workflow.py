@@ -21,7 +21,7 @@ from gateway.errors import ExportError
 from gateway.evaluate.gate import run_gate
 from gateway.evaluate.generate import Target, answers
 from gateway.spec import EvalConfig
-from tests.job_files import chats, write_jsonl
+from tests.support.job_files import chats, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ def test_train_wait_evaluates_then_the_export_is_gated(tiny_sp, tmp_path):
 
 def test_an_export_that_lost_the_adapter_is_left_unverified(tiny_sp, tmp_path):
     from exporters.pipeline import export
-    from tests.tiny_models import lora_adapter
+    from tests.support.tiny_models import lora_adapter
 
     adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16, scale=4.0)
     prompts = [c["messages"][:-1] for c in chats(8, seed=40)]

@@ -83,7 +83,7 @@ def test_export_check_on_a_local_model(tiny_sp, tmp_path, converter_cache, monke
 def test_export_cli_end_to_end(tiny_sp, tmp_path, converter_cache, monkeypatch) -> None:
     pytest.importorskip("llama_cpp")
     pytest.importorskip("peft")
-    from tests.tiny_models import lora_adapter
+    from tests.support.tiny_models import lora_adapter
 
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
     adapter = lora_adapter(tiny_sp, tmp_path / "adapter", r=4, lora_alpha=8)

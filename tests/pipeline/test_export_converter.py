@@ -180,7 +180,8 @@ def test_no_sdist_for_version(index) -> None:
 
 
 def test_real_converter_matches_installed_llama_cpp(converter_cache, monkeypatch) -> None:
-    """The real thing, from the configured index (PyPI): the installed version, with gguf-py."""
+    """The real thing: the converter of the installed version, with its gguf-py (unpacked from
+    the sdist `make test` downloaded; fetching from an index is tested against a local one)."""
     pytest.importorskip("llama_cpp")
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
     conv = get_converter()

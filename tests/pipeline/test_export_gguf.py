@@ -16,7 +16,7 @@ from exporters.gguf import convert
 from exporters.verify import verify_gguf
 from gateway.errors import ExportError
 from gateway.facade.export import export
-from tests.tiny_models import lora_adapter
+from tests.support.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ pytest.importorskip("peft")
 from exporters.adapter import read_adapter, scale_of
 from exporters.merge import INDEX, merge
 from gateway.errors import ExportError
-from tests.tiny_models import lora_adapter
+from tests.support.tiny_models import lora_adapter
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ pytest.importorskip("peft")
 
 from gateway.errors import ExportError
 from gateway.facade.export import export
-from tests.tiny_models import lora_adapter
+from tests.support.tiny_models import lora_adapter
 
 pytestmark = pytest.mark.slow
 

@@ -54,7 +54,7 @@ def test_a_task_eval_report_of_the_adapter_against_its_gguf(smollm2_gguf, tmp_pa
     from gateway.evaluate.gate import run_gate
     from gateway.evaluate.generate import Target
     from gateway.spec import EvalConfig
-    from tests.job_files import write_jsonl
+    from tests.support.job_files import write_jsonl
 
     record = json.loads((smollm2_gguf.path / "export.json").read_text())
     base, adapter = Path(record["source"]["base"]), Path(record["source"]["adapter"])

@@ -20,7 +20,7 @@ import openai
 from gateway.facade.deploy import get_deployment
 from gateway.journal import Journal
 from gateway.serve import running
-from tests.job_files import chats, write_jsonl
+from tests.support.job_files import chats, write_jsonl
 
 pytestmark = pytest.mark.slow
 

@@ -9,28 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tiny_models import logits_of
+
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from gateway.facade.jobs import job_dir
 from gateway.facade.launch import launch
 from providers.jobdir import JobDir
-from tests.job_files import local_job as _job
-from tests.job_files import write_jsonl
-from tests.polling import until
-
-
-def _logits(model_dir: Path, adapter: Path | None):
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, adapter)
-    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
-    with torch.no_grad():
-        return model(ids).logits
+from tests.support.job_files import local_job as _job
+from tests.support.job_files import write_jsonl
+from tests.support.polling import until
 
 
 @pytest.mark.parametrize(
@@ -56,7 +45,7 @@ def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objec
         if (adapter / "chat_template.jinja").exists()
         else (adapter / "tokenizer_config.json").read_text()
     )
-    delta = (_logits(tiny, adapter) - _logits(tiny, None)).abs().max().item()
+    delta = (logits_of(tiny, adapter) - logits_of(tiny, None)).abs().max().item()
     assert delta > 1e-3
     assert rec.actual["tokens_per_s"] > 0 and rec.actual["peak_memory_gb"] > 0
 

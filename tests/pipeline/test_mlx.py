@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 from gateway.facade.launch import launch
 from providers.jobdir import JobDir
 from providers.mlx.adapters import mlx_to_peft, peft_to_mlx
-from tests.job_files import local_job as _job
+from tests.support.job_files import local_job as _job
 
 IDS = [[5, 6, 7, 8, 9, 10, 11, 12]]
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tiny_models import logits_of
+
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from gateway.facade.launch import launch
 from providers.jobdir import JobDir
-from tests.job_files import local_job, preferences, write_jsonl
-from tests.pipeline.test_local_training import _logits
+from tests.support.job_files import local_job, preferences, write_jsonl
 
 
 def _run(spec) -> tuple[list[dict], Path]:
@@ -33,7 +34,7 @@ def test_preference_objectives_train_and_change_the_model(tmp_path, tiny, object
     losses = [m["loss"] for m in metrics if m.get("loss") is not None]
     assert len(losses) >= 3 and losses[-1] < losses[0], losses
     assert any(m.get("eval_loss") is not None for m in metrics)
-    assert (_logits(tiny, adapter) - _logits(tiny, None)).abs().max().item() > 1e-3
+    assert (logits_of(tiny, adapter) - logits_of(tiny, None)).abs().max().item() > 1e-3
 
 
 def _grpo_rewards(tmp_path: Path, tiny: Path, rewards: list[str], **kw) -> list[float]:
@@ -52,7 +53,7 @@ def _grpo_rewards(tmp_path: Path, tiny: Path, rewards: list[str], **kw) -> list[
     )
     metrics, adapter = _run(spec)
     delta = (
-        (_logits(tiny, adapter) - _logits(tiny, None)).abs().max().item()
+        (logits_of(tiny, adapter) - logits_of(tiny, None)).abs().max().item()
         if (adapter / "adapter_config.json").exists()
         else None
     )

@@ -26,7 +26,7 @@ from gateway.facade.deploy import deploy
 from gateway.journal.serving import ServeStore
 from gateway.serve import running
 from gateway.serve.usage import usage
-from tests.polling import until
+from tests.support.polling import until
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,7 @@ def test_mlx_engine_behind_the_gateway(tiny_sp, tmp_path):
     pytest.importorskip("peft")
     from gateway.facade.deploy import chat
     from gateway.facade.export import export
-    from tests.tiny_models import lora_adapter
+    from tests.support.tiny_models import lora_adapter
 
     adapter = lora_adapter(tiny_sp, tmp_path / "lora", r=8, lora_alpha=16)
     folder = export(adapter, "mlx", quant="float32", out=tmp_path / "mlx").path

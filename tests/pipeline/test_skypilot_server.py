@@ -32,8 +32,8 @@ pytest.importorskip("boto3")
 from cli.main import main
 from gateway.journal import Journal
 from providers.runners import sky_jobs as _sky_jobs
-from tests.job_files import chats, write_jsonl
-from tests.polling import until
+from tests.support.job_files import chats, write_jsonl
+from tests.support.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SKY = ROOT / ".venv-sky" / "bin"

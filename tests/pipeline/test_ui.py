@@ -27,8 +27,8 @@ from gateway.evaluate.reports import Delta, store
 from gateway.facade.launch import launch
 from gateway.journal import Journal
 from gateway.serve import running
-from tests.job_files import local_job
-from tests.polling import until
+from tests.support.job_files import local_job
+from tests.support.polling import until
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli.main import main
 from gateway.catalog.extras import EXTRAS, MODULES, from_import_error, missing, require
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _dist(requirement: str) -> str:

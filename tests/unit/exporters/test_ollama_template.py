@@ -8,10 +8,15 @@ import pytest
 
 from exporters.chat_format import detect, render_jinja
 from gateway.errors import ExportError
-from tests.chat_templates import ALPACA, FAMILY_TEMPLATES
-from tests.go_template import execute, ollama_values
+from tests.support.chat_templates import ALPACA, FAMILY_TEMPLATES
+from tests.support.go_template import execute, ollama_values
 
-pytest.importorskip("jinja2")
+
+@pytest.fixture(autouse=True)
+def _needs_jinja2():
+    """Every test here needs jinja2 (a skip on the fixture, not on the module)."""
+    pytest.importorskip("jinja2")
+
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is a torque wrench?"}],

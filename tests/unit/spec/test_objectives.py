@@ -11,7 +11,7 @@ from gateway.errors import SpecError
 from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 from gateway.spec.rewards import name_problem, resolve
-from tests.job_files import chats, kto_rows, preferences, write_jsonl
+from tests.support.job_files import chats, kto_rows, preferences, write_jsonl
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -20,9 +20,9 @@ from gateway.facade.plan import plan
 from gateway.journal import Journal, lease
 from gateway.spec import JobSpec
 from tests.fakes import memory_provider as mem
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("lm_eval")
-
 from gateway.errors import TunegateError
 from gateway.evaluate.lm_models import Backend, _Lettered, canary
+
+
+@pytest.fixture(autouse=True)
+def _needs_lm_eval():
+    """Every test here needs lm_eval (a skip on the fixture, not on the module)."""
+    pytest.importorskip("lm_eval")
 
 
 class _Flat:

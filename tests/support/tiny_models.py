@@ -183,3 +183,17 @@ def lora_adapter(
                 param.add_(torch.randn_like(param) * 0.01)
     peft.save_pretrained(out)
     return out
+
+
+def logits_of(model_dir: Path, adapter: Path | None):
+    """Logits of a fixed prompt from a model folder (with a PEFT adapter on it, if given)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, adapter)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        return model(ids).logits

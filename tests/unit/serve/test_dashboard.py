@@ -11,20 +11,24 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("jinja2")
-pytest.importorskip("starlette")
-
-from starlette.testclient import TestClient
-
 from gateway.journal import EventRecord, Journal
 from gateway.journal.serving import ServeStore
-from gateway.serve.app import Gateway
 from gateway.serve.dashboard.plan import job_files
 from gateway.serve.dashboard.views import actions, points
-from tests.unit.test_serve_advice import DAY, _plant, together_job  # noqa: F401 (a fixture)
+from tests.support.usage import DAY, plant
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STATIC = ROOT / "gateway" / "serve" / "dashboard" / "static"
+
+
+@pytest.fixture
+def web():
+    """The serve extra's web stack (the tests that render pages need it; the rest do not)."""
+    pytest.importorskip("jinja2")
+    starlette = pytest.importorskip("starlette.testclient")
+    from gateway.serve.app import Gateway
+
+    return Gateway, starlette.TestClient
 
 
 def test_vendored_files_match_the_hashes_in_the_docs():
@@ -84,13 +88,14 @@ def test_job_files_are_yaml_files_that_name_a_base_model(tmp_path):
     assert job_files(tmp_path) == ["a.yaml", "sub/b.yml"]
 
 
-def test_pages_and_the_action_rules(tmp_path):
+def test_pages_and_the_action_rules(tmp_path, web):
     """TestClient's requests come from `testclient`, not loopback: actions need a key."""
     (tmp_path / "job.yaml").write_text("base_model: meta-llama/Llama-3.1-8B-Instruct\n")
     with Journal() as journal:
         rec = _job(journal, "running", "together")
     with ServeStore() as store:
         _, secret = store.create_key("ops")
+    Gateway, TestClient = web
     gw = Gateway(ui_folder=tmp_path)
     with TestClient(gw.app()) as client:
         assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
@@ -125,8 +130,8 @@ def test_pages_and_the_action_rules(tmp_path):
 def test_data_page_marks_trained_tokens_and_long_bins(tmp_path):
     pytest.importorskip("transformers")
     from gateway.serve.dashboard.plan import data_page
-    from tests.job_files import chats, write_jsonl
-    from tests.tiny_models import tiny_chatml_tokenizer
+    from tests.support.job_files import chats, write_jsonl
+    from tests.support.tiny_models import tiny_chatml_tokenizer
 
     tok = tiny_chatml_tokenizer(tmp_path / "tok")
     rows = chats(40)  # short ones; the long one below is past p95, so its bin is over
@@ -145,9 +150,10 @@ def test_data_page_marks_trained_tokens_and_long_bins(tmp_path):
     assert all("Can I borrow" not in t for t in trained)  # the prompt is context, not trained
 
 
-def test_plan_and_traffic_pages_mark_measured_volume(together_job, tmp_path):  # noqa: F811
+def test_plan_and_traffic_pages_mark_measured_volume(together_job, tmp_path, web):
     job_id, dep = together_job
-    _plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day over the week
+    plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day over the week
+    Gateway, TestClient = web
     gw = Gateway(ui_folder=tmp_path)
     with TestClient(gw.app()) as client:
         page = client.get("/ui/plan", params={"job": job_id}).text

@@ -10,7 +10,7 @@ import pytest
 from gateway.errors import SpecError
 from gateway.facade.plan import plan
 from gateway.spec import JobSpec
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 
 def _openai(result):

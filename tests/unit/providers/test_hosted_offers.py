@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.spec import JobSpec
 from tests.fakes.bedrock_api import BUCKET, ROLE
-from tests.job_files import job_file
+from tests.support.job_files import job_file
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

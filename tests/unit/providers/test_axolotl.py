@@ -10,14 +10,19 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-pytest.importorskip("axolotl.utils.config", reason="make test installs axolotl (--no-deps)")
-
 from cli.main import main
 from gateway.errors import SpecError
 from gateway.facade.plan import plan
 from gateway.spec import JobSpec
 from gateway.spec.presets import resolve
 from providers.runners.axolotl import axolotl_config, check, preview
+
+
+@pytest.fixture(autouse=True)
+def _needs_axolotl():
+    """Every test here needs axolotl (a skip on the fixture, not on the module)."""
+    pytest.importorskip("axolotl.utils.config", reason="make test installs axolotl (--no-deps)")
+
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -329,7 +329,7 @@ def test_real_tokenizer_counts_and_trained_tokens(tmp_path):
     from transformers import AutoTokenizer
 
     from gateway.data.tokens import chat_ids
-    from tests.tiny_models import tiny_chatml_tokenizer
+    from tests.support.tiny_models import tiny_chatml_tokenizer
 
     folder = tiny_chatml_tokenizer(tmp_path / "tiny")
     path = write(
@@ -360,7 +360,7 @@ def test_render_marks_trained_tokens_and_catches_stop_failures(tmp_path):
     from transformers import AutoTokenizer
 
     from gateway.data.render import render_samples, tokenizer_problems
-    from tests.tiny_models import tiny_chatml_tokenizer
+    from tests.support.tiny_models import tiny_chatml_tokenizer
 
     folder = tiny_chatml_tokenizer(tmp_path / "tiny")
     tok = AutoTokenizer.from_pretrained(folder)

@@ -9,7 +9,7 @@ import httpx
 
 from gateway.facade.jobs import normalize_state
 from gateway.util.retry import backoff_s, describe, retry_after_s, retryable
-from tests.job_files import SECRET
+from tests.support.job_files import SECRET
 
 
 class _StatusError(Exception):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-import uuid
 
 import pytest
 from click.testing import CliRunner
@@ -15,66 +13,14 @@ from click.testing import CliRunner
 from cli.main import main
 from gateway.facade.advice import advise, advise_one, measured, plan_job, spec_at
 from gateway.journal import Journal
-from gateway.journal.serving import ServeStore, UsageRecord
-from gateway.spec import JobSpec
-from tests.job_files import job_file
-
-BASE = "meta-llama/Llama-3.1-8B-Instruct"
-DAY = 86_400.0
-
-
-@pytest.fixture
-def together_job(tmp_path):
-    """A Together LoRA job on Llama-3.1-8B, deployed serverless (per token), guessing 2M/day."""
-    spec = JobSpec.from_yaml(job_file(tmp_path, BASE, serving={"tokens_per_day": 2_000_000}))
-    report = {"examples": 5000, "avg_tokens": 600.0, "p95_tokens": 1200}
-    with Journal() as journal:
-        job = journal.record_intent(
-            "together",
-            "lora",
-            BASE,
-            spec.model_dump(mode="json"),
-            estimate={"report": report},
-        )
-        journal.update(job.id, state="succeeded")
-        dep = journal.add_deployment(
-            None,
-            "together",
-            "brand-voice",
-            endpoint="acct/brand-voice",
-            state="live",
-            meta={"job": job.id},
-        )
-    return job.id, dep
-
-
-def _plant(dep_id: str | None, tokens_per_request: int, n: int, *, span_s: float, status=200):
-    """`n` requests spread evenly over the last `span_s` seconds, 3/4 prompt, 1/4 generated."""
-    now = time.time()
-    prompt = tokens_per_request * 3 // 4
-    rows = [
-        UsageRecord(
-            uuid.uuid4().hex,
-            now - span_s + (i + 0.5) * span_s / n,
-            "brand-voice",
-            "chat",
-            status,
-            12.0,
-            deployment_id=dep_id,
-            target="together",
-            prompt_tokens=prompt,
-            completion_tokens=tokens_per_request - prompt,
-        )
-        for i in range(n)
-    ]
-    with ServeStore() as store:
-        store.add_usage(rows)
+from gateway.journal.serving import ServeStore
+from tests.support.usage import DAY, plant
 
 
 def test_measured_volume_is_tokens_per_day_over_the_window(together_job):
     _, dep = together_job
-    _plant(dep, 1000, 70, span_s=7 * DAY)
-    _plant(dep, 5000, 10, span_s=DAY, status=502)  # failed requests are not volume
+    plant(dep, 1000, 70, span_s=7 * DAY)
+    plant(dep, 5000, 10, span_s=DAY, status=502)  # failed requests are not volume
     with ServeStore() as store:
         week = measured(store, [dep], window_days=7)
         recent = measured(store, [dep], window_days=2)
@@ -88,7 +34,7 @@ def test_measured_volume_is_tokens_per_day_over_the_window(together_job):
 
 def test_one_burst_is_not_a_day(together_job):
     _, dep = together_job
-    _plant(dep, 1000, 5, span_s=60)  # five requests in a minute
+    plant(dep, 1000, 5, span_s=60)  # five requests in a minute
     with ServeStore() as store:
         volume = measured(store, [dep], window_days=7)
     assert volume.days == pytest.approx(1 / 24)  # the floor: one hour
@@ -97,7 +43,7 @@ def test_one_burst_is_not_a_day(together_job):
 
 def test_heavy_traffic_is_advised_off_per_token_serving(together_job):
     job_id, dep = together_job
-    _plant(dep, 800_000, 1008, span_s=7 * DAY)  # ~115M tokens/day
+    plant(dep, 800_000, 1008, span_s=7 * DAY)  # ~115M tokens/day
     (advice,) = advise()
     assert advice.job_id == job_id and advice.cheaper
     assert advice.best_usd_month < advice.current_usd_month * 0.8
@@ -108,7 +54,7 @@ def test_heavy_traffic_is_advised_off_per_token_serving(together_job):
 
 def test_light_traffic_stays_where_it_is(together_job):
     _, dep = together_job
-    _plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day: serverless is cheapest
+    plant(dep, 1000, 70, span_s=7 * DAY)  # 10k tokens/day: serverless is cheapest
     (advice,) = advise()
     assert not advice.cheaper and "stays the cheapest" in advice.message
     assert advice.current_usd_month < 1.0
@@ -116,7 +62,7 @@ def test_light_traffic_stays_where_it_is(together_job):
 
 def test_the_threshold_decides(together_job):
     _, dep = together_job
-    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    plant(dep, 800_000, 1008, span_s=7 * DAY)
     with Journal() as journal, ServeStore() as store:
         volume = measured(store, [dep], window_days=7)
         record = next(d for d in _deployments(journal) if d.id == dep)
@@ -152,7 +98,7 @@ def test_plan_job_uses_measured_volume_not_the_guess(together_job):
     job_id, dep = together_job
     unmeasured = plan_job(job_id)
     assert unmeasured.volume is None and unmeasured.guessed_tokens_per_day == 2_000_000
-    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    plant(dep, 800_000, 1008, span_s=7 * DAY)
     result = plan_job(job_id)
     assert result.volume.tokens_per_day == pytest.approx(115.2e6, rel=0.01)
     assert result.plan.spec.serving.tokens_per_day == round(result.volume.tokens_per_day)
@@ -166,7 +112,7 @@ def test_plan_job_uses_measured_volume_not_the_guess(together_job):
 
 def test_cli_plan_job_id(together_job):
     job_id, dep = together_job
-    _plant(dep, 800_000, 1008, span_s=7 * DAY)
+    plant(dep, 800_000, 1008, span_s=7 * DAY)
     runner = CliRunner()
     res = runner.invoke(main, ["plan", job_id])
     assert res.exit_code == 0, res.output

@@ -19,7 +19,7 @@ from gateway.data.prepare import load_clean, prepare
 from gateway.errors import ConversionError, SpecError
 from providers import HOSTED
 
-CORPUS = Path(__file__).parents[1] / "corpus"
+CORPUS = Path(__file__).parents[2] / "corpus"
 FILES = sorted(
     p for p in CORPUS.rglob("*") if p.is_file() and p.name not in ("make.py", "dataset_info.json")
 )

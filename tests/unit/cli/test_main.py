@@ -10,7 +10,7 @@ from bench.plan_speed import PLAN
 from cli.main import main
 
 PLAN_ARGS = PLAN  # the benchmark's own command line: one list, timed there, checked here
-EXAMPLE_JOB = Path(__file__).resolve().parents[2] / "examples" / "brand-voice" / "job.yaml"
+EXAMPLE_JOB = Path(__file__).resolve().parents[3] / "examples" / "brand-voice" / "job.yaml"
 
 
 def run(*args):

@@ -10,7 +10,7 @@ from gateway.data.validate import check_file
 from gateway.errors import CatalogError
 from gateway.facade.plan import plan
 from gateway.spec import JobSpec
-from tests.job_files import chats, write_jsonl
+from tests.support.job_files import chats, write_jsonl
 
 
 def _override(tmp_path, name: str, text: str):
