@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,12 +93,27 @@ ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = ROOT / ".venv"  # what `make test` fetched at install time (Makefile: .offline-files)
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """These environment variables set for a session fixture's work, then as they were
+    (monkeypatch is function-scoped)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def converter_cache(tmp_path_factory):
     """One llama.cpp converter cache per session, unpacked from the source distribution of the
     installed llama-cpp-python that `make test` downloaded (the tests never reach an index)."""
     import importlib.metadata
-    import os
 
     try:
         version = importlib.metadata.version("llama_cpp_python")
@@ -107,19 +125,8 @@ def converter_cache(tmp_path_factory):
     from exporters.converter import get_converter
 
     cache = tmp_path_factory.mktemp("converter-cache")
-    saved = {k: os.environ.get(k) for k in ("TUNEGATE_CACHE_DIR", "TUNEGATE_LLAMA_CPP_SDIST")}
-    os.environ["TUNEGATE_CACHE_DIR"], os.environ["TUNEGATE_LLAMA_CPP_SDIST"] = (
-        str(cache),
-        str(sdist),
-    )
-    try:
+    with _environ(TUNEGATE_CACHE_DIR=str(cache), TUNEGATE_LLAMA_CPP_SDIST=str(sdist)):
         get_converter(version)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return cache
 
 
@@ -136,7 +143,6 @@ def wheelhouse() -> Path:
 def smollm2_gguf(tmp_path_factory, converter_cache):
     """SmolLM2-135M-Instruct with a small LoRA, exported to a verified q4_k_m GGUF, once."""
     import importlib.util
-    import os
 
     pytest.importorskip("llama_cpp")
     pytest.importorskip("peft")
@@ -147,10 +153,7 @@ def smollm2_gguf(tmp_path_factory, converter_cache):
     from tests.support.tiny_models import lora_adapter
 
     root = tmp_path_factory.mktemp("smollm2")
-    saved = {k: os.environ.get(k) for k in ("TUNEGATE_HOME", "TUNEGATE_CACHE_DIR")}
-    os.environ["TUNEGATE_HOME"] = str(root / "home")
-    os.environ["TUNEGATE_CACHE_DIR"] = str(converter_cache)
-    try:
+    with _environ(TUNEGATE_HOME=str(root / "home"), TUNEGATE_CACHE_DIR=str(converter_cache)):
         base = smollm2_from_package()
         adapter = lora_adapter(
             base,
@@ -161,10 +164,4 @@ def smollm2_gguf(tmp_path_factory, converter_cache):
             target_modules=["q_proj", "v_proj"],
         )
         result = export(adapter, "gguf", quant="q4_k_m", out=root / "gguf")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return result

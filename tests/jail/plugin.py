@@ -56,6 +56,13 @@ OFFLINE = {
 def pytest_configure(config: pytest.Config) -> None:
     for name, value in OFFLINE.items():
         os.environ.setdefault(name, value)
+    # a pip the tests run (SkyPilot building its wheel, a bare venv) installs from the
+    # wheelhouse `make test` filled, never from an index
+    os.environ.setdefault("PIP_NO_INDEX", "1")
+    os.environ.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    wheelhouse = HERE.parents[1] / ".venv" / "wheelhouse"
+    if wheelhouse.is_dir():
+        os.environ.setdefault("PIP_FIND_LINKS", str(wheelhouse))
     log = Path(tempfile.mkdtemp(prefix="tunegate-jail-")) / "refusals.log"
     log.touch()
     os.environ[tunegate_jail.LOG_VAR] = str(log)

@@ -241,7 +241,17 @@ def _jail_skypilot(module) -> None:
         module.check_network_connection = lambda *args, **kwargs: None
 
 
-_AFTER_IMPORT = {"uvloop": _jail_uvloop, "sky.backends.backend_utils": _jail_skypilot}
+def _jail_skypilot_version_check(module) -> None:
+    """SkyPilot's API server asks pypi.org for its latest release; under test it does not."""
+    if hasattr(module, "_check_pypi_release"):
+        module._check_pypi_release = lambda *args, **kwargs: None
+
+
+_AFTER_IMPORT = {
+    "uvloop": _jail_uvloop,
+    "sky.backends.backend_utils": _jail_skypilot,
+    "sky.server.version_check": _jail_skypilot_version_check,
+}
 
 
 class _PatchingLoader(importlib.abc.Loader):

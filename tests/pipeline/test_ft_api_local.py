@@ -25,7 +25,8 @@ from tests.support.job_files import chats, write_jsonl
 pytestmark = pytest.mark.slow
 
 
-def test_local_job_through_the_api(tiny_sp, tmp_path):
+def test_local_job_through_the_api(converter_cache, tiny_sp, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))  # the deploy exports a GGUF
     train = write_jsonl(tmp_path / "train.jsonl", chats(32))
     with running(ft_model=str(tiny_sp)) as url:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
