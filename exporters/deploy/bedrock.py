@@ -209,7 +209,15 @@ class BedrockImport:
             text, reason, raw = chat(dep.meta, messages, max_tokens)
         except Exception as exc:  # any botocore failure becomes one line, with no key in it
             raise ProviderError(f"Bedrock Converse failed: {describe(exc)}") from None
-        return ChatReply(text, reason, dep.id, raw)
+        usage = raw.get("usage") or {}  # Converse counts inputTokens / outputTokens
+        return ChatReply(
+            text,
+            reason,
+            dep.id,
+            raw,
+            prompt_tokens=int(usage.get("inputTokens") or 0),
+            completion_tokens=int(usage.get("outputTokens") or 0),
+        )
 
     def upstream(self, dep: Deployment) -> Upstream:
         return Upstream("chat", str(dep.endpoint))  # Converse, through `chat`

@@ -41,6 +41,17 @@ class ChatReply:
     finish_reason: str | None  # "stop" when the model ended its turn
     deployment: str
     raw: dict[str, Any] = field(default_factory=dict)
+    # tokens as the target counted them, normalized by the target that knows its API's shape
+    # (None: read OpenAI's `usage` in `raw`)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens of this answer, whatever API gave it."""
+        if self.prompt_tokens is not None or self.completion_tokens is not None:
+            return int(self.prompt_tokens or 0), int(self.completion_tokens or 0)
+        usage = self.raw.get("usage") or {}
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
     def to_json(self) -> dict[str, Any]:
         return {

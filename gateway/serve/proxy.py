@@ -207,8 +207,7 @@ async def via_chat(
         reply = await anyio.to_thread.run_sync(get_deployer(dep.target).chat, dep, messages, limit)
     except TunegateError as exc:
         raise Unreachable(exc.message) from None
-    usage = reply.raw.get("usage") or {}
-    prompt, completion = int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0)
+    prompt, completion = reply.tokens()  # normalized by the target
     done(Outcome(200, prompt, completion))
     rid, created, model = f"chatcmpl-{dep.id}-{time.time_ns()}", int(time.time()), body["model"]
     usage_json = {
