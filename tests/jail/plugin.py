@@ -99,6 +99,15 @@ def _describe(line: str) -> str:
     return f"  {kind} {target} ({pid}: {argv})"
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The refusal log goes with the run (its lines were reported in the summary)."""
+    log = config.stash.get(_LOG_KEY, None)
+    if log is not None:
+        import shutil
+
+        shutil.rmtree(log.path.parent, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     log = config.stash.get(_LOG_KEY, None)
     if log is None:
