@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
+from gateway.spec.choices import SCORERS
 
 
 class _EvalGroup(click.Group):
@@ -75,7 +76,7 @@ def _show(report: Any, as_json: bool) -> None:
 @_options(DATA_OPTIONS)
 @click.option(
     "--scorer",
-    type=click.Choice(["exact", "regex", "json", "tool", "judge"]),
+    type=click.Choice([*SCORERS, "judge"]),
     default="exact",
     show_default=True,
 )
@@ -166,7 +167,7 @@ def _job_eval(job: str, as_json: bool) -> None:
     "--scorer",
     "scorers",
     multiple=True,
-    type=click.Choice(["exact", "regex", "json", "tool"]),
+    type=click.Choice(SCORERS),
     help="Also give the paired delta of these scorers (repeatable).",
 )
 @_options(JUDGE_OPTIONS)

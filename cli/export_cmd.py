@@ -9,6 +9,7 @@ import click
 
 from cli.common import emit_json, handle_errors
 from exporters.formats import EXPORT_TARGETS, GGUF_TYPES, MLX_GROUP_SIZES, MLX_TYPES
+from gateway.spec.choices import SCORERS
 
 
 @click.command("export")
@@ -38,7 +39,7 @@ from exporters.formats import EXPORT_TARGETS, GGUF_TYPES, MLX_GROUP_SIZES, MLX_T
     help="Task-eval the export against its source on these held-out examples "
     "(default: the job file's eval:).",
 )
-@click.option("--eval-scorer", type=click.Choice(["exact", "regex", "json", "tool"]))
+@click.option("--eval-scorer", type=click.Choice(SCORERS))
 @click.option("--eval-pattern", help="--eval-scorer regex: the pattern whose match must agree.")
 @click.option(
     "--max-drop",

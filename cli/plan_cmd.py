@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli.common import emit_json, handle_errors
+from gateway.spec.choices import METHODS, TASKS
 from gateway.spec.objectives import OBJECTIVES
 from providers import NAMES as PROVIDERS
 
@@ -24,9 +25,7 @@ from providers import NAMES as PROVIDERS
 @click.option(
     "--epochs", type=click.FloatRange(min=0.01), help="Passes over the data (default: 1-3 by size)."
 )
-@click.option(
-    "--method", type=click.Choice(["lora", "qlora", "dora", "full"]), help="Adapter method."
-)
+@click.option("--method", type=click.Choice(METHODS), help="Adapter method.")
 @click.option("--objective", type=click.Choice(OBJECTIVES), help="Training objective.")
 @click.option(
     "--reward",
@@ -34,7 +33,7 @@ from providers import NAMES as PROVIDERS
     multiple=True,
     help="GRPO reward (repeat): exact_match, contains, word_f1, json_valid, regex(P), module:fn.",
 )
-@click.option("--task", type=click.Choice(["style", "sft", "code"]), help="Preset for rank/alpha.")
+@click.option("--task", type=click.Choice(TASKS), help="Preset for rank/alpha.")
 @click.option("--rank", type=click.IntRange(min=1), help="LoRA rank.")
 @click.option("--alpha", type=click.FloatRange(min=0.01), help="LoRA alpha.")
 @click.option("--max-seq-len", type=click.IntRange(min=16), help="Max tokens per example.")

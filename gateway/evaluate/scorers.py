@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.spec.choices import SCORERS as _SCORERS
+
 Scorer = Callable[[Any, Any], float]
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
@@ -128,7 +130,7 @@ def tool(pred: Any, ref: Any) -> float:
     return 1.0
 
 
-SCORERS = ("exact", "regex", "json", "tool")
+SCORERS = _SCORERS  # the names are the spec's (gateway.spec.choices); the functions are here
 
 
 def get_scorer(

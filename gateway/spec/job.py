@@ -13,12 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import SpecError
+from gateway.spec.choices import METHODS, SCORERS, TASKS
 from gateway.util.units import parse_count
 from gateway.util.yaml_lines import describe, read_yaml, spec_error
 
-Method = Literal["lora", "qlora", "dora", "full"]
+Method = Literal[METHODS]  # type: ignore[valid-type]
 Objective = Literal["sft", "dpo", "kto", "orpo", "grpo"]  # == gateway.spec.objectives.OBJECTIVES
-Task = Literal["style", "sft", "code"]
+Task = Literal[TASKS]  # type: ignore[valid-type]
 # equals providers.NAMES (tests/unit/test_registries.py): the core cannot import providers
 ProviderName = Literal["local", "unsloth", "mlx", "together", "fireworks", "openai", "bedrock"]
 PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
@@ -133,7 +134,7 @@ class EvalConfig(_Section):
     `eval: FILE` is short for `eval: {data: FILE}`."""
 
     data: Path | None = Field(None, description="held-out chat examples; default: validation")
-    scorer: Literal["exact", "regex", "json", "tool"] = "exact"
+    scorer: Literal[SCORERS] = "exact"  # type: ignore[valid-type]
     pattern: str | None = None
     json_schema: Path | None = None
     limit: int | None = Field(None, ge=1)

@@ -239,10 +239,13 @@ class Ui:
             dict(await request.form()) if request.method == "POST" else dict(request.query_params)
         )
         upload = form.pop("upload", None)
+        from gateway.spec.choices import METHODS
+
         ctx: dict[str, Any] = {
             "files": job_files(self.folder),
             "form": form,
             "folder": str(self.folder),
+            "methods": METHODS,
         }
         with self._journal() as journal:
             ctx["jobs"] = [(r.id, r.name or r.base_model) for r in journal.jobs()][:50]
