@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from exporters.deploy.base import Deployer
+from exporters.deploy.base import Deployer, LocalRegistration
 
 # target -> "module:Class"
 DEPLOYERS: dict[str, str] = {
@@ -50,11 +50,9 @@ def _exported_base(dep: Any) -> str | None:
     return record.base if record else None
 
 
-def engine_deployer(kind: str) -> Deployer:
+def engine_deployer(kind: str) -> LocalRegistration:
     """The self-hosted target that runs an export of `kind` (a file or folder on this machine)
     in an engine of its own: what evaluation starts to score a GGUF or an MLX export."""
-    from exporters.deploy.base import LocalRegistration
-
     for target in DEPLOYERS:
         deployer = get_deployer(target)
         if isinstance(deployer, LocalRegistration) and deployer.wants == kind:

@@ -120,19 +120,24 @@ class Deployer(Protocol):
         ...
 
 
-class LocalRegistration:
-    """A target that registers a local file or folder as it is (llama.cpp, MLX): nothing remote
-    is created or removed, and the path is the endpoint. Its engine runs on this machine, so
-    serving costs this machine's power while it runs."""
+class RunsHere:
+    """A target whose model answers on this machine (llama.cpp, MLX, Ollama): nothing is
+    billed, so serving costs this machine's power while it runs."""
 
     hosts: Literal["self", "hosted"] = "self"
-    engine = ""  # the label of the engine that runs it (what an eval reports as its backend)
-    options = frozenset({"system"})
 
     def price(self, dep: Deployment, base: str | None, catalog: Catalog) -> Price:
         from gateway.cost.deployments import this_machine
 
         return this_machine(catalog)
+
+
+class LocalRegistration(RunsHere):
+    """A target that registers a local file or folder as it is (llama.cpp, MLX): nothing remote
+    is created or removed, and the path is the endpoint."""
+
+    engine = ""  # the label of the engine that runs it (what an eval reports as its backend)
+    options = frozenset({"system"})
 
     def accepts(self, src: DeploySource) -> str | None:
         return None

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporters.chat_format import ChatFormat, detect, gguf_chat_info
-from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, Upstream
+from exporters.deploy.base import (
+    DeployOptions,
+    DeploySource,
+    Messages,
+    Prepared,
+    RunsHere,
+    Upstream,
+)
 from gateway.errors import DeployError, ExportError, ProviderError
 
 if TYPE_CHECKING:  # the journal types load with the target, not with `tunegate --help`
@@ -170,18 +177,12 @@ def host_of(options: DeployOptions) -> str:
     return options.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
 
 
-class Ollama:
+class Ollama(RunsHere):
     """The GGUF created as an Ollama model with the training chat template."""
 
     target = "ollama"
     wants = "gguf"
-    hosts = "self"
     options = frozenset({"system", "template", "stops", "host"})
-
-    def price(self, dep: Any, base: str | None, catalog: Any) -> Any:
-        from gateway.cost.deployments import this_machine
-
-        return this_machine(catalog)
 
     def accepts(self, src: DeploySource) -> str | None:
         return None

@@ -252,7 +252,8 @@ class TogetherServing:
         from gateway.cost.deployments import dedicated_price, hosted_id, per_token_price
 
         row = catalog.prices["serving"][self.target]
-        if not (dep.meta or {}).get("endpoint_id"):
+        meta = dep.meta or {}
+        if not (meta.get("endpoint_id") or meta.get("deployment")):
             price = row["serverless_per_1m_tokens"].get(hosted_id(catalog, base, self.target) or "")
             if price:
                 usd = float(price["usd"])

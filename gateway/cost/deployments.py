@@ -117,10 +117,6 @@ def _machine(catalog: Catalog) -> Any:
 def this_machine(catalog: Catalog) -> Price:
     """What an engine on this machine costs while it runs: its power draw at the catalog's
     electricity price (the same figures the plan's owned-machine route uses)."""
-    return _this_machine(catalog)
-
-
-def _this_machine(catalog: Catalog) -> Price:
     machine = _machine(catalog)
     hw = catalog.hardware.get(machine.hardware_id)
     if hw is None:

@@ -152,8 +152,7 @@ def export_target(ref: str, kind: str, path: Path) -> Target:
     """A GGUF file or MLX folder as a target: run by the engine of the target that serves it."""
     from exporters.deploy import engine_deployer
 
-    engine_name = getattr(engine_deployer(kind), "engine", kind)
-    return Target(ref, engine_name, kind, path=path.resolve())
+    return Target(ref, engine_deployer(kind).engine, kind, path=path.resolve())
 
 
 @contextlib.contextmanager

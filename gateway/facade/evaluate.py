@@ -15,10 +15,12 @@ from gateway.facade.sources import resolve_target
 Named = str | Path | Target  # what a user names, or a target resolved already
 
 
-def _target(ref: Named | None) -> Target | None:
-    if ref is None or isinstance(ref, Target):
-        return ref
-    return resolve_target(str(ref))
+def _target(ref: Named) -> Target:
+    return ref if isinstance(ref, Target) else resolve_target(str(ref))
+
+
+def _optional(ref: Named | None) -> Target | None:
+    return None if ref is None else _target(ref)
 
 
 def task_eval(target: Named, data: Path, *, against: Named | None = None,
@@ -27,24 +29,20 @@ def task_eval(target: Named, data: Path, *, against: Named | None = None,
     `against`), options as `gateway.evaluate.task.task_eval` takes them."""
     from gateway.evaluate import task
 
-    tuned = _target(target)
-    assert tuned is not None
-    return task.task_eval(tuned, data, against=_target(against), judge=_target(judge), **options)
+    return task.task_eval(
+        _target(target), data, against=_optional(against), judge=_optional(judge), **options
+    )
 
 
 def regress(target: Named, *, against: Named | None = None, **options: Any) -> Any:
     """`tunegate eval regress TARGET`: lm-eval on base and tuned, paired per example."""
     from gateway.evaluate import regress as lm
 
-    tuned = _target(target)
-    assert tuned is not None
-    return lm.regress(tuned, against=_target(against), **options)
+    return lm.regress(_target(target), against=_optional(against), **options)
 
 
 def compare(a: Named, b: Named, data: Path, *, judge: Named | None = None, **options: Any) -> Any:
     """`tunegate eval compare A B`: both answer the same examples; judge and/or scorers."""
     from gateway.evaluate import compare as cmp
 
-    ta, tb = _target(a), _target(b)
-    assert ta is not None and tb is not None
-    return cmp.compare(ta, tb, data, judge=_target(judge), **options)
+    return cmp.compare(_target(a), _target(b), data, judge=_optional(judge), **options)

@@ -20,7 +20,7 @@ from gateway.facade.jobs import Job, get_provider, job_dir
 from gateway.journal import JobRecord, Journal, lease
 from gateway.util.retry import backoff_s, budget_s, describe, idempotent, retryable
 from providers.base import Provider, Quoting
-from providers.runners import RUNNERS, get_runner
+from providers.runners import RUNNERS, blocker, get_runner
 
 if TYPE_CHECKING:
     from gateway.cost.offer import Offer
@@ -35,8 +35,6 @@ def _offer_for(plan: Plan, backend: str | None, on: str | None = None) -> Offer:
     """The offer to launch: the cheapest feasible one whose runner can start it from here
     (`providers.runners.blocker`: a rented GPU needs SkyPilot and a bucket); `on` asks the
     rented runner for a cloud, or `any`. Offers that cannot start stay advice in the plan."""
-    from providers.runners import blocker
-
     if on:
         return get_runner("rented").choose(plan.offers, backend, on)  # type: ignore[attr-defined]
     launchable = [o for o in plan.offers if blocker(o) is None]

@@ -30,18 +30,12 @@ from gateway.journal.deployments import Deployment
 
 def job_named(ref: str | None, journal: Journal) -> JobRecord | None:
     """The journaled job `ref` names (id or unique prefix), or None."""
-    return _job(ref, journal) if ref else None
-
-
-def _job(ref: str, journal: Journal) -> JobRecord | None:
+    if not ref:
+        return None
     try:
         return journal.get(ref)
     except JournalError:
         return None
-
-
-def _artifact_row(ref: str, journal: Journal) -> dict[str, Any] | None:
-    return journal.artifact(ref)
 
 
 def for_export(source: Any, journal: Journal | None = None) -> Any:
@@ -54,7 +48,7 @@ def for_export(source: Any, journal: Journal | None = None) -> Any:
     if uri or Path(str(source)).expanduser().exists():
         return source
     journal = journal or Journal()
-    row = _artifact_row(str(source), journal)
+    row = journal.artifact(str(source))
     if row is not None:
         return Artifact.from_row(row)
     return Job(str(source), journal).artifact()
@@ -66,10 +60,7 @@ def gate_of(what: Any, journal: Journal | None = None, **options: Any) -> Any:
     from gateway.evaluate.gate import gate_for
 
     job_id = getattr(what, "job_id", None)
-    job = None
-    if job_id:
-        job = _job(job_id, journal or Journal())
-    return gate_for(job, **options)
+    return gate_for(job_named(job_id, journal or Journal()), **options)
 
 
 def for_deploy(source: Any, journal: Journal) -> DeploySource:
@@ -78,16 +69,16 @@ def for_deploy(source: Any, journal: Journal) -> DeploySource:
     ref = str(getattr(source, "id", None) or source)
     uri, job_id = getattr(source, "uri", None), getattr(source, "job_id", None)
     path = Path(uri) if uri else Path(str(source)).expanduser()
-    job = _job(job_id, journal) if job_id else None
+    job = job_named(job_id, journal)
     art_id = getattr(source, "id", None) or None
-    if art_id and _artifact_row(art_id, journal) is None:
+    if art_id and journal.artifact(art_id) is None:
         art_id = None  # an Artifact not from this journal: deploy its files, link nothing
     if not uri and not path.exists():
-        row = _artifact_row(str(source), journal)
+        row = journal.artifact(str(source))
         if row is not None:
-            path, art_id, job = Path(row["uri"]), row["id"], _job(row["job_id"], journal)
+            path, art_id, job = Path(row["uri"]), row["id"], job_named(row["job_id"], journal)
         else:
-            job = _job(str(source), journal)
+            job = job_named(str(source), journal)
             if job is None:
                 raise DeployError(
                     f"'{source}' is not a GGUF file, an export folder, a weights folder, an artifact or a job",
