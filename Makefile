@@ -52,6 +52,25 @@ $(VENV)/.offline-files: $(VENV)/.installed-all
 	rm -f $(VENV)/wheelhouse/tunegate-*.whl  # the test builds the checkout as it is then
 	touch $@
 
+# llama.cpp's own server (`llama-server`), built from the llama.cpp sources inside the same
+# llama-cpp-python sdist, so its GGUF and LoRA formats match the converter's: the engine that
+# serves several LoRA adapters of one base in one process (llama-cpp-python loads one). MIT
+# sources, no web UI, no downloads; ~4 min on 2 cores, once per venv. tunegate finds it next to
+# the venv's python, on PATH, or at $$TUNEGATE_LLAMA_SERVER (docs/serve.md).
+LLAMA_SERVER_BUILD ?= build/llama-server
+$(BIN)/llama-server: | $(VENV)/.offline-files
+	rm -rf $(LLAMA_SERVER_BUILD) && mkdir -p $(LLAMA_SERVER_BUILD)
+	tar xzf $(VENV)/sdist/llama_cpp_python-*.tar.gz -C $(LLAMA_SERVER_BUILD) --strip-components=3 \
+	  --wildcards '*/vendor/llama.cpp/*'
+	cmake -S $(LLAMA_SERVER_BUILD) -B $(LLAMA_SERVER_BUILD)/out -DCMAKE_BUILD_TYPE=Release \
+	  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
+	  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+	  -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
+	  $(LLAMA_CMAKE_ARGS) > $(LLAMA_SERVER_BUILD).log
+	cmake --build $(LLAMA_SERVER_BUILD)/out --target llama-server -j$$(nproc) >> $(LLAMA_SERVER_BUILD).log
+	cp $(LLAMA_SERVER_BUILD)/out/bin/llama-server $@
+	rm -rf $(LLAMA_SERVER_BUILD)
+
 # SkyPilot in an environment of its own: it pins click<8.2, which today's huggingface-hub
 # refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
 # through providers/runners/sky_bridge.py; the tests find it here.
@@ -78,11 +97,11 @@ demo: $(VENV)/.installed-demo
 plan-demo: $(VENV)/.installed-base
 	$(BIN)/tunegate plan examples/brand-voice/job.yaml --show-spec
 
-test: $(VENV)/.installed-all $(VENV)/.offline-files $(SKY_VENV)/.installed
+test: $(VENV)/.installed-all $(VENV)/.offline-files $(BIN)/llama-server $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # one kind at a time: pure logic (seconds), official SDKs against local fakes, real parts
-test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all $(VENV)/.offline-files $(SKY_VENV)/.installed
+test-unit test-contract test-pipeline: test-%: $(VENV)/.installed-all $(VENV)/.offline-files $(BIN)/llama-server $(SKY_VENV)/.installed
 	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-all

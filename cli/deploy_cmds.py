@@ -10,6 +10,7 @@ import click
 
 from cli.common import emit_json, handle_errors
 from exporters.deploy import TARGETS
+from exporters.deploy.base import ENGINE_CHOICES
 from exporters.deploy.ollama import DEFAULT_HOST
 
 
@@ -26,6 +27,13 @@ from exporters.deploy.ollama import DEFAULT_HOST
 )
 @click.option("--stop", "stops", multiple=True, help="End-of-turn marker (repeatable).")
 @click.option("--host", help=f"Ollama server (default: $OLLAMA_HOST or {DEFAULT_HOST}).")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="llamacpp: a LoRA fine-tune joins its base's engine (shared) or runs merged in its own.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def deploy_cmd(
@@ -36,14 +44,21 @@ def deploy_cmd(
     template_file: Path | None,
     stops: tuple[str, ...],
     host: str | None,
+    engine: str,
     as_json: bool,
 ) -> None:
     """Deploy SOURCE: a job id, an export artifact id, a GGUF file or an export folder.
 
     `--to ollama` writes a Modelfile next to the GGUF (TEMPLATE translated from the training chat
     template, a stop for every end-of-turn token) and creates the model through Ollama's API.
-    `--to llamacpp` registers the GGUF for `tunegate chat` in-process. `--to openai` records an
-    OpenAI job's fine-tuned model."""
+    `--to llamacpp` serves a LoRA fine-tune from its base's engine (one llama-server for every
+    fine-tune of that base, the base itself served under its own name, proven isolated by a
+    canary before it goes live); a GGUF file, or `--engine own`, gets an engine of its own.
+    `--to openai` records an OpenAI job's fine-tuned model.
+
+    \b
+    tunegate deploy JOB-A --to llamacpp      # starts the base's engine group
+    tunegate deploy JOB-B --to llamacpp      # joins it: one engine, base + A + B"""
     from gateway.facade.deploy import deploy
 
     dep = deploy(
@@ -55,11 +70,16 @@ def deploy_cmd(
         stops=list(stops) or None,
         host=host,
         progress=not as_json,
+        engine=engine,
     )
     if as_json:
         emit_json(dep.to_json())
         return
     click.echo(f"{dep.id}  {dep.target}  {dep.name}  {dep.state}  {dep.endpoint or ''}")
+    if dep.meta.get("group"):
+        click.echo(f"engine group {dep.meta['group']}: {dep.meta.get('canary', '')}")
+    elif dep.meta.get("own_engine"):
+        click.echo(f"own engine (cannot share its base's): {dep.meta['own_engine']}")
     if dep.meta.get("modelfile"):
         click.echo(f"Modelfile: {dep.meta['modelfile']}")
     click.echo(f'try: tunegate chat {dep.name} "Hello"')

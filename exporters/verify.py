@@ -256,7 +256,7 @@ def verify_merged(merged: Path, *, source: Path, adapter: Path) -> VerifyReport:
 
     ref_model, tokenizer = _load_source(source, adapter)
     merged_model, _ = _load_source(merged, None)
-    dtype = str(next(iter(_safetensor_dtypes(merged)), "F32"))
+    dtype = str(next(iter(safetensor_dtypes(merged)), "F32"))
     threshold = Threshold(1.0, 1e-3) if dtype == "F32" else Threshold(0.98)
     report = VerifyReport(f"merged-{dtype.lower()}", threshold=asdict(threshold))
     agree = total = 0
@@ -280,7 +280,7 @@ def verify_merged(merged: Path, *, source: Path, adapter: Path) -> VerifyReport:
     return report
 
 
-def _safetensor_dtypes(folder: Path) -> list[str]:
+def safetensor_dtypes(folder: Path) -> list[str]:
     import json
     import struct
 

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from exporters.deploy.canary import Probe
     from gateway.catalog import Catalog
     from gateway.cost.deployments import Price
     from gateway.journal import JobRecord
     from gateway.journal.deployments import ChatReply, Deployment
     from gateway.journal.records import Artifact
 
-# what a target deploys: a GGUF file, merged HF weights, an MLX folder, or a job (or weights)
-Wants = Literal["gguf", "merged", "mlx", "job"]
+# what a target deploys: a GGUF file, merged HF weights, an MLX folder, a job (or weights), or
+# a GGUF LoRA adapter (to join an engine that already holds its base)
+Wants = Literal["gguf", "merged", "mlx", "job", "gguf-adapter"]
+ENGINE_CHOICES = ("auto", "shared", "own")  # `--engine`: join the base's engine, or not
 Messages = list[dict[str, str]]
 
 
@@ -37,6 +40,8 @@ class DeploySource:
     artifact_id: str | None = None
     sha256: str | None = None  # of `path`, when an export already recorded it
     fetch: Callable[[], Artifact] | None = None  # the job's artifact, downloaded on demand
+    peers: tuple[Deployment, ...] = ()  # the target's live deployments (an engine to join)
+    alone_because: str | None = None  # why it did not join its base's engine (`--engine`)
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,15 @@ class DeployOptions:
     stops: list[str] | None = None
     host: str | None = None
     progress: bool = False
+    engine: str = "auto"  # auto | shared | own (targets that share an engine between adapters)
 
     def given(self) -> set[str]:
         """The target-specific options set (`progress` is for every target)."""
-        return {f.name for f in fields(self) if f.name != "progress" and getattr(self, f.name)}
+        return {
+            f.name
+            for f in fields(self)
+            if f.name != "progress" and getattr(self, f.name) and getattr(self, f.name) != "auto"
+        }
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Prepared:
     artifact_id: str | None = None
     remote: bool = True
     work: Any = None  # in-process state for `deploy` (never journaled)
+    companions: list[Prepared] = field(default_factory=list)  # journaled live once it is
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,10 @@ class Upstream:
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # auth: never logged
     command: tuple[str, ...] = ()  # "engine": argv, with "{port}" for the port it listens on
     logits_flag: tuple[str, ...] = ()  # "engine": what keeps every prompt token's logits
+    shared: str = ""  # "engine": the engine group (one process for every member), else own
+    body: dict[str, Any] = field(default_factory=dict)  # added to every request (a LoRA pick)
+    canary: tuple[Probe, ...] = ()  # "engine": members checked for isolation at each start
+    references: str = ""  # the canary's reference answers (a group.json)
 
 
 @runtime_checkable
@@ -117,6 +132,20 @@ class Deployer(Protocol):
         """What serving `dep` costs, from the catalog through `gateway.cost.deployments` (the
         usage report, the advice and the plan price through this one answer); `base` is the
         base model it derives from, when known. Never raises: an unknown is `unpriced`."""
+        ...
+
+
+@runtime_checkable
+class Shares(Protocol):
+    """A target whose deployments can share one engine (an engine group): the upstream of a
+    member depends on who else is live in its group, which the server passes in."""
+
+    def wants_for(self, src: DeploySource, options: DeployOptions) -> Wants:
+        """What to resolve `src` into: an adapter to join its base's engine, or `wants`."""
+        ...
+
+    def upstream_among(self, dep: Deployment, peers: list[Deployment]) -> Upstream:
+        """`upstream` for a member of a group, given every live deployment of the target."""
         ...
 
 

@@ -1,6 +1,10 @@
-"""Local engines (llama-cpp-python's or mlx-lm's OpenAI-compatible server) started and
-supervised by the gateway: one process per local deployment on a free loopback port, started on first use, and
-restarted after it dies. Answers come from a real batched engine, not a model loaded per request.
+"""Local engines (llama-cpp-python's, llama.cpp's or mlx-lm's OpenAI-compatible server) started
+and supervised by the gateway: one process per local deployment, or per engine group (several
+adapters of one base), on a free loopback port, started on first use, and restarted after it
+dies. Answers come from a real batched engine, not a model loaded per request.
+
+A group's engine is proven isolated (`exporters.deploy.canary`) at every start before it takes
+a request; when the group gains or loses a member its command changes, and it is restarted.
 
 Only the first start of an engine holds requests until it answers. Once it has run, a request
 that finds it down (crashed, or restarting) is refused at once, so the route falls back to the
@@ -35,14 +39,15 @@ def free_port() -> int:
 
 @dataclass
 class Engine:
-    deployment_id: str
+    deployment_id: str  # or the engine group's key
     upstream: Upstream
     log: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     last_exit: int | None = None
-    ready: bool = False  # answered /v1/models since it was started
+    ready: bool = False  # answered /v1/models (and passed its canary) since it was started
+    canary: str | None = None  # the last isolation canary's summary
     retry_at: float = 0.0  # no restart before this (monotonic), after a failed start
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -66,6 +71,7 @@ class Engine:
             "starts": self.starts,
             "last_exit": self.last_exit,
             "log": str(self.log),
+            "canary": self.canary,
         }
 
     def stop(self) -> None:
@@ -103,6 +109,10 @@ class Engines:
         if engine is None:
             log = self.log_dir / f"engine-{deployment_id}.log"
             engine = self._engines[deployment_id] = Engine(deployment_id, upstream, log)
+        if engine.upstream.command != upstream.command and not engine.lock.locked():
+            # a group gained or lost a member: the new engine is a first start (requests wait)
+            engine.stop()
+            engine.upstream, engine.starts, engine.retry_at = upstream, 0, 0.0
         if engine.serving:
             return engine.base_url
         if engine.starts:
@@ -136,6 +146,7 @@ class Engines:
             try:
                 res = await self.client.get(engine.base_url + "/models", timeout=2.0)
                 if res.status_code == 200:
+                    await self._canary(engine)
                     engine.ready, engine.retry_at = True, 0.0
                     return
             except httpx.HTTPError:
@@ -151,6 +162,35 @@ class Engines:
             where=str(engine.log),
             fix="the engine's log above says why; `tunegate doctor` checks the extras",
         )
+
+    async def _canary(self, engine: Engine) -> None:
+        """A shared engine answers nobody until its members are proven isolated again."""
+        up = engine.upstream
+        if not up.canary:
+            return
+        import anyio
+
+        from exporters.deploy.canary import check
+        from exporters.deploy.groups import reference_prints
+
+        report = await anyio.to_thread.run_sync(
+            check,
+            engine.base_url,
+            dict(up.headers),
+            list(up.canary),
+            reference_prints(up.references),
+        )
+        engine.canary = report.summary()
+        with engine.log.open("a") as log:
+            log.write(f"\ntunegate: {engine.canary}\n")
+        if not report.passed:
+            engine.stop()
+            engine.retry_at = time.monotonic() + 300.0
+            raise ServeError(
+                f"the shared engine {engine.deployment_id} failed its {engine.canary}",
+                where=str(engine.log),
+                fix="`tunegate doctor --canary` runs it again; undeploy the member it names",
+            )
 
     def failed(self, deployment_id: str) -> None:
         """A request could not reach the engine: stop what is left of it and start it again in

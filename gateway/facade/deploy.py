@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.deploy import TARGETS, get_deployer
-from exporters.deploy.base import DeployOptions, DeploySource, Prepared, Wants
+from exporters.deploy.base import DeployOptions, DeploySource, Prepared, Shares, Wants
 from exporters.formats import GGUF, MERGED, MLX
 from exporters.mlx import is_mlx
 from gateway.errors import DeployError, JobError
@@ -38,14 +38,19 @@ def deploy(
     stops: list[str] | None = None,
     host: str | None = None,
     progress: bool = False,
+    engine: str = "auto",
     journal: Journal | None = None,
 ) -> Deployment:
-    """Deploy `source` (a job id, artifact id, `Artifact`, GGUF file or export folder) to `to`."""
+    """Deploy `source` (a job id, artifact id, `Artifact`, GGUF file or export folder) to `to`.
+
+    `engine` is for targets whose engine holds several adapters of one base (llama.cpp):
+    `auto` puts a LoRA fine-tune in its base's engine when it can, and on its own with the
+    reason when it cannot; `shared` insists; `own` gives it an engine of its own."""
     from gateway.facade.sources import for_deploy
 
     journal = journal or Journal()
     deployer = get_deployer(to)
-    options = DeployOptions(system, template, stops, host, progress)
+    options = DeployOptions(system, template, stops, host, progress, engine)
     extra = sorted(options.given() - deployer.options)
     if extra:
         flags = ", ".join("--" + ("stop" if k == "stops" else k) for k in extra)
@@ -54,11 +59,52 @@ def deploy(
             f"{flags} do(es) not apply to --to {to}",
             fix=f"they apply to --to {' or '.join(takes)}" if takes else None,
         )
-    src = _ready(for_deploy(source, journal), deployer.wants, journal, progress)
+    src = for_deploy(source, journal)
+    wants = deployer.wants
+    if isinstance(deployer, Shares):
+        live = tuple(d for d in deployments(journal) if d.target == to and d.state == "live")
+        src = replace(src, peers=live)
+        wants = deployer.wants_for(src, options)
+        if wants == "gguf-adapter":
+            src, wants = _adapter(src, deployer, options, journal)
+    src = _ready(src, wants, journal, progress)
     why = deployer.accepts(src)
     if why:
         raise DeployError(why)
     return _record(journal, to, deployer.prepare(src, name, options), deployer.deploy)
+
+
+def _adapter(
+    src: DeploySource, deployer: Any, options: DeployOptions, journal: Journal
+) -> tuple[DeploySource, Wants]:
+    """A fine-tune that may join its base's engine: its adapter checked (`join_problems`),
+    then exported to a GGUF adapter (verified, journaled); one that cannot join goes on its
+    own (`auto`) with the reason, or is refused (`shared`)."""
+    from exporters.record import read
+
+    record = read(src.path) if src.path is not None else None
+    if record is not None and record.kind == "gguf-adapter":
+        return src, "gguf-adapter"
+    folder = src.path if src.path is not None else Path(src.fetch().uri)  # type: ignore[misc]
+    problems = deployer.join_problems(folder)
+    if problems:
+        if options.engine == "shared":
+            raise DeployError(f"cannot join the base's engine: {problems[0]}")
+        return replace(src, alone_because=problems[0]), deployer.wants
+    if src.job is not None:
+        rows = [a for a in journal.artifacts(src.job.id) if a["kind"] == "gguf-adapter"]
+        if rows:
+            return replace(src, path=Path(rows[-1]["uri"]), artifact_id=rows[-1]["id"]), (
+                "gguf-adapter"
+            )
+        result = _export(src.job.id, "gguf", journal, options.progress, adapter_only=True)
+    else:
+        out = folder.parent / f"{folder.name}-gguf-adapter"
+        made = read(out)
+        if made is not None and made.kind == "gguf-adapter":
+            return replace(src, path=next(out.glob("*.gguf"))), "gguf-adapter"
+        result = _export(folder, "gguf", journal, options.progress, out=out, adapter_only=True)
+    return replace(src, path=result.files[0], artifact_id=result.artifact_id), "gguf-adapter"
 
 
 def _ready(src: DeploySource, wants: Wants, journal: Journal, progress: bool) -> DeploySource:
@@ -73,12 +119,14 @@ def _ready(src: DeploySource, wants: Wants, journal: Journal, progress: bool) ->
     return src
 
 
-def _export(what: Any, to: str, journal: Journal, progress: bool, quant: str | None = None) -> Any:
+def _export(
+    what: Any, to: str, journal: Journal, progress: bool, quant: str | None = None, **more: Any
+) -> Any:
     """What a deploy exports first: the one export route (`tg.export`), verified and held to
     the job's task eval like any export, journaled as an artifact of its job."""
     from gateway.facade.export import export
 
-    return export(what, to, quant=quant, journal=journal, progress=progress)
+    return export(what, to, quant=quant, journal=journal, progress=progress, **more)
 
 
 def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
@@ -162,6 +210,15 @@ def _record(journal: Journal, target: str, prep: Prepared, make: Any) -> Deploym
             raise
         endpoint = made.pop("endpoint", prep.endpoint)
         journal.update_deployment(dep, state="live", endpoint=endpoint, meta={**prep.meta, **made})
+    for extra in prep.companions:  # e.g. the base of an engine group, served under its name
+        journal.add_deployment(
+            extra.artifact_id,
+            target,
+            extra.name,
+            endpoint=extra.endpoint,
+            state="live",
+            meta=extra.meta,
+        )
     return get_deployment(dep, journal)
 
 

@@ -167,11 +167,15 @@ def deployment_target(ref: str, dep: Deployment) -> Target:
     OpenAI-compatible URL with its headers, an engine started here for the eval, or only the
     target's own `chat` (then it answers, but cannot judge)."""
     from exporters.deploy import get_deployer
+    from exporters.deploy.base import Shares
     from gateway.evaluate.generate import upstream_url
 
     deployer = get_deployer(dep.target)
-    upstream = deployer.upstream(dep)
     backend = f"deployment:{dep.target}"
+    if isinstance(deployer, Shares) and dep.meta.get("group"):  # a member of a shared engine
+        return Target(ref, backend, "deployment", model=dep.name,
+                      chat=lambda messages, n: deployer.chat(dep, messages, n).text)  # fmt: skip
+    upstream = deployer.upstream(dep)
     if upstream.kind == "http":
         url = upstream.base_url.rstrip("/")
         return Target(ref, backend, "deployment", url=url, model=upstream.model,

@@ -63,6 +63,9 @@ def _payload(target: Target, body: dict[str, Any], route: str) -> tuple[dict[str
     `include_usage` on streams (the added usage chunk is not passed on to the client)."""
     payload = dict(body)
     payload["model"] = target.upstream.model  # type: ignore[union-attr]
+    # the member's pick in a shared engine, over anything the client sent: a client never
+    # chooses another member's adapter
+    payload.update(target.upstream.body)  # type: ignore[union-attr]
     if route == "chat" and isinstance(payload.get("messages"), list):
         payload["messages"] = with_system(target.deployment, payload["messages"])
     added = False
@@ -84,9 +87,10 @@ async def via_http(
     """Send to the upstream; returns (status, body or byte stream, headers) or raises Unreachable."""
     up, dep = target.upstream, target.deployment
     assert up is not None
+    engine_key = up.shared or dep.id  # a group's members share one engine
     if up.kind == "engine":
         try:
-            base = await engines.url(dep.id, up)
+            base = await engines.url(engine_key, up)
         except TunegateError as exc:
             raise Unreachable(exc.message) from None
     else:
@@ -106,16 +110,16 @@ async def via_http(
             res = await client.send(request, stream=stream)
     except httpx.HTTPError as exc:
         if up.kind == "engine":
-            engines.failed(dep.id)
+            engines.failed(engine_key)
         raise Unreachable(f"cannot reach {dep.target} ({describe(exc)})") from None
     if res.status_code >= 400:
-        content = await _read(res, up.kind == "engine", engines, dep)
+        content = await _read(res, up.kind == "engine", engines, dep, engine_key)
         if res.status_code not in CLIENT_ERRORS:
             raise Unreachable(f"{dep.target} answered HTTP {res.status_code}: {_message(content)}")
         done(Outcome(res.status_code, error=_message(content)))
         return res.status_code, content, {"content-type": "application/json"}
     if not stream:
-        content = await _read(res, up.kind == "engine", engines, dep)
+        content = await _read(res, up.kind == "engine", engines, dep, engine_key)
         try:
             counted = _usage(json.loads(content))
         except ValueError:
@@ -131,14 +135,16 @@ async def via_http(
     )
 
 
-async def _read(res: httpx.Response, engine: bool, engines: Engines, dep: Any) -> bytes:
+async def _read(
+    res: httpx.Response, engine: bool, engines: Engines, dep: Any, engine_key: str
+) -> bytes:
     """The whole body; an upstream that breaks off mid-answer is Unreachable, like one that
     never answered (the request can still fall back: nothing was sent to the client yet)."""
     try:
         return await res.aread()
     except httpx.HTTPError as exc:
         if engine:
-            engines.failed(dep.id)
+            engines.failed(engine_key)
         raise Unreachable(f"cannot read {dep.target}'s answer ({describe(exc)})") from None
     finally:
         await res.aclose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporters.deploy import get_deployer, price_of
-from exporters.deploy.base import Upstream
+from exporters.deploy.base import Shares, Upstream
 from gateway.catalog import Catalog, load_catalog
 from gateway.cost.deployments import Price
 from gateway.errors import TunegateError
@@ -45,16 +45,24 @@ class Registry:
     _by_name: dict[str, Deployment] = field(default_factory=dict)
     _aliases: dict[str, list[str]] = field(default_factory=dict)
     _targets: dict[str, Target] = field(default_factory=dict)
+    _groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # engine group -> ids
 
     def refresh(self, *, force: bool = False) -> None:
-        """Reload deployments and aliases from the journal (at most every few seconds)."""
+        """Reload deployments and aliases from the journal (at most every few seconds). A
+        member joining or leaving an engine group changes every member's upstream (the
+        engine's adapters and each request's pick), so the group's targets are rebuilt."""
         if not force and time.monotonic() - self._loaded < REFRESH_S:
             return
         with Journal(self.journal_path) as journal:
             live = [d for d in deployments(journal) if d.state == "live"]
+            groups = _groups(live)
             for dep in live:
+                group = dep.meta.get("group")
+                if group and groups.get(group) != self._groups.get(group):
+                    self._targets.pop(dep.id, None)
                 if dep.id not in self._targets:
-                    self._targets[dep.id] = self._target(dep, journal)
+                    self._targets[dep.id] = self._target(dep, journal, live)
+        self._groups = groups
         self._live = {d.id: d for d in live}
         self._by_name = {}
         for dep in reversed(live):  # oldest first, so the newest of a name wins
@@ -86,10 +94,23 @@ class Registry:
     def _one(self, ref: str) -> Deployment | None:
         return self._by_name.get(ref) or self._live.get(ref)
 
-    def _target(self, dep: Deployment, journal: Journal) -> Target:
+    def _target(self, dep: Deployment, journal: Journal, live: list[Deployment]) -> Target:
         target = Target(dep, price_of(dep, journal, self.catalog))
         try:
-            target.upstream = get_deployer(dep.target).upstream(dep)
+            deployer = get_deployer(dep.target)
+            if isinstance(deployer, Shares) and dep.meta.get("group"):
+                peers = [d for d in live if d.target == dep.target]
+                target.upstream = deployer.upstream_among(dep, peers)
+            else:
+                target.upstream = deployer.upstream(dep)
         except TunegateError as exc:
             target.problem = exc.message
         return target
+
+
+def _groups(live: list[Deployment]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for dep in live:
+        if dep.meta.get("group"):
+            found.setdefault(str(dep.meta["group"]), []).append(dep.id)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
