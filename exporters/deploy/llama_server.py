@@ -57,8 +57,15 @@ def command(base: Path, loras: list[str], port: str = "{port}") -> tuple[str, ..
 
 
 def scales(loras: list[str], mine: str | None) -> dict[str, Any]:
-    """The request field that selects `mine` (None: the base) among `loras`."""
-    return {"lora": [{"id": i, "scale": 1.0 if p == mine else 0.0} for i, p in enumerate(loras)]}
+    """The request fields that select `mine` (None: the base) among `loras`.
+
+    Prompt caching is off: the server reuses a slot's cached prompt (its KV, computed under
+    whatever adapters that request had) for the next similar prompt, and on this project's
+    tiny test model an adapter's answer then moved 0.034 nats from the same adapter's answer in
+    an engine of its own, which the canary caught. The price is re-reading shared prefixes
+    (a long system prompt) on every request of a shared engine."""
+    picks = [{"id": i, "scale": 1.0 if p == mine else 0.0} for i, p in enumerate(loras)]
+    return {"lora": picks, "cache_prompt": False}
 
 
 @contextmanager

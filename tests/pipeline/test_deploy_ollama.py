@@ -122,7 +122,8 @@ def test_real_smollm2_template_is_recognised(smollm2_gguf):
 
 
 def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, monkeypatch):
-    """A job with only an adapter is exported to a verified q4_k_m GGUF, then deployed."""
+    """A job with only an adapter is exported to a verified q4_k_m GGUF, then deployed (in an
+    engine of its own: joining its base's engine is tests/pipeline/test_engine_group.py)."""
     from gateway.journal import Journal
     from tests.support.tiny_models import lora_adapter
 
@@ -134,12 +135,12 @@ def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, mo
     )
     journal.update(rec.id, state="succeeded")
     journal.add_artifact(rec.id, "adapter", str(adapter))
-    dep = deploy(rec.id, "llamacpp", name="tiny-local", journal=journal)
+    dep = deploy(rec.id, "llamacpp", name="tiny-local", engine="own", journal=journal)
     gguf = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
     assert len(gguf) == 1 and dep.artifact_id == gguf[0]["id"]
     assert dep.endpoint.endswith("-q4_k_m.gguf") and Path(dep.endpoint).is_file()
     assert chat(dep.id, "What does the for statement do?", max_tokens=4, journal=journal).text
-    again = deploy(rec.id, "llamacpp", name="tiny-local-2", journal=journal)
+    again = deploy(rec.id, "llamacpp", name="tiny-local-2", engine="own", journal=journal)
     assert again.endpoint == dep.endpoint  # the export is reused, not repeated
     # to Ollama, the blob is addressed by the hash the export recorded (the fake checks it)
     from tests.fakes.ollama_api import OllamaFake
