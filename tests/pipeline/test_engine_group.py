@@ -94,16 +94,21 @@ def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
         assert served["tune-a"] == _solo(group, a.meta["lora"], log)
         assert served["tune-b"] == _solo(group, b.meta["lora"], log)
 
-        # tune-b leaves: the engine is restarted for base + tune-a, canary and all
+        # tune-b leaves: once the registry reloads (every 5 s), the engine is restarted for
+        # base + tune-a, canary and all, and tune-a answers as before
         undeploy(b.id)
         pid = engines[0]["pid"]
-        again = client.chat.completions.create(
-            model="tune-a", messages=PROMPT, max_tokens=12, temperature=0
-        )
-        assert again.choices[0].message.content == served["tune-a"]
-        health = httpx.get(url.removesuffix("/v1") + "/tunegate/health", timeout=10).json()
-        assert health["engines"][0]["pid"] != pid
-        assert "over base, tune-a (" in health["engines"][0]["canary"]
+
+        def restarted() -> dict | None:
+            again = client.chat.completions.create(
+                model="tune-a", messages=PROMPT, max_tokens=12, temperature=0
+            )
+            assert again.choices[0].message.content == served["tune-a"]
+            health = httpx.get(url.removesuffix("/v1") + "/tunegate/health", timeout=10).json()
+            return health["engines"][0] if health["engines"][0]["pid"] != pid else None
+
+        engine = until(restarted, timeout=60, every=1.0)
+        assert engine is not None and "over base, tune-a (" in engine["canary"]
 
 
 def test_a_planted_leak_fails_the_canary_with_the_evidence(adapters, converter_cache, monkeypatch):
