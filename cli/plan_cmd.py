@@ -47,6 +47,12 @@ from providers import NAMES as PROVIDERS
 )
 @click.option("--serve", help="Serving volume, e.g. 2M/day (0 = not serving).")
 @click.option(
+    "--share-with",
+    type=click.IntRange(min=0),
+    help="Other fine-tunes of this base sharing the serving fleet, each at --serve volume "
+    "(JOB-ID: default its engine group's live members, at their measured volume).",
+)
+@click.option(
     "--horizon-days", type=click.FloatRange(min=1), help="Days of serving to count (default 30)."
 )
 @click.option(
@@ -133,10 +139,15 @@ def _plan_journaled(
     from gateway.journal import Journal
     from gateway.util.units import human_count
 
+    serving = {k: opts.pop(k) for k in ("serve", "share_with", "horizon_days", "always_on")}
     given = sorted(k for k, v in opts.items() if v not in (None, ()))
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise SpecError(f"{flags} cannot be combined with a journaled job", fix="plan a job file")
+        raise SpecError(
+            f"{flags} cannot be combined with a journaled job",
+            fix="plan a job file; a journaled job takes --serve, --share-with, --horizon-days, "
+            "--always-on/--scale-to-zero",
+        )
     try:
         with Journal() as journal:
             journal.get(ref)
@@ -145,7 +156,7 @@ def _plan_journaled(
             f"'{ref}' is neither a job file nor a job in the journal",
             fix="give a job file path, or a job id from `tunegate jobs`",
         ) from None
-    result = plan_job(ref)
+    result = plan_job(ref, serving={k: v for k, v in serving.items() if v is not None})
     if as_json:
         emit_json(result.to_json())
         return

@@ -84,8 +84,41 @@ def plan(result: Plan, show_all: bool = False) -> None:
     if hidden:
         console.print(f"[dim]{hidden} more rented-GPU offers are infeasible (--all shows them)[/]")
     console.print(escape(result.explain()))
+    if result.sharing is not None:
+        sharing(result.sharing)
     for warning in result.warnings:
         console.print(f"[yellow]note:[/] {escape(warning)}")
+
+
+def sharing(s: Any) -> None:
+    """Serving alone vs on one fleet with the other fine-tunes of the base (engine groups)."""
+    from gateway.util.units import human_count
+
+    each = human_count(s.tokens_per_day)
+    console.print(f"[bold]serving[/] at {each} tokens/day ({s.volume_source}):")
+    if s.own is not None:
+        console.print(f"  own fleet:     {_usd(s.own.usd_month)}/month  {escape(s.own.label)}")
+    if s.shared is not None and s.adapters > 1:
+        console.print(
+            f"  shared fleet:  {_usd(s.shared.usd_month)}/month for {s.adapters} fine-tunes "
+            f"({human_count(s.total_tokens_per_day)} tokens/day in all), this one's share "
+            f"{_usd(s.share_usd_month)}/month  {escape(s.shared.label)}"
+        )
+    console.print(
+        f"  one more fine-tune of this base at {each}/day on that fleet: "
+        f"+{_usd(s.marginal_usd_month)}/month"
+    )
+    if s.breakeven_tokens_per_day:
+        console.print(
+            f"  break-even per fine-tune vs {human_usd(s.hosted_usd_per_1m)}/1M hosted: "
+            f"~{human_count(s.breakeven_tokens_per_day)} tokens/day with {s.adapters} sharing "
+            f"({escape(s.breakeven_fleet)})"
+        )
+    o = s.overhead
+    console.print(
+        f"  [dim]assumes {o.likely:.0%} ({o.low:.0%}-{o.high:.0%}) of a replica's throughput lost "
+        f"to batching several adapters: {escape(s.overhead_source)}[/]"
+    )
 
 
 def spec(result: Plan) -> None:

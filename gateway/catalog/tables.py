@@ -62,6 +62,23 @@ class TrainingPrices(Sourced):
     storage_usd_per_month: float | None = None
 
 
+class MultiLora(_Strict):
+    """Several LoRA fine-tunes of one base on one deployment, as the provider offers it."""
+
+    max_adapters: int | None = None  # None: no published limit
+    note: str
+    confidence: Confidence | None = None
+
+
+class RouteEnd(_Strict):
+    """A route the provider has announced it will close: the plan warns before the date."""
+
+    what: str
+    date: str  # YYYY-MM-DD
+    source: str
+    confidence: Confidence | None = None
+
+
 class ServingPrices(Sourced):
     per: str | None = None
     note: str | None = None
@@ -74,6 +91,8 @@ class ServingPrices(Sourced):
     provisioned_throughput_usd_per_mu_hour: dict[str, ModelPrice] | None = None
     storage_usd_per_month: float | None = None
     custom_model_import_usd_per_cmu_minute: float | None = None
+    multi_lora: MultiLora | None = None
+    ends: list[RouteEnd] = []
 
 
 class Electricity(Sourced):
@@ -184,6 +203,14 @@ class DutyCycle(Sourced):
     high: float = Field(ge=0, le=1)
 
 
+class MultiLoraOverhead(Sourced):
+    """Throughput lost per replica when one engine batches several adapters' requests."""
+
+    low: float = Field(ge=0, lt=1)
+    likely: float = Field(ge=0, lt=1)
+    high: float = Field(ge=0, lt=1)
+
+
 class CalibrationFile(_Strict):
     as_of: str
     flops: Flops
@@ -194,6 +221,7 @@ class CalibrationFile(_Strict):
     measured: list[Measured]
     measured_here_band: MeasuredHere
     owned_serving_duty_cycle: DutyCycle
+    multi_lora_overhead: MultiLoraOverhead
 
 
 # rules.yaml ----------------------------------------------------------------------------------

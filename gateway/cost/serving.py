@@ -97,6 +97,7 @@ def _sized(
     sh: dict[str, Any],
     context_tokens: int,
     output_share: float,
+    derate: Range | None = None,
 ) -> ServeRoute:
     n = gpus_to_fit(model, hw, sh)
     if n is None:
@@ -108,6 +109,12 @@ def _sized(
             f"{model.id} needs more than {MAX_GPUS_PER_REPLICA} x {hw.id} to serve",
         )
     cap = capacity(model, hw, n, sh, context_tokens, output_share)
+    if derate is not None:  # several adapters batched: the worst capacity with the worst loss
+        cap = Range(
+            cap.low * (1 - derate.high),
+            cap.likely * (1 - derate.likely),
+            cap.high * (1 - derate.low),
+        )
     needed = tokens_per_day / 86_400 / sh["target_utilization"]
     if tokens_per_day <= 0:
         usd, replicas = Range.zero(), 0
@@ -173,8 +180,10 @@ def rented_route(
     catalog: Catalog,
     context_tokens: int,
     output_share: float,
+    derate: Range | None = None,
 ) -> ServeRoute:
-    """Self-hosting on the cheapest rental of `hw`."""
+    """Self-hosting on the cheapest rental of `hw` (`derate`: capacity lost to batching
+    several adapters, `gateway.cost.sharing`)."""
     rent = hw.cheapest_rent()
     if rent is None:
         return ServeRoute(
@@ -192,6 +201,7 @@ def rented_route(
         sh,
         context_tokens,
         output_share,
+        derate,
     )
 
 
@@ -247,9 +257,12 @@ def cheapest_rented(
     catalog: Catalog,
     context_tokens: int,
     output_share: float,
+    derate: Range | None = None,
 ) -> ServeRoute | None:
     routes = [
-        rented_route(model, hw, tokens_per_day, always_on, catalog, context_tokens, output_share)
+        rented_route(
+            model, hw, tokens_per_day, always_on, catalog, context_tokens, output_share, derate
+        )
         for hw in catalog.hardware.values()
         if hw.vendor == "nvidia"
     ]

@@ -288,21 +288,62 @@ def plan_job(
     window_days: float = WINDOW_DAYS,
     threshold: float = THRESHOLD,
     catalog: Catalog | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> JobPlan:
-    """Plan a journaled job again, with the serving volume its deployments measured."""
+    """Plan a journaled job again, with the serving volume its deployments measured (or
+    `serving`: `serve`, `share_with`, `horizon_days`, `always_on` as `plan` takes them), beside
+    the fleet it shares with the live members of its engine group at their measured volumes."""
     from gateway.facade.plan import plan
+    from gateway.spec.job import option_patch
 
     catalog = catalog or load_catalog()
     with Journal(journal_path) as journal:
         job = journal.get(ref)
     volume = volume_for_job(job.id, journal_path, window_days=window_days)
     guessed = float(((job.spec or {}).get("serving") or {}).get("tokens_per_day") or 0.0)
-    the_plan = plan(
-        spec_at(job, volume, training_limits=True), report=job_report(job), catalog=catalog
-    )
+    spec = spec_at(job, volume, training_limits=True)
+    if serving:
+        spec = spec.with_overrides(option_patch(serving))
+    peers, source = None, "stated"
+    if (serving or {}).get("share_with") is None:
+        peers, source = group_peers(job.id, spec.serving.tokens_per_day, journal_path, window_days)
+    the_plan = plan(spec, report=job_report(job), catalog=catalog, peers=peers, peers_source=source)
     advice = [
         a
         for a in advise(journal_path, window_days=window_days, threshold=threshold, catalog=catalog)
         if a.job_id == job.id
     ]
     return JobPlan(the_plan, job.id, volume, guessed, advice)
+
+
+def group_peers(
+    job_id: str, tokens_per_day: float, journal_path: Path | str | None, window_days: float
+) -> tuple[list[float], str]:
+    """The other fine-tunes live in the engine groups of this job's deployments, at the volume
+    `tunegate serve` measured for each (this job's volume where it measured none)."""
+    store = ServeStore(journal_path)
+    try:
+        with Journal(store.path) as journal:
+            live = [d for d in deployments(journal) if d.state == "live"]
+            groups = {
+                d.meta["group"]
+                for d in live
+                if d.meta.get("group") and (j := job_of(d, journal)) is not None and j.id == job_id
+            }
+            others = [
+                d
+                for d in live
+                if d.meta.get("group") in groups
+                and d.meta.get("member") != "base"
+                and ((j := job_of(d, journal)) is None or j.id != job_id)
+            ]
+        volumes, seen = [], 0
+        for dep in others:
+            got = measured(store, [dep.id], window_days)
+            seen += got is not None
+            volumes.append(got.tokens_per_day if got is not None else float(tokens_per_day))
+    finally:
+        store.close()
+    if not others:
+        return [], "stated"
+    return volumes, f"{seen} of {len(others)} sharing fine-tunes measured by tunegate serve"

@@ -17,6 +17,7 @@ from gateway.catalog.hardware import Machine, detect, what_if
 from gateway.catalog.schema import ModelInfo
 from gateway.cost.offer import Offer, PlanContext
 from gateway.cost.serving import breakeven_tokens_per_day
+from gateway.cost.sharing import Sharing, sharing
 from gateway.data.report import DatasetReport, quick_report
 from gateway.errors import PlanError
 from gateway.spec import JobSpec, ResolvedSpec, objectives
@@ -36,6 +37,7 @@ class Plan:
     breakeven_note: str = ""
     warnings: list[str] = field(default_factory=list)
     export_check: Any = None  # exporters.check.ExportCheck, when the job says where it goes
+    sharing: Sharing | None = None  # served alone vs on one fleet with other fine-tunes of its base
 
     @property
     def choice(self) -> Offer | None:
@@ -108,6 +110,7 @@ class Plan:
             "spec_origin": self.origin,
             "explain": self.explain(),
             "warnings": self.warnings,
+            "sharing": self.sharing.to_json() if self.sharing else None,
             **({"export_check": self.export_check.to_json()} if self.export_check else {}),
         }
 
@@ -166,9 +169,13 @@ def plan(
     machine: Machine | None = None,
     env: dict[str, str] | None = None,
     today: date | None = None,
+    peers: list[float] | None = None,
+    peers_source: str = "stated",
 ) -> Plan:
     """Price the job on every backend and pick the cheapest feasible one over the horizon.
-    `today` (default: `TUNEGATE_TODAY`, else the date) decides which provider cutoffs apply."""
+    `today` (default: `TUNEGATE_TODAY`, else the date) decides which provider cutoffs apply.
+    `peers`: the daily volumes of the other fine-tunes of this base that would share its
+    serving fleet (default: `serving.shared_with` of them at this job's volume)."""
     from gateway.cost import cutoffs
     from providers import all_planners  # providers depend on gateway, not the other way round
 
@@ -237,7 +244,40 @@ def plan(
         from exporters.check import check_export
 
         export = check_export(spec, deep=False)
-    return Plan(resolved, origin, model, report, machine, offers, breakeven, note, warnings, export)
+    result = Plan(
+        resolved, origin, model, report, machine, offers, breakeven, note, warnings, export
+    )
+    serving = resolved.serving
+    if serving.tokens_per_day > 0 and not model.closed:
+        others = (
+            peers if peers is not None else [float(serving.tokens_per_day)] * serving.shared_with
+        )
+        result.sharing = sharing(
+            model,
+            float(serving.tokens_per_day),
+            others,
+            catalog,
+            always_on=serving.always_on,
+            context_tokens=ctx.context_tokens,
+            output_share=serving.output_share,
+            hosted_usd_per_1m=min(per_token) if per_token else None,
+            volume_source=peers_source,
+        )
+    result.warnings += _closing_routes(catalog, on, serving.horizon_days)
+    return result
+
+
+def _closing_routes(catalog: Catalog, on: date, horizon_days: float) -> list[str]:
+    """Serving routes a provider has announced it will close within the horizon."""
+    out = []
+    for provider, prices in catalog.prices["serving"].items():
+        for end in prices.get("ends") or []:
+            days = (date.fromisoformat(end["date"]) - on).days
+            if 0 <= days <= horizon_days:
+                out.append(
+                    f"{provider}: {end['what']} close on {end['date']} ({days} days; {end['source']})"
+                )
+    return out
 
 
 def launcher_preview(result: Plan) -> dict[str, Any] | None:

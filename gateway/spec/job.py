@@ -75,6 +75,13 @@ class ServingConfig(_Section):
     output_share: float = Field(
         0.25, ge=0, le=1, description="share of served tokens that are generated"
     )
+    shared_with: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="other fine-tunes of this base served from the same fleet (engine groups), "
+        "each at this volume unless tunegate serve measured theirs",
+    )
 
     @field_validator("tokens_per_day", mode="before")
     @classmethod
@@ -343,6 +350,7 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "serve": ("serving", "tokens_per_day"),
     "horizon_days": ("serving", "horizon_days"),
     "always_on": ("serving", "always_on"),
+    "share_with": ("serving", "shared_with"),
     "local_only": ("constraints", "local_only"),
     "max_usd": ("constraints", "max_usd"),
     "deadline_hours": ("constraints", "deadline_hours"),

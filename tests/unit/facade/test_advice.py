@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from gateway.facade.advice import advise, advise_one, measured, plan_job, spec_at
+from gateway.facade.advice import advise, advise_one, group_peers, measured, plan_job, spec_at
 from gateway.journal import Journal
 from gateway.journal.serving import ServeStore
-from tests.support.usage import DAY, plant
+from tests.support.usage import BASE, DAY, plant
 
 
 def test_measured_volume_is_tokens_per_day_over_the_window(together_job):
@@ -122,8 +122,37 @@ def test_cli_plan_job_id(together_job):
     data = json.loads(res.output)
     assert data["job"] == job_id and data["measured"]["requests"] == 1008
     assert data["advice"][0]["cheaper"] is True
-    res = runner.invoke(main, ["plan", job_id, "--serve", "2M/day"])
-    assert res.exit_code != 0 and "--serve cannot be combined with a journaled job" in res.output
+    res = runner.invoke(main, ["plan", job_id, "--serve", "2M/day", "--json"])
+    assert res.exit_code == 0, res.output  # serving what-ifs apply to a journaled job
+    data = json.loads(res.output)
+    assert data["spec"]["serving"]["tokens_per_day"] == 2_000_000
+    res = runner.invoke(main, ["plan", job_id, "--rank", "8"])
+    assert res.exit_code != 0 and "--rank cannot be combined with a journaled job" in res.output
     res = runner.invoke(main, ["plan", "tg-nosuchjob"])
     assert res.exit_code != 0 and "neither a job file nor a job in the journal" in res.output
     assert "Traceback" not in res.output
+
+
+def test_plan_job_id_prices_the_fleet_its_engine_group_shares(together_job):
+    """A job deployed in an engine group is planned beside the group's other live fine-tunes,
+    at the volume `tunegate serve` measured for each (its own where none was measured)."""
+    job_id, _ = together_job
+    with Journal() as journal:
+        other = journal.record_intent("local", "lora", BASE, {"base_model": BASE})
+        journal.add_deployment(
+            None, "llamacpp", "mine", state="live", meta={"job": job_id, "group": "g1"}
+        )
+        peer = journal.add_deployment(
+            None, "llamacpp", "peer", state="live", meta={"job": other.id, "group": "g1"}
+        )
+        journal.add_deployment(
+            None, "llamacpp", "base", state="live", meta={"group": "g1", "member": "base"}
+        )
+        journal.add_deployment(None, "llamacpp", "quiet", state="live", meta={"group": "g1"})
+    plant(peer, 100_000, 70, span_s=7 * DAY)  # 1M tokens/day
+    volumes, source = group_peers(job_id, 2_000_000, None, 30)
+    assert sorted(volumes) == [pytest.approx(1e6, rel=0.01), 2_000_000]  # "quiet": unmeasured
+    assert source == "1 of 2 sharing fine-tunes measured by tunegate serve"
+    result = plan_job(job_id)
+    assert result.plan.sharing.adapters == 3
+    assert result.plan.sharing.volume_source == source
