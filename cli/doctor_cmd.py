@@ -14,9 +14,14 @@ from cli.common import emit_json, handle_errors
     is_flag=True,
     help="Ask SkyPilot which clouds it enabled and what GPUs cost there (cached for plan).",
 )
+@click.option(
+    "--canary",
+    is_flag=True,
+    help="Run the isolation canary of every engine group (fine-tunes sharing one engine).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def doctor_cmd(ollama_host: str | None, clouds: bool, as_json: bool) -> None:
+def doctor_cmd(ollama_host: str | None, clouds: bool, canary: bool, as_json: bool) -> None:
     """Check Python, each extra, the accelerator, llama.cpp, mlx-lm, an Ollama server, renting
     GPUs through SkyPilot (its interpreter, the bucket, enabled clouds), which provider
     credentials are set (names only, never values) and the tunegate home.
@@ -25,7 +30,7 @@ def doctor_cmd(ollama_host: str | None, clouds: bool, as_json: bool) -> None:
     optional piece is normal (most machines have no NVIDIA GPU); read `ok` in --json."""
     from gateway.facade.doctor import doctor
 
-    checks = doctor(ollama_host=ollama_host, clouds=clouds)
+    checks = doctor(ollama_host=ollama_host, clouds=clouds, canary=canary)
     if as_json:
         emit_json({"checks": [c.to_json() for c in checks]})
         return

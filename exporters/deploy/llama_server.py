@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from exporters.deploy.engines import started as running  # a throwaway server (the canary's)
 from gateway.errors import DeployError
+
+__all__ = ["binary", "command", "require_binary", "running", "scales"]
 
 SLOTS = 4  # requests decoded together
 SLOT_CONTEXT = 2048  # tokens per request, as the single-model engine allows
@@ -66,49 +63,3 @@ def scales(loras: list[str], mine: str | None) -> dict[str, Any]:
     (a long system prompt) on every request of a shared engine."""
     picks = [{"id": i, "scale": 1.0 if p == mine else 0.0} for i, p in enumerate(loras)]
     return {"lora": picks, "cache_prompt": False}
-
-
-@contextmanager
-def running(argv: tuple[str, ...], log: Path, timeout_s: float = 180.0) -> Iterator[str]:
-    """A throwaway server (the canary's, at deploy time) on a free loopback port; yields …/v1."""
-    from exporters.deploy.engines import free_port
-
-    port = str(free_port())
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [a.replace("{port}", port) for a in argv],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait(proc, url, log, timeout_s)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(url + "/models", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    tail = log.read_text(errors="replace")[-600:].strip() if log.exists() else ""
-    raise DeployError(
-        f"llama-server did not start ({'exit code ' + str(proc.poll()) if proc.poll() is not None else 'no answer in time'})"
-        + (f": {tail}" if tail else ""),
-        where=str(log),
-    )

@@ -209,6 +209,7 @@ class MultiLoraOverhead(Sourced):
     low: float = Field(ge=0, lt=1)
     likely: float = Field(ge=0, lt=1)
     high: float = Field(ge=0, lt=1)
+    measured: list[str] = []  # runs of bench/multi_adapter.py, engine and machine named
 
 
 class CalibrationFile(_Strict):

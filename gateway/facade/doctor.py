@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 from gateway.catalog.extras import EXTRAS, installed
 from gateway.catalog.hardware import Machine
@@ -28,10 +29,16 @@ def credentials_needed() -> dict[str, list[tuple[str, ...]]]:
 
 
 def doctor(
-    *, ollama_host: str | None = None, timeout_s: float = 0.5, clouds: bool = False
+    *,
+    ollama_host: str | None = None,
+    timeout_s: float = 0.5,
+    clouds: bool = False,
+    canary: bool = False,
 ) -> list[Check]:
     """Every check, in the order a person reads them; `clouds` asks SkyPilot now which clouds
-    it enabled and what GPUs cost there (cached for `tunegate plan`)."""
+    it enabled and what GPUs cost there (cached for `tunegate plan`); `canary` runs the
+    isolation canary of every engine group with live members (each in an engine of its own
+    for the run, so a serving gateway is not disturbed)."""
     from gateway.catalog import load_catalog
     from gateway.catalog.hardware import detect
 
@@ -41,12 +48,66 @@ def doctor(
         *_extras(machine),
         _hardware(machine),
         _llama_cpp(),
+        _llama_server(),
         _mlx_lm(),
         _ollama(ollama_host, timeout_s),
         *_runners(clouds),
         *_credentials(),
         _home(),
+        *(canaries() if canary else []),
     ]
+
+
+def _llama_server() -> Check:
+    from exporters.deploy import llama_server
+
+    found = llama_server.binary()
+    if found is None:
+        return Check(
+            "engine",
+            "llama-server",
+            None,
+            "llama.cpp's own server is not installed",
+            "several LoRA fine-tunes of one base in one engine (deploy --to llamacpp)",
+            llama_server.BUILD_FIX,
+        )
+    return Check("engine", "llama-server", True, str(found))
+
+
+def canaries() -> list[Check]:
+    """The isolation canary of each engine group that has live members, run now."""
+    from exporters.deploy import get_deployer
+    from exporters.deploy.base import Shares
+    from exporters.deploy.canary import check
+    from exporters.deploy.engines import started
+    from exporters.deploy.groups import engines_home, reference_prints
+    from gateway.errors import TunegateError
+    from gateway.journal.deployments import deployments
+
+    live = [d for d in deployments() if d.state == "live"]
+    found: dict[tuple[str, str], Any] = {}
+    for dep in live:
+        if dep.meta.get("group"):
+            found.setdefault((dep.target, str(dep.meta["group"])), dep)
+    if not found:
+        return [Check("canary", "engine groups", None, "no engine group has live members")]
+    out = []
+    for (target, key), dep in sorted(found.items()):
+        try:
+            deployer = get_deployer(target)
+            if not isinstance(deployer, Shares):
+                continue
+            up = deployer.upstream_among(dep, [d for d in live if d.target == target])
+            with started(up.command, engines_home() / key / "canary.log") as url:
+                report = check(
+                    url, dict(up.headers), list(up.canary), reference_prints(up.references)
+                )
+        except TunegateError as exc:
+            out.append(Check("canary", key, False, exc.message, "serving the group", exc.fix or ""))
+            continue
+        fix = "" if report.passed else "undeploy the member it names; `tunegate deployments`"
+        out.append(Check("canary", key, report.passed, report.summary(), "", fix))
+    return out
 
 
 def _python() -> Check:

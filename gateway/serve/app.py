@@ -103,7 +103,7 @@ class Gateway:
         from gateway.serve.dashboard.app import Ui
         from gateway.serve.finetuning.routes import FtRoutes
 
-        ui = Ui(self.store.path, self.keys, folder=self.ui_folder)
+        ui = Ui(self.store.path, self.keys, folder=self.ui_folder, engines=self.engines.states)
         routes = [
             Route("/", lambda request: RedirectResponse("/ui/")),
             *ui.routes(),

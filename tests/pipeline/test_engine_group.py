@@ -18,6 +18,7 @@ import openai
 from exporters.deploy import groups, llama_server
 from exporters.deploy.canary import Probe, check
 from gateway.facade.deploy import deploy, deployments, undeploy
+from gateway.facade.doctor import canaries
 from gateway.journal.serving import ServeStore
 from gateway.serve import running
 from tests.support.polling import until
@@ -71,6 +72,10 @@ def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
     assert sorted(d.name for d in members) == ["smollm2-135m-instruct", "tune-a", "tune-b"]
     group = groups.load(groups.engines_home() / key)
     assert group is not None and group.base_gguf.name == "SmolLM2-135M-Instruct-q8_0.gguf"
+    # on demand, as `tunegate doctor --canary` runs it
+    checks = canaries()
+    assert [(c.name, c.ok) for c in checks] == [(key, True)], checks
+    assert "over base, tune-a, tune-b" in checks[0].detail
 
     with running() as url:
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)

@@ -57,11 +57,13 @@ class Ui:
         *,
         root: str = "/ui",
         folder: Path | None = None,
+        engines: Callable[[], list[dict[str, Any]]] | None = None,
     ):
         import jinja2
 
         self.journal_path = journal_path
         self.keys = keys
+        self.engines = engines or list  # the gateway's engine processes (groups and canaries)
         self.root = root
         self.folder = (folder or Path.cwd()).resolve()  # where job and data files are picked from
         self.csrf = secrets.token_urlsafe(24)
@@ -327,7 +329,7 @@ class Ui:
 
     async def deployments(self, request: Request) -> Response:
         ctx = await run_in_threadpool(traffic, self.journal_path)
-        return self._page(request, "deployments.html", "Deployments", **ctx)
+        return self._page(request, "deployments.html", "Deployments", engines=self.engines(), **ctx)
 
     async def eval_file(self, request: Request) -> Response:
         """A stored report's chart or Markdown, found through the journal (never a free path)."""
