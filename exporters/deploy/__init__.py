@@ -15,6 +15,7 @@ from exporters.deploy.base import Deployer, LocalRegistration
 DEPLOYERS: dict[str, str] = {
     "ollama": "exporters.deploy.ollama:Ollama",
     "llamacpp": "exporters.deploy.llamacpp:LlamaCpp",
+    "vllm": "exporters.deploy.vllm:Vllm",
     "mlx": "exporters.deploy.mlx:MlxLm",
     "openai": "exporters.deploy.openai:OpenAIModel",
     "together": "exporters.deploy.together:TogetherServing",

@@ -29,7 +29,11 @@ PROMPTS = (
     "Say hello in French.",
 )
 TOP = 5  # log-probabilities kept per fingerprint
-SAME = 2e-3  # nats: one fingerprint is another's (batch numerics stay far below this)
+SAME = 2e-3  # nats: one fingerprint is another's (fp32 batch numerics stay far below this)
+# an answer moved by up to this much under batching (bf16 kernels are not batch-invariant) is
+# still its own when every other member's reference is at least twice as far: a warning, not a
+# failure. A member closer to another's reference than to its own always fails.
+NOISE = 0.25
 ROUNDS = 2  # times every member asks every prompt in the concurrent phase
 
 
@@ -150,6 +154,7 @@ def judge(
                     f"{a} and {b} answer alike on every canary prompt, so a leak between them "
                     "could not show"
                 )
+    drift = 0.0
     for name in report.members:
         answers = [(f"alone, prompt {i + 1}", p) for i, p in enumerate(solo.get(name, []))]
         answers += [
@@ -158,10 +163,17 @@ def judge(
             for p in runs
         ]
         for where, got in answers:
-            problem = _misplaced(name, where, got, references, int(where.rsplit(" ", 1)[1]) - 1)
+            prompt = int(where.rsplit(" ", 1)[1]) - 1
+            problem = _misplaced(name, where, got, references, prompt)
             if problem:
                 report.failures.append(problem)
                 break  # one piece of evidence per member is enough
+            drift = max(drift, distance(got, references[name][prompt]))
+    if drift >= SAME and not report.failures:
+        report.warnings.append(
+            f"answers moved up to {drift:.3f} nats under batching (the engine's numerics), "
+            "every one still nearest its own reference by a factor of two"
+        )
     report.passed = not report.failures
     return report
 
@@ -178,6 +190,8 @@ def _misplaced(
         return None
     others = {m: distance(got, refs[prompt]) for m, refs in references.items() if m != name}
     nearest = min(others, key=others.__getitem__) if others else None
+    if own < NOISE and (nearest is None or others[nearest] > 2 * own):
+        return None  # the engine's numerics, not another member (counted in `judge`)
     if nearest is not None and others[nearest] < own:
         return (
             f"{name} ({where}) answered as {nearest} does: first-token log-probs within "

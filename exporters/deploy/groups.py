@@ -61,13 +61,15 @@ def base_hash(folder: Path) -> str:
 
 
 def member_key(lora: Path | None) -> str:
-    """A member's key in `group.json`: the base, or the adapter GGUF's content hash (a
-    redeploy of the same file under another name is the same member)."""
+    """A member's key in `group.json`: the base, or the adapter's content hash (its GGUF, or
+    a PEFT folder's weights: a redeploy of the same adapter under another name is the same
+    member)."""
     if lora is None:
         return BASE
     from exporters.converter import sha256_file
 
-    return sha256_file(lora)[:16]
+    lora = Path(lora)
+    return sha256_file(lora / "adapter_model.safetensors" if lora.is_dir() else lora)[:16]
 
 
 @dataclass
@@ -75,7 +77,7 @@ class Group:
     key: str
     folder: Path
     base: Path  # the HF folder of the base, as the adapters name it
-    base_gguf: Path
+    engine_model: Path  # what the engine loads: the base GGUF (llama.cpp) or folder (vLLM)
     references: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> label, prints
 
     @property
@@ -103,7 +105,7 @@ class Group:
         data = {
             "key": self.key,
             "base": str(self.base),
-            "base_gguf": str(self.base_gguf),
+            "engine_model": str(self.engine_model),
             "references": self.references,
         }
         tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
@@ -121,7 +123,7 @@ def load(folder: Path) -> Group | None:
         data["key"],
         folder,
         Path(data["base"]),
-        Path(data["base_gguf"]),
+        Path(data["engine_model"]),
         dict(data.get("references") or {}),
     )
 
@@ -133,6 +135,19 @@ def reference_prints(group_file: str | Path) -> dict[str, list[Print]]:
     return group.prints() if group is not None else {}
 
 
+def folder_group(engine: str, base: Path) -> Group:
+    """The group of `base` for an engine that loads the HF folder itself (vLLM)."""
+    key = f"{engine}-{base_hash(base)[:12]}"
+    folder = engines_home() / key
+    found = load(folder)
+    if found is not None:
+        return found
+    folder.mkdir(parents=True, exist_ok=True)
+    group = Group(key, folder, base, base)
+    group.save()
+    return group
+
+
 def open_group(engine: str, base: Path, *, progress: bool = False) -> Group:
     """The group of `base` for `engine`, made on first use: the base exported to a verified
     GGUF (`GROUP_QUANT`) beside its `group.json`."""
@@ -141,7 +156,7 @@ def open_group(engine: str, base: Path, *, progress: bool = False) -> Group:
     key = f"{engine}-{base_hash(base)[:12]}"
     folder = engines_home() / key
     found = load(folder)
-    if found is not None and found.base_gguf.is_file():
+    if found is not None and found.engine_model.is_file():
         return found
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"base-{GROUP_QUANT}"

@@ -90,7 +90,7 @@ class LlamaCpp(LocalRegistration):
                 Prepared(
                     _base_name(group.base),
                     {"group": group.key, "member": groups.BASE},
-                    endpoint=str(group.base_gguf),
+                    endpoint=str(group.engine_model),
                     remote=False,
                 )
             )
@@ -103,7 +103,7 @@ class LlamaCpp(LocalRegistration):
         _record_references(group, key, prepared.name, Path(loras[-1]))
         probes = _probes(group, loras)
         log = group.folder / "canary.log"
-        with llama_server.running(llama_server.command(group.base_gguf, loras), log) as url:
+        with llama_server.running(llama_server.command(group.engine_model, loras), log) as url:
             report = check(url, {}, probes, group.prints())
         if not report.passed:
             raise DeployError(report.summary(), where=str(log))
@@ -132,7 +132,7 @@ class LlamaCpp(LocalRegistration):
         if not key:
             return self.upstream(dep)
         group = groups.load(groups.engines_home() / key)
-        if group is None or not group.base_gguf.is_file():
+        if group is None or not group.engine_model.is_file():
             raise DeployError(
                 f"the engine group {key} of {dep.name} is gone",
                 fix=f"deploy its job again: tunegate deploy JOB --to {TARGET}",
@@ -142,7 +142,7 @@ class LlamaCpp(LocalRegistration):
         return Upstream(
             "engine",
             dep.name,
-            command=llama_server.command(group.base_gguf, loras),
+            command=llama_server.command(group.engine_model, loras),
             shared=key,
             body=llama_server.scales(loras, mine),
             canary=tuple(_probes(group, loras)),
@@ -157,7 +157,7 @@ class LlamaCpp(LocalRegistration):
             group = groups.load(groups.engines_home() / dep.meta["group"])
             if group is None:
                 raise DeployError(f"the engine group of {dep.name} is gone")
-            model = str(group.base_gguf)
+            model = str(group.engine_model)
             lora = dep.meta.get("lora") if dep.meta.get("member") != groups.BASE else None
         llm = Llama(model_path=model, lora_path=lora, n_ctx=CONTEXT, verbose=False)
         try:
@@ -217,10 +217,10 @@ def _record_references(group: groups.Group, key: str, label: str, lora: Path) ->
     (the base's once, when the group is made)."""
     log = group.folder / "canary.log"
     if groups.BASE not in group.references:
-        with llama_server.running(llama_server.command(group.base_gguf, []), log) as url:
+        with llama_server.running(llama_server.command(group.engine_model, []), log) as url:
             group.remember(groups.BASE, "base", alone(url, {}, [Probe(groups.BASE)])[groups.BASE])
     if key not in group.references:
-        argv = llama_server.command(group.base_gguf, [str(lora)])
+        argv = llama_server.command(group.engine_model, [str(lora)])
         with llama_server.running(argv, log) as url:
             probe = Probe(key, llama_server.scales([str(lora)], str(lora)))
             group.remember(key, label, alone(url, {}, [probe])[key])

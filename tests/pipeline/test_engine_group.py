@@ -54,7 +54,7 @@ def _answer(url: str, body: dict | None = None) -> str:
 def _solo(group: groups.Group, lora: str | None, log) -> str:
     """The answer from an engine that holds only this member."""
     loras = [lora] if lora else []
-    with llama_server.running(llama_server.command(group.base_gguf, loras), log) as url:
+    with llama_server.running(llama_server.command(group.engine_model, loras), log) as url:
         return _answer(url, llama_server.scales(loras, lora))
 
 
@@ -71,7 +71,7 @@ def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
     base = next(d for d in members if d.meta["member"] == groups.BASE)
     assert sorted(d.name for d in members) == ["smollm2-135m-instruct", "tune-a", "tune-b"]
     group = groups.load(groups.engines_home() / key)
-    assert group is not None and group.base_gguf.name == "SmolLM2-135M-Instruct-q8_0.gguf"
+    assert group is not None and group.engine_model.name == "SmolLM2-135M-Instruct-q8_0.gguf"
     # on demand, as `tunegate doctor --canary` runs it
     checks = canaries()
     assert [(c.name, c.ok) for c in checks] == [(key, True)], checks
@@ -90,6 +90,8 @@ def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
         engines = health["engines"]
         assert [e["deployment"] for e in engines] == [key]  # one process for all three
         assert "passed" in engines[0]["canary"]
+        page = httpx.get(url.removesuffix("/v1") + "/ui/deployments", timeout=30).text
+        assert f"shared: {key} (base)" in page and "over base, tune-a, tune-b" in page
         rows = until(lambda: (r := ServeStore().usage()) and len(r) >= 3 and r, timeout=10)
         assert {r.deployment_id for r in rows} == {base.id, a.id, b.id}
 
@@ -128,7 +130,7 @@ def test_a_planted_leak_fails_the_canary_with_the_evidence(adapters, converter_c
         Probe("tune-a", llama_server.scales(loras, loras[0])),
         Probe("tune-b", llama_server.scales(loras, loras[1])),
     ]
-    argv = llama_server.command(group.base_gguf, loras)
+    argv = llama_server.command(group.engine_model, loras)
     with llama_server.running(argv, group.folder / "leak.log") as url:
         report = check(url, {}, probes, group.prints())
         honest = check(url, {}, [Probe("base", llama_server.scales(loras, None))], group.prints())

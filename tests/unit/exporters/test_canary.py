@@ -71,3 +71,22 @@ def test_members_that_answer_alike_are_a_warning_not_a_pass_of_their_isolation()
 def test_prints_round_trip_through_json():
     p = Print("hi", {"x": -0.25})
     assert Print.from_json(p.to_json()) == p
+
+
+def test_engine_noise_far_from_every_other_member_is_a_warning():
+    nudged = [Print(p.text, {k: v + 0.05 for k, v in p.top.items()}) for p in REFS["tune-a"]]
+    report = judge(REFS, dict(REFS, **{"tune-a": nudged}), {})
+    assert report.passed
+    assert report.warnings == [
+        "answers moved up to 0.050 nats under batching (the engine's numerics), every one still "
+        "nearest its own reference by a factor of two"
+    ]
+
+
+def test_noise_as_large_as_the_gap_between_members_proves_nothing():
+    close = {"base": _prints(-1.0), "tune-a": _prints(-1.08)}
+    drifted = [Print(p.text, {k: v - 0.07 for k, v in p.top.items()}) for p in close["base"]]
+    report = judge(close, dict(close, base=drifted), {})
+    assert (
+        not report.passed and "base (alone, prompt 1) answered as tune-a does" in report.failures[0]
+    )
