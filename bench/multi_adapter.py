@@ -170,9 +170,12 @@ def main() -> None:
     from exporters.deploy.engines import started
 
     runs = _llama_runs(args, work) if args.engine == "llama-server" else _vllm_runs(args, work)
+    from exporters.deploy.vllm import ENV
+
+    env = ENV if args.engine == "vllm" else {}
     results = []
     for label, argv, picks in runs:
-        with started(argv, work / "engine.log", timeout_s=900) as url:
+        with started(argv, work / "engine.log", timeout_s=900, env=env) as url:
             got = _load(url, picks, args.requests, args.concurrency, args.max_tokens)
         results.append({"scenario": label, **got})
         print(

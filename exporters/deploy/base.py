@@ -94,6 +94,7 @@ class Upstream:
     body: dict[str, Any] = field(default_factory=dict)  # added to every request (a LoRA pick)
     canary: tuple[Probe, ...] = ()  # "engine": members checked for isolation at each start
     references: str = ""  # the canary's reference answers (a group.json)
+    env: dict[str, str] = field(default_factory=dict)  # "engine": set for its process
 
 
 @runtime_checkable

@@ -138,7 +138,11 @@ class Engines:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with engine.log.open("ab") as log:
             engine.process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **engine.upstream.env},
             )
         engine.starts += 1
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -248,7 +252,9 @@ class Engines:
 
 
 @contextmanager
-def started(argv: tuple[str, ...], log: Path, timeout_s: float = 180.0) -> Iterator[str]:
+def started(
+    argv: tuple[str, ...], log: Path, timeout_s: float = 180.0, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """An engine command (with "{port}") run here until the block ends, outside any gateway: a
     canary at deploy time or from `tunegate doctor --canary`; yields its …/v1."""
     port = str(free_port())
@@ -259,6 +265,7 @@ def started(argv: tuple[str, ...], log: Path, timeout_s: float = 180.0) -> Itera
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}/v1"
     try:

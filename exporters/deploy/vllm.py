@@ -9,8 +9,8 @@ adapter requests answered exactly as one of the adapters (this module's canary, 
 ../shared/reference/serving-scale.md §2; upstream reports vllm#42008, #47724), so only the
 fine-tunes share it, and `tunegate serve` reaches the base through another target.
 
-The interpreter is `$TUNEGATE_VLLM_PYTHON`, else this one when it has vLLM. On a CPU set
-`TUNEGATE_VLLM_DTYPE=float32`: bf16 kernels move answers by ~0.09 nats with the batch, as much
+The interpreter is `$TUNEGATE_VLLM_PYTHON`, else this one when it has vLLM; more engine flags
+come from `$TUNEGATE_VLLM_ARGS`. On a CPU set `TUNEGATE_VLLM_DTYPE=float32`: bf16 kernels move answers by ~0.09 nats with the batch, as much
 as two small adapters differ, and the canary then cannot tell a leak from noise.
 """
 
@@ -40,6 +40,9 @@ from gateway.journal.deployments import ChatReply, Deployment
 TARGET = "vllm"
 RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank accepts (vllm/config/lora.py)
 CONTEXT = 2048
+# one engine on loopback: its own address without the UDP probe of 8.8.8.8 vLLM otherwise makes
+# (the tests' loopback jail refused it), and no usage statistics sent to vLLM's collector
+ENV = {"VLLM_HOST_IP": "127.0.0.1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 FIX = (
     "pip install vllm (CUDA); on a CPU `make .venv-vllm/.installed` and "
     "TUNEGATE_VLLM_PYTHON=.venv-vllm/bin/python"
@@ -121,10 +124,10 @@ class Vllm(RunsHere):
         group, loras, key = prepared.work
         log = group.folder / "canary.log"
         if key not in group.references:  # its reference: an engine holding only it
-            with started(_command(group, loras[-1:]), log, timeout_s=900) as url:
+            with started(_command(group, loras[-1:]), log, timeout_s=900, env=ENV) as url:
                 probe = Probe(_module(Path(loras[-1])))
                 group.remember(key, prepared.name, alone(url, {}, [probe])[probe.name])
-        with started(_command(group, loras), log, timeout_s=900) as url:
+        with started(_command(group, loras), log, timeout_s=900, env=ENV) as url:
             report = check(url, {}, _probes(group, loras), group.prints())
         if not report.passed:
             raise DeployError(report.summary(), where=str(log))
@@ -148,6 +151,7 @@ class Vllm(RunsHere):
             shared=group.key,
             canary=tuple(_probes(group, loras)),
             references=str(group.file),
+            env=ENV,
         )
 
     def chat(self, dep: Deployment, messages: Messages, max_tokens: int) -> ChatReply:
@@ -159,7 +163,7 @@ class Vllm(RunsHere):
         up = self.upstream_among(dep, [dep])
         group = groups.load(groups.engines_home() / str(dep.meta["group"]))
         assert group is not None
-        with started(up.command, group.folder / "chat.log", timeout_s=900) as url:
+        with started(up.command, group.folder / "chat.log", timeout_s=900, env=up.env) as url:
             body = {"model": up.model, "messages": with_system(dep, messages), "temperature": 0}
             res = httpx.post(
                 f"{url}/chat/completions", json={**body, "max_tokens": max_tokens}, timeout=600
@@ -200,7 +204,11 @@ def _command(group: groups.Group, loras: list[str]) -> tuple[str, ...]:
     argv += ["--enable-lora", "--max-loras", str(max(1, len(loras)))]
     argv += ["--max-lora-rank", str(next(r for r in RANKS if r >= rank))]
     argv += ["--lora-modules", *[f"{_module(Path(f))}={f}" for f in loras]]
-    return tuple(argv)
+    import shlex
+
+    # anything else the engine needs here (on a CPU: --gpu-memory-utilization, the share of RAM
+    # vLLM reserves, 0.92 by default)
+    return tuple(argv + shlex.split(os.environ.get("TUNEGATE_VLLM_ARGS", "")))
 
 
 def _probes(group: groups.Group, loras: list[str]) -> list[Probe]:

@@ -98,7 +98,7 @@ def canaries() -> list[Check]:
             if not isinstance(deployer, Shares):
                 continue
             up = deployer.upstream_among(dep, [d for d in live if d.target == target])
-            with started(up.command, engines_home() / key / "canary.log") as url:
+            with started(up.command, engines_home() / key / "canary.log", env=up.env) as url:
                 report = check(
                     url, dict(up.headers), list(up.canary), reference_prints(up.references)
                 )
