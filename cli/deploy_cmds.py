@@ -102,8 +102,8 @@ def deployments_cmd(show_all: bool, as_json: bool) -> None:
         click.echo("no deployments (tunegate deploy ID --to ollama)")
     for d in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.created_at))
-        shared = f"  [{d.meta['group']}{' base' if d.meta.get('member') == 'base' else ''}]"
-        engine = shared if d.meta.get("group") else ""
+        group = d.meta.get("group")
+        engine = f"  [{group}{' base' if d.meta.get('member') == 'base' else ''}]" if group else ""
         click.echo(
             f"{d.id}  {d.target:<8}  {d.name:<24}  {d.state:<7}  {when}  {d.endpoint or ''}{engine}"
         )

@@ -6,6 +6,8 @@ base's requests carrying an adapter's scale) fails the isolation canary with the
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -58,12 +60,38 @@ def _solo(group: groups.Group, lora: str | None, log) -> str:
         return _answer(url, llama_server.scales(loras, lora))
 
 
+def _job(name: str, adapter, base) -> str:
+    """A finished local job whose artifact is `adapter` (as `tunegate train` leaves one)."""
+    from gateway.journal import Journal
+
+    with Journal() as journal:
+        rec = journal.record_intent(
+            "local", "sft", str(base), {"base_model": str(base), "name": name, "method": "lora"}
+        )
+        journal.update(rec.id, state="succeeded")
+        journal.add_artifact(rec.id, "adapter", str(adapter))
+    return rec.id
+
+
+def _cli(*args: str) -> dict:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    res = CliRunner().invoke(main, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
 def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
-    adapters, converter_cache, monkeypatch, tmp_path
+    adapters, smollm2_hf, converter_cache, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
-    a = deploy(str(adapters["tune-a"]), "llamacpp", name="tune-a")
-    b = deploy(str(adapters["tune-b"]), "llamacpp", name="tune-b")
+    job_a = _job("tune-a", adapters["tune-a"], smollm2_hf)
+    job_b = _job("tune-b", adapters["tune-b"], smollm2_hf)
+    _cli("deploy", job_a, "--to", "llamacpp", "--name", "tune-a")
+    _cli("deploy", job_b, "--to", "llamacpp", "--name", "tune-b")
+    a, b = (next(d for d in deployments() if d.name == n) for n in ("tune-a", "tune-b"))
     key = a.meta["group"]
     assert b.meta["group"] == key and a.meta["lora"] != b.meta["lora"]
     assert "passed" in a.meta["canary"] and "base, tune-a, tune-b" in b.meta["canary"]
@@ -72,6 +100,13 @@ def test_two_fine_tunes_share_one_engine_and_answer_as_alone(
     assert sorted(d.name for d in members) == ["smollm2-135m-instruct", "tune-a", "tune-b"]
     group = groups.load(groups.engines_home() / key)
     assert group is not None and group.engine_model.name == "SmolLM2-135M-Instruct-q8_0.gguf"
+    # the plan prices the fleet the job shares with its group
+    planned = _cli("plan", job_a, "--serve", "20M/day")
+    assert planned["sharing"]["adapters"] == 2 and planned["sharing"]["shared"] is not None
+    assert (
+        planned["sharing"]["volume_source"]
+        == "0 of 1 sharing fine-tunes measured by tunegate serve"
+    )
     # on demand, as `tunegate doctor --canary` runs it
     checks = canaries()
     assert [(c.name, c.ok) for c in checks] == [(key, True)], checks
