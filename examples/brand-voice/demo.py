@@ -51,11 +51,16 @@ STEPS = [
 timings: list[tuple[str, float]] = []
 
 
+def _bold(text: str) -> str:
+    """Bold on a terminal; plain in a log or a CI transcript (no escape codes to read around)."""
+    return f"\033[1m{text}\033[0m" if sys.stdout.isatty() else text
+
+
 def step(n: int, what: str) -> Callable[[Callable[[], Any]], Any]:
     """Run one step under a header, and record and print how long it took."""
 
     def run(fn: Callable[[], Any]) -> Any:
-        print(f"\n\033[1m[{n}/{len(STEPS)}] {STEPS[n - 1]}\033[0m  {what}", flush=True)
+        print(f"\n{_bold(f'[{n}/{len(STEPS)}] {STEPS[n - 1]}')}  {what}", flush=True)
         start = time.monotonic()
         out = fn()
         took = time.monotonic() - start
@@ -219,7 +224,7 @@ def main() -> None:
     step(8, "the adapter and the exported GGUF answer the same questions")(side_by_side)
 
     total = time.monotonic() - started
-    print("\n\033[1mdone\033[0m  " + "  ".join(f"{n} {_took(t)}" for n, t in timings))
+    print(f"\n{_bold('done')}  " + "  ".join(f"{n} {_took(t)}" for n, t in timings))
     print(f"total {_took(total)}.  Next:")
     for command, why in (
         (f"tunegate status {job['id']}", "the job, its cost and loss"),

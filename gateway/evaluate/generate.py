@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from exporters.formats import GGUF, MLX
 from gateway.catalog import tunegate_home
 from gateway.data.formats import Example
 from gateway.errors import SpecError, TunegateError
+from gateway.util.progress import step_line
 
 Messages = list[dict[str, Any]]
 BATCH = 8  # prompts per in-process generate call
@@ -330,11 +330,5 @@ def answers(
                     out[i] = answer
                 done += len(chunk)
                 if progress:
-                    end = "\n" if done == len(todo) else ""
-                    print(
-                        f"\r{label}: {done}/{len(todo)} answered",
-                        end=end,
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    step_line(f"{label}: {done}/{len(todo)} answered", last=done == len(todo))
     return [a or "" for a in out], cache.hits

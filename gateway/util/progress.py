@@ -1,8 +1,21 @@
-"""A byte-count progress bar on stderr for downloads and uploads (rich), safe to nest in `with`."""
+"""Progress on stderr: a byte-count bar for downloads and uploads (rich), safe to nest in `with`,
+and `step_line` for counts that update in place on a terminal."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
+
+
+def step_line(text: str, *, last: bool, stream: TextIO | None = None) -> None:
+    """One progress update: redrawn in place on a terminal; a line of its own otherwise (a log
+    or a CI transcript gets `base: 8/22 answered` and `base: 16/22 answered` on two lines, not
+    glued together by carriage returns)."""
+    out = stream or sys.stderr
+    if out.isatty():
+        print(f"\r{text}", end="\n" if last else "", file=out, flush=True)
+    else:
+        print(text, file=out, flush=True)
 
 
 class ByteProgress:
