@@ -278,9 +278,18 @@ def cheapest_rented(
 
 
 def breakeven_tokens_per_day(
-    usd_per_1m: float, model: ModelInfo, catalog: Catalog, context_tokens: int, output_share: float
+    usd_per_1m: float,
+    model: ModelInfo,
+    catalog: Catalog,
+    context_tokens: int,
+    output_share: float,
+    *,
+    adapters: int = 1,
+    loss: float = 0.0,
 ) -> tuple[float | None, str]:
-    """Daily volume above which renting GPUs (always on) beats paying `usd_per_1m` per token."""
+    """Daily volume above which renting GPUs (always on) beats paying `usd_per_1m` per token:
+    per fine-tune when `adapters` share the fleet, whose capacity then loses `loss` to
+    batching them (`gateway.cost.sharing`)."""
     if usd_per_1m <= 0:
         return None, "hosted serving is free at the catalog price"
     sh = catalog.prices["self_hosting"]
@@ -292,13 +301,14 @@ def breakeven_tokens_per_day(
             continue
         per_day_capacity = (
             capacity(model, hw, n, sh, context_tokens, output_share).likely
+            * (1 - loss)
             * 86_400
             * sh["target_utilization"]
         )
         replica_month = rent.usd_per_hour * n * HOURS_PER_MONTH
         for replicas in range(1, 4096):
-            tokens = replicas * replica_month / (usd_per_1m / 1e6 * DAYS_PER_MONTH)
-            if tokens <= replicas * per_day_capacity:
+            tokens = replicas * replica_month / (adapters * usd_per_1m / 1e6 * DAYS_PER_MONTH)
+            if tokens * adapters <= replicas * per_day_capacity:
                 if best is None or tokens < best[0]:
                     best = (tokens, f"{fleet(replicas, n, hw.id)} ({rent.cloud})")
                 break

@@ -17,8 +17,8 @@ from typing import Any
 
 from gateway.catalog import Catalog
 from gateway.catalog.schema import ModelInfo
-from gateway.cost.serving import ServeRoute, capacity, cheapest_rented, fleet, gpus_to_fit
-from gateway.util.units import DAYS_PER_MONTH, HOURS_PER_MONTH, Range
+from gateway.cost.serving import ServeRoute, breakeven_tokens_per_day, cheapest_rented
+from gateway.util.units import Range
 
 
 @dataclass
@@ -136,25 +136,8 @@ def breakeven_per_fine_tune(
 ) -> tuple[float | None, str]:
     """Tokens/day per fine-tune above which `adapters` fine-tunes sharing a rented fleet (always
     on) cost less each than `usd_per_1m` per token hosted."""
-    if usd_per_1m <= 0 or adapters < 1:
-        return None, "hosted serving is free at the catalog price"
-    sh = catalog.prices["self_hosting"]
     loss = overhead(catalog, adapters).likely
-    best: tuple[float, str] | None = None
-    for hw in catalog.hardware.values():
-        rent = hw.cheapest_rent()
-        n = gpus_to_fit(model, hw, sh) if hw.vendor == "nvidia" else None
-        if rent is None or n is None:
-            continue
-        cap = capacity(model, hw, n, sh, context_tokens, output_share).likely * (1 - loss)
-        per_day = cap * 86_400 * sh["target_utilization"]
-        replica_month = rent.usd_per_hour * n * HOURS_PER_MONTH
-        for replicas in range(1, 4096):
-            each = replicas * replica_month / (adapters * usd_per_1m / 1e6 * DAYS_PER_MONTH)
-            if each * adapters <= replicas * per_day:
-                if best is None or each < best[0]:
-                    best = (each, f"{fleet(replicas, n, hw.id)} ({rent.cloud})")
-                break
-    if best is None:
-        return None, "no rented GPU in the catalog can serve this model"
-    return math.ceil(best[0]), best[1]
+    found, label = breakeven_tokens_per_day(
+        usd_per_1m, model, catalog, context_tokens, output_share, adapters=adapters, loss=loss
+    )
+    return (math.ceil(found) if found is not None else None), label
