@@ -167,7 +167,7 @@ def main() -> None:
     os.environ.setdefault("TUNEGATE_HOME", str(Path(tempfile.gettempdir()) / "tg-bench-home"))
     work = args.work or Path(tempfile.gettempdir()) / f"tg-bench-multi-adapter-{args.engine}"
     work.mkdir(parents=True, exist_ok=True)
-    from exporters.deploy.engines import started
+    from exporters.deploy.process import started
 
     runs = _llama_runs(args, work) if args.engine == "llama-server" else _vllm_runs(args, work)
     from exporters.deploy.vllm import ENV

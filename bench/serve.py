@@ -64,7 +64,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 
 
 def _free_port() -> int:
-    from exporters.deploy.engines import free_port
+    from exporters.deploy.process import free_port
 
     return free_port()
 

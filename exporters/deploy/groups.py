@@ -10,6 +10,7 @@ with `meta.group`), not this file's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters.deploy.canary import Print
+from exporters.deploy.canary import Print, Probe
 
 GROUP_QUANT = "q8_0"  # the shared base: half of f16, and LoRA on it stays close to PEFT's math
 BASE = "base"  # the base's member key (adapters are keyed by their GGUF's hash)
@@ -66,10 +67,19 @@ def member_key(lora: Path | None) -> str:
     member)."""
     if lora is None:
         return BASE
+    lora = Path(lora)
+    weights = lora / "adapter_model.safetensors" if lora.is_dir() else lora
+    stat = weights.stat()
+    return _content_key(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _content_key(path: str, size: int, mtime_ns: int) -> str:
+    """Read once per file version: the registry and the canary ask for every member's key at
+    every rebuild of a group."""
     from exporters.converter import sha256_file
 
-    lora = Path(lora)
-    return sha256_file(lora / "adapter_model.safetensors" if lora.is_dir() else lora)[:16]
+    return sha256_file(Path(path))[:16]
 
 
 @dataclass
@@ -100,6 +110,23 @@ class Group:
         label = label if label not in taken else f"{label}@{key[:6]}"
         self.references[key] = {"label": label, "prints": [p.to_json() for p in prints]}
         self.save()
+
+    def reference(
+        self,
+        key: str,
+        label: str,
+        argv: tuple[str, ...],
+        probe: Probe,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Record a member's reference answers, once, from `argv`: an engine holding only it."""
+        if key in self.references:
+            return
+        from exporters.deploy.canary import alone
+        from exporters.deploy.process import started
+
+        with started(argv, self.folder / "canary.log", timeout_s=900, env=env) as url:
+            self.remember(key, label, alone(url, {}, [probe])[probe.name])
 
     def save(self) -> None:
         data = {

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from exporters.deploy.engines import started as running  # a throwaway server (the canary's)
+from exporters.deploy.process import started as running  # a throwaway server (the canary's)
 from gateway.errors import DeployError
 
 __all__ = ["binary", "command", "require_binary", "running", "scales"]

@@ -27,7 +27,7 @@ from exporters.deploy.base import (
     Wants,
     with_system,
 )
-from exporters.deploy.canary import Probe, alone, check
+from exporters.deploy.canary import Probe, check
 from gateway.errors import DeployError
 from gateway.journal.deployments import ChatReply, Deployment
 
@@ -215,15 +215,10 @@ def _probes(group: groups.Group, loras: list[str]) -> list[Probe]:
 def _record_references(group: groups.Group, key: str, label: str, lora: Path) -> None:
     """The base's and the newcomer's reference answers, each from an engine holding only it
     (the base's once, when the group is made)."""
-    log = group.folder / "canary.log"
-    if groups.BASE not in group.references:
-        with llama_server.running(llama_server.command(group.engine_model, []), log) as url:
-            group.remember(groups.BASE, "base", alone(url, {}, [Probe(groups.BASE)])[groups.BASE])
-    if key not in group.references:
-        argv = llama_server.command(group.engine_model, [str(lora)])
-        with llama_server.running(argv, log) as url:
-            probe = Probe(key, llama_server.scales([str(lora)], str(lora)))
-            group.remember(key, label, alone(url, {}, [probe])[key])
+    base = llama_server.command(group.engine_model, [])
+    group.reference(groups.BASE, "base", base, Probe(groups.BASE))
+    argv = llama_server.command(group.engine_model, [str(lora)])
+    group.reference(key, label, argv, Probe(key, llama_server.scales([str(lora)], str(lora))))
 
 
 def _base_name(base: Path) -> str:

@@ -33,7 +33,7 @@ from exporters.deploy.base import (
     Wants,
     with_system,
 )
-from exporters.deploy.canary import Probe, alone, check
+from exporters.deploy.canary import Probe, check
 from gateway.errors import DeployError
 from gateway.journal.deployments import ChatReply, Deployment
 
@@ -119,14 +119,12 @@ class Vllm(RunsHere):
         )
 
     def deploy(self, prepared: Prepared) -> dict[str, Any]:
-        from exporters.deploy.engines import started
+        from exporters.deploy.process import started
 
         group, loras, key = prepared.work
         log = group.folder / "canary.log"
-        if key not in group.references:  # its reference: an engine holding only it
-            with started(_command(group, loras[-1:]), log, timeout_s=900, env=ENV) as url:
-                probe = Probe(_module(Path(loras[-1])))
-                group.remember(key, prepared.name, alone(url, {}, [probe])[probe.name])
+        probe = Probe(_module(Path(loras[-1])))
+        group.reference(key, prepared.name, _command(group, loras[-1:]), probe, ENV)
         with started(_command(group, loras), log, timeout_s=900, env=ENV) as url:
             report = check(url, {}, _probes(group, loras), group.prints())
         if not report.passed:
@@ -158,12 +156,11 @@ class Vllm(RunsHere):
         """One request through an engine started for it (vLLM has no in-process chat here)."""
         import httpx
 
-        from exporters.deploy.engines import started
+        from exporters.deploy.process import started
 
         up = self.upstream_among(dep, [dep])
-        group = groups.load(groups.engines_home() / str(dep.meta["group"]))
-        assert group is not None
-        with started(up.command, group.folder / "chat.log", timeout_s=900, env=up.env) as url:
+        log = Path(up.references).parent / "chat.log"
+        with started(up.command, log, timeout_s=900, env=up.env) as url:
             body = {"model": up.model, "messages": with_system(dep, messages), "temperature": 0}
             res = httpx.post(
                 f"{url}/chat/completions", json={**body, "max_tokens": max_tokens}, timeout=600

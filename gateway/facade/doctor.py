@@ -79,8 +79,8 @@ def canaries() -> list[Check]:
     from exporters.deploy import get_deployer
     from exporters.deploy.base import Shares
     from exporters.deploy.canary import check
-    from exporters.deploy.engines import started
     from exporters.deploy.groups import engines_home, reference_prints
+    from exporters.deploy.process import started
     from gateway.errors import TunegateError
     from gateway.journal.deployments import deployments
 

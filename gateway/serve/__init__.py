@@ -96,7 +96,7 @@ def running(
     """Serve on a background thread; yields the base URL (…/v1). Port 0 picks a free one."""
     import uvicorn
 
-    from exporters.deploy.engines import free_port
+    from exporters.deploy.process import free_port
     from gateway.serve.app import Gateway
 
     _check_bind(host, journal_path)
