@@ -83,6 +83,8 @@ def deploy_cmd(
         click.echo(f"own engine (cannot share its base's): {dep.meta['own_engine']}")
     if dep.meta.get("modelfile"):
         click.echo(f"Modelfile: {dep.meta['modelfile']}")
+    for note in dep.meta.get("export_notes", []):  # smaller quants that failed verification
+        click.echo(f"export: {note}")
     click.echo(f'try: tunegate chat {dep.name} "Hello"')
 
 

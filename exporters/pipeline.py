@@ -21,7 +21,7 @@ from exporters.converter import sha256_file
 from exporters.formats import EXPORT_TARGETS
 from exporters.gguf import CONVERTER_TYPES, adapter_to_gguf, check_type, convert, quantize
 from exporters.verify import VerifyReport
-from gateway.errors import ExportError
+from gateway.errors import ExportError, VerificationError
 
 TARGETS = EXPORT_TARGETS
 
@@ -236,8 +236,9 @@ def export(
         failed = target.with_name(target.name + ".unverified")
         shutil.rmtree(failed, ignore_errors=True)
         work.rename(failed)
-        raise ExportError(
+        raise VerificationError(
             "the export failed verification: " + "; ".join(failures),
+            failures,
             where=str(failed / "export.json"),
             fix="see the report; --no-verify (numeric check) or --no-eval (task eval) keeps "
             "an unverified export at your own risk",

@@ -14,6 +14,7 @@ readable line and exit non-zero instead of showing a traceback.
     ├── JobError             a job cannot do what was asked
     ├── ArchiveError         a download is unsafe or corrupt
     ├── ExportError          an export cannot be made or failed verification
+    │   ├── VerificationError  it was made, and failed its numeric check or task eval
     │   └── DeployError      a deployment cannot be made, removed or reached
     ├── MissingKeyError      a provider key is not set
     ├── ServeError           the serving gateway cannot start or route as asked
@@ -83,6 +84,16 @@ class ArchiveError(TunegateError):
 
 class ExportError(TunegateError):
     """An export cannot be made or failed its verification (the reason and the route that works)."""
+
+
+class VerificationError(ExportError):
+    """An export was made and failed its check (numeric agreement or the task eval); the files
+    wait at `NAME.unverified`. Its own type, because a larger quant may still pass
+    (`gateway.facade.deploy` climbs the quant ladder on this error and on no other)."""
+
+    def __init__(self, message: str, failures: list[str], **kw: str | None):
+        super().__init__(message, **kw)
+        self.failures = failures
 
 
 class DeployError(ExportError):

@@ -42,6 +42,7 @@ class DeploySource:
     fetch: Callable[[], Artifact] | None = None  # the job's artifact, downloaded on demand
     peers: tuple[Deployment, ...] = ()  # the target's live deployments (an engine to join)
     alone_because: str | None = None  # why it did not join its base's engine (`--engine`)
+    notes: tuple[str, ...] = ()  # how the facade got it ready (a smaller quant that failed)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from exporters.deploy import TARGETS, get_deployer
 from exporters.deploy.base import DeployOptions, DeploySource, Prepared, Shares, Wants
 from exporters.formats import GGUF, MERGED, MLX
 from exporters.mlx import is_mlx
-from gateway.errors import DeployError, JobError
+from gateway.errors import DeployError, JobError, VerificationError
 from gateway.journal import Journal
 
 # the journal side, re-exported: callers import Deployment, deployments, chat replies from here
@@ -71,7 +71,10 @@ def deploy(
     why = deployer.accepts(src)
     if why:
         raise DeployError(why)
-    return _record(journal, to, deployer.prepare(src, name, options), deployer.deploy)
+    prepared = deployer.prepare(src, name, options)
+    if src.notes:  # e.g. the smaller quants that failed verification, kept with the deployment
+        prepared.meta = {**prepared.meta, "export_notes": list(src.notes)}
+    return _record(journal, to, prepared, deployer.deploy)
 
 
 def _adapter(
@@ -131,18 +134,19 @@ def _export(
 
 def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
     """The one model GGUF of a file, an export folder, an artifact or a job; a job without a
-    GGUF export is exported first (AUTO_QUANT, verified)."""
+    GGUF export is exported first: the smallest quant that verifies (`_smallest_verified`)."""
     path, art_id, job = src.path, src.artifact_id, src.job
     if path is None and job is not None:
         rows = [a for a in journal.artifacts(job.id) if a["kind"] == "gguf"]
         if not rows:
-            result = _export(job.id, "gguf", journal, progress, AUTO_QUANT)
+            result, notes = _smallest_verified(job, journal, progress)
             gguf = result.files[0]
             return replace(
                 src,
                 path=gguf,
                 artifact_id=result.artifact_id,
                 sha256=_sha(result.artifact_id, gguf, journal),
+                notes=src.notes + notes,
             )
         path, art_id = Path(rows[-1]["uri"]), rows[-1]["id"]
     assert path is not None
@@ -161,6 +165,34 @@ def _gguf(src: DeploySource, journal: Journal, progress: bool) -> DeploySource:
         )
     gguf = files[0].resolve()
     return replace(src, path=gguf, artifact_id=art_id, sha256=_sha(art_id, gguf, journal))
+
+
+def _smallest_verified(job: Any, journal: Journal, progress: bool) -> tuple[Any, tuple[str, ...]]:
+    """The job's configured GGUF quant (else AUTO_QUANT), and when it fails its verification
+    the next larger (q4_k_m → q5_k_m → q6_k → q8_0 → f16): a small model that loses too much
+    to 4 bits still deploys, at the smallest size that keeps it. Each failure is kept as a
+    note (and an event on the job); the deploy fails only when no quant verifies."""
+    from exporters.formats import gguf_ladder
+
+    wanted = job.spec.get("export") or {}
+    first = wanted.get("quant") if wanted.get("to", GGUF) == GGUF and wanted.get("quant") else None
+    notes: list[str] = []
+    for quant in gguf_ladder(first or AUTO_QUANT):
+        try:
+            result = _export(job.id, GGUF, journal, progress, quant)
+        except VerificationError as exc:
+            notes.append(f"{quant} failed verification: {'; '.join(exc.failures)}")
+            journal.add_event(job.id, "export", notes[-1])
+            continue
+        if notes:
+            notes.append(f"{quant} verified: deployed at {quant}")
+            journal.add_event(job.id, "export", notes[-1])
+        return result, tuple(notes)
+    raise DeployError(
+        f"no GGUF quant of {job.id} verifies: " + " | ".join(notes),
+        fix="see each export's report (NAME.unverified/export.json); `tunegate export "
+        f"{job.id} --to gguf --quant f16 --no-verify` keeps one at your own risk",
+    )
 
 
 def _sha(art_id: str | None, path: Path, journal: Journal) -> str | None:

@@ -121,6 +121,14 @@ def test_real_smollm2_template_is_recognised(smollm2_gguf):
     )
 
 
+def _finished(journal, base, adapter):
+    """A succeeded local job whose artifact is `adapter`, as `tunegate train` leaves one."""
+    rec = journal.record_intent("local", "sft", str(base), {"base_model": str(base), "name": "t"})
+    journal.update(rec.id, state="succeeded")
+    journal.add_artifact(rec.id, "adapter", str(adapter))
+    return rec
+
+
 def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, monkeypatch):
     """A job with only an adapter is exported to a verified q4_k_m GGUF, then deployed (in an
     engine of its own: joining its base's engine is tests/pipeline/test_engine_group.py)."""
@@ -128,13 +136,8 @@ def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, mo
     from tests.support.tiny_models import lora_adapter
 
     monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
-    adapter = lora_adapter(tiny_sp, tmp_path / "adapter", r=8, lora_alpha=16)
     journal = Journal()
-    rec = journal.record_intent(
-        "local", "sft", str(tiny_sp), {"base_model": str(tiny_sp), "name": "tiny"}
-    )
-    journal.update(rec.id, state="succeeded")
-    journal.add_artifact(rec.id, "adapter", str(adapter))
+    rec = _finished(journal, tiny_sp, lora_adapter(tiny_sp, tmp_path / "a", r=8, lora_alpha=16))
     dep = deploy(rec.id, "llamacpp", name="tiny-local", engine="own", journal=journal)
     gguf = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
     assert len(gguf) == 1 and dep.artifact_id == gguf[0]["id"]
@@ -149,3 +152,30 @@ def test_deploying_a_job_exports_it_first(tiny_sp, tmp_path, converter_cache, mo
         live = deploy(rec.id, "ollama", name="tiny", host=fake.host, journal=journal)
         assert live.state == "live" and fake.uploads == 1
         assert fake.models["tiny"]["digest"] == "sha256:" + gguf[0]["sha256"]
+
+
+def test_a_job_whose_q4_fails_deploys_at_the_smallest_quant_that_verifies(
+    tiny_sp, tmp_path, converter_cache, monkeypatch
+):
+    """An adapter planted large enough that 4 bits loses it (top-1 agreement ~0.46 < 0.8 here):
+    the deploy climbs q4_k_m → q5_k_m → ... and deploys the first that verifies, saying why
+    each smaller one failed; only that one is the job's artifact."""
+    from gateway.journal import Journal
+    from tests.support.tiny_models import lora_adapter
+
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(converter_cache))
+    journal = Journal()
+    rec = _finished(journal, tiny_sp, lora_adapter(tiny_sp, tmp_path / "adapter", scale=3.5))
+    dep = deploy(rec.id, "llamacpp", name="loud", engine="own", journal=journal)
+    notes = dep.meta["export_notes"]
+    assert notes[0].startswith("q4_k_m failed verification: next-token agreement")
+    chosen = notes[-1].rsplit(" ", 1)[1]
+    assert chosen in ("q5_k_m", "q6_k", "q8_0", "f16") and dep.endpoint.endswith(f"-{chosen}.gguf")
+    assert len(notes) == 1 + ("q5_k_m", "q6_k", "q8_0", "f16").index(chosen) + 1
+    gguf = [a for a in journal.artifacts(rec.id) if a["kind"] == "gguf"]
+    assert len(gguf) == 1 and gguf[0]["meta"]["verified"] and gguf[0]["meta"]["gguf_type"] == chosen
+    failed = list(Path(gguf[0]["uri"]).parent.parent.glob("*q4_k_m*.unverified"))
+    assert failed and (failed[0] / "export.json").is_file()  # the evidence is kept
+    events = [e.message for e in journal.events(rec.id) if e.kind == "export"]
+    assert any("q4_k_m failed verification" in m for m in events)
+    assert chat(dep.id, "What does the for statement do?", max_tokens=4, journal=journal).text
