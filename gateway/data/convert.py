@@ -32,6 +32,13 @@ def _fail(ex: Example, target: str, why: str) -> ConversionError:
 
 def _guard(ex: Example, target: str) -> None:
     """Refuse what `target` cannot express: a KTO label, an images column, image parts."""
+    if ex.kind == "prompt" and target != "trl":
+        raise _fail(
+            ex,
+            target,
+            f"a prompt without an answer trains only with GRPO, and {target} has no "
+            "prompt-only form (expected --to trl)",
+        )
     if ex.kind == "kto" and target not in _KTO_TARGETS:
         raise _fail(
             ex,
@@ -128,6 +135,8 @@ def _together(ex: Example, target: str) -> dict[str, Any]:
 def _trl(ex: Example, target: str) -> dict[str, Any]:
     if ex.kind == "text":
         return {"text": ex.text}
+    if ex.kind == "prompt":  # TRL's prompt-only type; the columns go to the rewards by name
+        return {**ex.columns, "prompt": ex.text if ex.text is not None else ex.messages}
     if ex.kind == "completion":
         return _completion(ex)
     if ex.kind == "preference":

@@ -4,7 +4,8 @@ Formats: `messages` (OpenAI/ChatML chat, legacy function calling included), `sha
 (LLaMA-Factory's, tools and images included), `alpaca`, `prompt_completion`, `text`,
 `preference` (TRL prompt/chosen/rejected, string, conversational or with an implicit prompt;
 LLaMA-Factory's ShareGPT and Alpaca ranking forms), `openai_preference`
-(input/preferred_output/non_preferred_output), `kto` (unpaired answers with a `label`) and
+(input/preferred_output/non_preferred_output), `kto` (unpaired answers with a `label`),
+`prompt_only` (TRL's GRPO type: a prompt and any columns its rewards read) and
 `bedrock_conversation`. Reading the file is `readers`' job; this module only sees records.
 """
 
@@ -35,9 +36,11 @@ class Example:
     """The canonical in-memory form every converter reads.
 
     `kind` is chat (messages), completion (prompt -> completion), text (raw text), preference
-    (prompt messages with a chosen and a rejected assistant answer) or kto (messages whose last
-    assistant turn is labelled desirable or not by `label`). `images` are file references from
-    an `images` column (LLaMA-Factory, TRL vision data).
+    (prompt messages with a chosen and a rejected assistant answer), kto (messages whose last
+    assistant turn is labelled desirable or not by `label`) or prompt (no answer: `text` for a
+    plain prompt, `messages` for a conversational one, and the record's other `columns`, such
+    as a reference `answer`, kept for GRPO's rewards). `images` are file references from an
+    `images` column (LLaMA-Factory, TRL vision data).
     """
 
     line: int
@@ -50,6 +53,7 @@ class Example:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     label: Any = None
     images: Any = None
+    columns: dict[str, Any] = field(default_factory=dict)
 
     def all_text(self) -> str:
         """Every piece of text in the example, for dedup, n-grams and token estimates (cached:
@@ -195,6 +199,13 @@ def to_example(line: int, record: dict[str, Any], fmt: str) -> Example:
         return _prompt_completion(line, record, fmt, "chat")
     if fmt == "text":
         return Example(line, "text", fmt, text=record.get("text"))
+    if fmt == "prompt_only":
+        prompt = record.get("prompt")
+        columns = {k: v for k, v in record.items() if k not in ("prompt", "images")}
+        if isinstance(prompt, str):
+            return Example(line, "prompt", fmt, text=prompt, columns=columns)
+        msgs = _modern(_as_messages(prompt, "user"))
+        return Example(line, "prompt", fmt, messages=msgs, columns=columns, images=_images(record))
     if fmt == "kto":
         label = record.get("label", record.get("kto_tag"))
         if "messages" in record:
@@ -279,7 +290,8 @@ def _unknown(data: Any) -> str:
     keys = ", ".join(sorted(map(str, data))[:6]) or "no keys"
     return (
         f"unrecognised record with keys {keys} (expected the keys of one format: messages, "
-        "conversations, instruction/output, prompt/completion, text, or prompt/chosen/rejected)"
+        "conversations, instruction/output, prompt/completion, text, prompt/chosen/rejected, or "
+        "a prompt alone)"
     )
 
 

@@ -10,6 +10,7 @@ FORMATS = (
     "sharegpt",
     "alpaca",
     "prompt_completion",
+    "prompt_only",
     "text",
     "preference",
     "openai_preference",
@@ -45,6 +46,8 @@ _SHAPES: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "prompt": ((str, list), _MSGS),
         "completion": ((str, list), _MSGS),
     },
+    # TRL's prompt-only type (GRPO): the prompt, and any columns the rewards read by name
+    "prompt_only": {"prompt": ((str, list), _MSGS)},
     "text": {"text": ((str,), "a string")},
     "preference": {
         "prompt": ((str, list, type(None)), _MSGS),
@@ -124,6 +127,8 @@ def detect_format(record: Any) -> str | None:
         return "prompt_completion"
     if "text" in keys:
         return "text"
+    if "prompt" in keys:
+        return "prompt_only"
     return None
 
 

@@ -108,9 +108,10 @@ def chat_ids(
 
 
 def _real(ex: Example, tok: Any) -> tuple[int, int]:
-    if ex.kind == "text" or not getattr(tok, "chat_template", None):
+    plain = ex.kind == "text" or (ex.kind == "prompt" and ex.text is not None)
+    if plain or not getattr(tok, "chat_template", None):
         ids = tok(ex.all_text())["input_ids"]
-        return len(ids), len(ids)
+        return len(ids), 0 if ex.kind == "prompt" else len(ids)  # a prompt is never trained on
     msgs = ex.messages + (ex.chosen if ex.kind == "preference" else [])
 
     def length(m: list[dict[str, Any]], gen: bool) -> int:

@@ -13,8 +13,8 @@ from gateway.data.findings import ROLES, Finding
 from gateway.data.findings import error as _err
 from gateway.data.findings import warning as _warn
 from gateway.data.formats import Example, LoadedFile, content_text
+from gateway.data.per_objective import grpo_prompts, kto_balance, objective_findings
 from gateway.data.upload import provider_rules
-from gateway.spec.objectives import kind_problem
 
 # Special tokens of each chat-template family: appearing inside training text they corrupt the
 # rendered conversation (sources: each family's tokenizer_config.json).
@@ -245,6 +245,8 @@ def check_example(
                 _warn(ex.line, "chosen and rejected are identical: the pair teaches nothing")
             )
         out += _check_tools(ex.line, ex.tools)
+    elif ex.kind == "prompt":
+        out += _check_prompt(ex, text_only)
     else:
         out += _check_messages(ex, text_only)
         roles = [m.get("role") for m in ex.messages if isinstance(m, dict)]
@@ -269,6 +271,25 @@ def check_example(
         n = len(ex.images) if isinstance(ex.images, list) else 1
         out += _image_finding(ex.line, f"record has {n} image(s) in `images`", text_only)
     out += _special_tokens(ex, template)
+    return out
+
+
+def _check_prompt(ex: Example, text_only: bool | None) -> list[Finding]:
+    """A prompt-only record (GRPO): a non-empty prompt that leaves the answer to the model."""
+    if ex.text is not None:
+        if not ex.text.strip():
+            return [_err(ex.line, "empty prompt (expected a non-empty `prompt` string)")]
+        return []
+    out = _check_messages(ex, text_only)
+    roles = [m.get("role") for m in ex.messages if isinstance(m, dict)]
+    if roles and roles[-1] == "assistant":
+        out.append(
+            _err(
+                ex.line,
+                "prompt ends on an assistant turn (expected it to end on the user's turn: the "
+                "model samples the answer; a reference answer goes in a column such as `answer`)",
+            )
+        )
     return out
 
 
@@ -315,13 +336,13 @@ def check_file(
         out.append(_err(first, f"file mixes formats ({summary}) (expected one format per file)"))
     for ex in loaded.examples:
         out += check_example(ex, text_only=text_only, template=template)
-    out += _kto_balance(loaded.examples)
+    out += kto_balance(loaded.examples) + grpo_prompts(loaded.examples)
     if not loaded.examples and not any(f.severity == "error" for f in out):
         out.append(_err(1, "no examples in the file (expected at least one record)"))
     if provider:
         out += provider_rules(loaded, provider, file_bytes)
     if objective:
-        out += _objective_findings(loaded.examples, objective)
+        out += objective_findings(loaded.examples, objective)
     return sorted(out, key=lambda f: (f.line, f.severity))
 
 
@@ -336,24 +357,6 @@ def _read_findings(loaded: LoadedFile) -> list[Finding]:
         more = f" (on {len(encoding)} lines: {lines})" if len(encoding) > 1 else ""
         out.append(_err(encoding[0].line, f"{encoding[0].error}{more}"))
     return out
-
-
-def _objective_findings(examples: list[Example], objective: str) -> list[Finding]:
-    """One finding for the examples an objective does not train on (KTO is never read as SFT)."""
-    wrong = [ex for ex in examples if kind_problem(ex.kind, objective)]
-    if not wrong:
-        return []
-    first = wrong[0]
-    return [_err(first.line, f"{len(wrong)} {kind_problem(first.kind, objective)}")]
-
-
-def _kto_balance(examples: list[Example]) -> list[Finding]:
-    labels = {ex.label for ex in examples if ex.kind == "kto" and isinstance(ex.label, bool)}
-    if len(labels) == 1:
-        only = "desirable (true)" if labels.pop() else "undesirable (false)"
-        first = next(ex.line for ex in examples if ex.kind == "kto")
-        return [_warn(first, f"every KTO label is {only}: KTO learns from both kinds")]
-    return []
 
 
 def _lines(lines: list[int], limit: int = 8) -> str:

@@ -28,11 +28,14 @@ FACTS: dict[str, Objective] = {
     # KTO: unpaired answers labelled good or bad; TRL unpairs preference pairs on its own
     "kto": Objective(("kto", "preference"), 1, True, what="unpaired labelled answers"),
     "orpo": Objective(("preference",), 2, False, what="SFT plus an odds-ratio preference term"),
-    # GRPO: prompts (the last assistant turn is the reference answer rewards may compare to)
-    "grpo": Objective(("chat", "completion"), 1, False, True, "sampled answers scored by rewards"),
+    # GRPO: prompts alone (TRL's prompt-only type, extra columns passed to the rewards), or
+    # conversations whose last assistant turn is the reference answer rewards may compare to
+    "grpo": Objective(
+        ("prompt", "chat", "completion"), 1, False, True, "sampled answers scored by rewards"
+    ),
 }
 
-_TAKES = {"preference": "dpo or orpo (or kto)", "kto": "kto", "text": "sft"}
+_TAKES = {"preference": "dpo or orpo (or kto)", "kto": "kto", "text": "sft", "prompt": "grpo"}
 
 
 def kind_problem(kind: str, objective: str) -> str | None:

@@ -1,8 +1,9 @@
 """GRPO reward functions: built-in verifiable rewards, or a user's `module:function`.
 
 A reward takes TRL's arguments (`completions`, plus the dataset's other columns as keywords:
-tunegate writes the reference answer as `answer`) and returns one float per completion, 0 to 1
-for the built-ins. Built-ins import nothing heavy, so the plan can name them.
+tunegate writes a conversation's last answer as `answer`; a prompt-only file keeps its own
+columns, and the built-ins compare with `answer`, `solution` or `ground_truth`, the first
+present) and returns one float per completion, 0 to 1 for the built-ins. Built-ins import nothing heavy, so the plan can name them.
 """
 
 from __future__ import annotations
@@ -34,29 +35,34 @@ def _words(text: str) -> list[str]:
     return re.sub(r"[^\w\s]", " ", text.lower()).split()
 
 
-def _answers(answer: Any, n: int) -> list[str]:
+REFERENCE_COLUMNS = ("answer", "solution", "ground_truth")  # TRL datasets' names for it
+
+
+def _answers(columns: dict[str, Any], n: int) -> list[str]:
+    """The reference of each completion: the first reference column the batch has."""
+    answer = next((columns[c] for c in REFERENCE_COLUMNS if columns.get(c) is not None), None)
     return [_text(a) for a in answer] if isinstance(answer, list) else [""] * n
 
 
-def exact_match(completions: list[Any], answer: Any = None, **_: Any) -> list[float]:
+def exact_match(completions: list[Any], **columns: Any) -> list[float]:
     """1 when the completion equals the reference answer (case, punctuation, spaces ignored)."""
-    refs = _answers(answer, len(completions))
+    refs = _answers(columns, len(completions))
     return [float(_words(_text(c)) == _words(r)) for c, r in zip(completions, refs, strict=True)]
 
 
-def contains(completions: list[Any], answer: Any = None, **_: Any) -> list[float]:
+def contains(completions: list[Any], **columns: Any) -> list[float]:
     """1 when the normalized reference answer appears inside the completion."""
-    refs = _answers(answer, len(completions))
+    refs = _answers(columns, len(completions))
     return [
         float(bool(_words(r)) and " ".join(_words(r)) in " ".join(_words(_text(c))))
         for c, r in zip(completions, refs, strict=True)
     ]
 
 
-def word_f1(completions: list[Any], answer: Any = None, **_: Any) -> list[float]:
+def word_f1(completions: list[Any], **columns: Any) -> list[float]:
     """Word-overlap F1 with the reference answer (SQuAD's answer F1): partial credit."""
     out = []
-    for c, r in zip(completions, _answers(answer, len(completions)), strict=True):
+    for c, r in zip(completions, _answers(columns, len(completions)), strict=True):
         got, want = Counter(_words(_text(c))), Counter(_words(r))
         common = sum((got & want).values())
         if not common:

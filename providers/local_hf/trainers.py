@@ -15,10 +15,14 @@ from typing import Any
 
 def grpo_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Conversations and prompt/completion pairs as GRPO prompts: everything before the last
-    assistant turn is the prompt, that turn's text the reference `answer`."""
+    assistant turn is the prompt, that turn's text the reference `answer`. Prompt-only rows
+    (TRL's type) pass through whole: their columns reach the rewards by name."""
     out = []
     for row in rows:
         msgs = row.get("messages")
+        if not msgs and "completion" not in row:
+            out.append(row)
+            continue
         if msgs:
             last = max(i for i, m in enumerate(msgs) if m.get("role") == "assistant")
             prompt = [{k: v for k, v in m.items() if k != "weight"} for m in msgs[:last]]

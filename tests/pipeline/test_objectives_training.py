@@ -79,3 +79,44 @@ def test_grpo_with_a_builtin_reward_raises_the_mean_reward(tmp_path, tiny):
     quarter = max(1, len(rewards) // 4)
     first, last = sum(rewards[:quarter]) / quarter, sum(rewards[-quarter:]) / quarter
     assert last >= first + 0.2, rewards
+
+
+def test_grpo_trains_on_prompt_only_data_and_its_rewards_read_the_columns(tmp_path, tiny):
+    """TRL's prompt-only type as a GRPO user has it: a prompt, a reference `answer` and any
+    other column. The rows train as they are; a user's reward gets the columns by name and a
+    built-in one compares with `answer`; the plan prices the same file."""
+    import json
+
+    from gateway.facade.plan import plan
+
+    rows = [
+        {"prompt": [{"role": "user", "content": f"say {w}"}], "answer": w, "level": i % 3}
+        for i, w in enumerate(["help", "desk", "tools", "saws", "drills", "hello"] * 2)
+    ]
+    (tmp_path / "my_rewards.py").write_text(
+        "import json\n"
+        "def saw(completions, answer, level, **kwargs):\n"
+        f"    with open({str(tmp_path / 'seen.jsonl')!r}, 'a') as fh:\n"
+        "        fh.write(json.dumps({'answer': answer, 'level': level}) + '\\n')\n"
+        "    return [0.0 for _ in completions]\n"
+    )
+    spec = local_job(
+        tmp_path,
+        tiny,
+        "grpo",
+        valid=0,
+        n=12,
+        rewards=["contains", "my_rewards:saw"],
+        batch_size=8,
+        grpo_generations=4,
+        grpo_max_completion=6,
+    )
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    local = next(o for o in plan(spec).offers if o.provider == "local")
+    assert local.feasible, local.reason
+    metrics, adapter = _run(spec)
+    assert [m for m in metrics if m.get("reward") is not None]
+    seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
+    got = {(a, lv) for s in seen for a, lv in zip(s["answer"], s["level"], strict=True)}
+    assert got and got <= {(r["answer"], r["level"]) for r in rows}
+    assert (adapter / "adapter_config.json").exists()

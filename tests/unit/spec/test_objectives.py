@@ -118,6 +118,8 @@ def test_builtin_rewards(name, completions, answers, expected):
         ("orpo", kto_rows(4), False),
         ("grpo", chats(4), True),
         ("grpo", preferences(4), False),
+        ("grpo", [{"prompt": f"Q{i}?", "answer": str(i)} for i in range(4)], True),
+        ("sft", [{"prompt": f"Q{i}?", "answer": str(i)} for i in range(4)], False),
         ("sft", kto_rows(4), False),
     ],
 )
@@ -130,6 +132,49 @@ def test_each_objective_trains_only_on_its_kinds(tmp_path, objective, rows, ok):
             SpecError, match=rf"train\.jsonl:1: error: 4 \w+ examples in a {objective} job"
         ):
             prepare(src, "trl", tmp_path / "out.jsonl", objective=objective)
+
+
+@pytest.mark.parametrize("column", ["answer", "solution", "ground_truth"])
+def test_builtin_rewards_read_the_reference_column_the_data_has(column):
+    got = resolve("exact_match")(["4", "5"], **{column: ["4", "4"], "difficulty": [1, 2]})
+    assert got == [1.0, 0.0]
+    assert resolve("contains")(["4"]) == [0.0]  # no reference: nothing to compare with
+
+
+def test_prompt_only_rows_keep_their_columns_for_the_rewards(tmp_path):
+    """TRL's prompt-only type, plain and conversational: written for the TRL worker with every
+    extra column, refused by formats that would need an answer, checked for mixed kinds."""
+    import json
+
+    from gateway.data.convert import convert
+    from gateway.data.formats import load
+    from gateway.data.validate import check_file
+
+    talk = [{"role": "user", "content": "What is 2+2?"}]
+    rows = [{"prompt": talk, "answer": "4", "level": 1}, {"prompt": talk, "solution": "4"}]
+    src = write_jsonl(tmp_path / "train.jsonl", rows)
+    out = prepare(src, "trl", tmp_path / "out.jsonl", objective="grpo")
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written == rows
+    plain = write_jsonl(tmp_path / "plain.jsonl", [{"prompt": "2+2=", "answer": "4"}])
+    assert json.loads(prepare(plain, "trl", tmp_path / "p.jsonl").read_text()) == {
+        "prompt": "2+2=",
+        "answer": "4",
+    }
+    with pytest.raises(Exception, match="prompt-only form"):
+        convert(load(src).examples, "messages", tmp_path / "m.jsonl")
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [*rows, {"prompt": "2+2=", "answer": "4"}])
+    found = [f.message for f in check_file(load(mixed), objective="grpo")]
+    assert any(
+        "mixes plain and conversational prompts (1 plain, 2 conversational)" in m for m in found
+    )
+    bare = write_jsonl(
+        tmp_path / "bare.jsonl",
+        [{"prompt": "hi"}, {"prompt": [*talk, {"role": "assistant", "content": "x"}]}],
+    )
+    found = [f.message for f in check_file(load(bare), objective="grpo")]
+    assert any("ends on an assistant turn" in m for m in found)
+    assert any("2 prompt(s) without answer, solution, ground_truth" in m for m in found)
 
 
 def test_one_list_of_objectives():
