@@ -101,7 +101,7 @@ def _offer(
         )
     if kind == "local":
         kwh = ctx.catalog.prices["electricity"]["usd_per_kwh"]
-        offer.train_usd = est.hours * (hw.watts / 1000 * kwh)
+        offer.train_usd = offer.train_hours * (hw.watts / 1000 * kwh)
         offer.notes.append(f"your own hardware: electricity only (${kwh}/kWh, {hw.watts:g} W)")
     else:
         hourly = _rent(ctx, offer, hw, renting or Renting())
@@ -158,22 +158,41 @@ def _estimate(
 
 
 def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -> None:
-    """Replace the modelled throughput with what a finished job measured here, if any."""
-    from gateway.cost.measured import lookup
+    """Replace the modelled throughput with what a finished job measured here: the same base
+    model's own rate, else the model's estimate scaled by how far off it was for a measured
+    job of the same size class (`gateway.cost.measured`)."""
+    from gateway.cost.measured import correction, lookup
 
     row = lookup(provider, hw.id, ctx.spec.base_model, ctx.spec.method)
-    if row is None:
-        return
-    band = ctx.catalog.calibration["measured_here_band"]
-    tok_s = row["tokens_per_s"]
-    rate = Range(band["low"] * tok_s, tok_s, band["high"] * tok_s)
-    tokens = ctx.report.total_tokens * ctx.spec.training.epochs
+    params_b = ctx.model.n_params / 1e9 if ctx.model.n_params else None
+    offer.model_params_b = round(params_b, 3) if params_b else None
+    modelled = offer.tokens_per_second
+    if row is not None:
+        band = ctx.catalog.calibration["measured_here_band"]
+        tok_s = row["tokens_per_s"]
+        rate = Range(band["low"] * tok_s, tok_s, band["high"] * tok_s)
+        tokens = ctx.report.total_tokens * ctx.spec.training.epochs
+        offer.train_hours = Range.of(tokens) * rate.inverse() / 3600
+        offer.assumptions.append(
+            f"throughput measured on this machine by job {row['job_id']} ({row['at']}): "
+            f"{tok_s:,.0f} tokens/s (x{band['low']:g}-{band['high']:g})"
+        )
+    else:
+        fix = correction(provider, hw.id, ctx.spec.method, params_b)
+        if fix is None or modelled is None:
+            return
+        band = ctx.catalog.calibration["measured_class_band"]
+        likely = modelled.likely * fix.factor
+        rate = Range(band["low"] * likely, likely, band["high"] * likely)
+        offer.train_hours = offer.train_hours * (modelled.likely / likely)
+        offer.assumptions.append(
+            f"throughput scaled x{fix.factor:.2f} by job {fix.row['job_id']} ({fix.row['at']}): "
+            f"{fix.row['model']} measured {fix.row['tokens_per_s']:,.0f} tokens/s here where "
+            f"the model said {fix.row['estimated_tokens_per_s']:,.0f} (same size class, "
+            f"{fix.size}; x{band['low']:g}-{band['high']:g})"
+        )
     offer.tokens_per_second = rate
-    offer.train_hours = Range.of(tokens) * rate.inverse() / 3600
-    offer.assumptions.append(
-        f"throughput measured on this machine by job {row['job_id']} ({row['at']}): "
-        f"{tok_s:,.0f} tokens/s (x{band['low']:g}-{band['high']:g})"
-    )
+    offer.modelled_tokens_per_second = modelled
 
 
 @dataclass

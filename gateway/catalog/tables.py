@@ -221,6 +221,7 @@ class CalibrationFile(_Strict):
     setup_hours: SetupHours
     measured: list[Measured]
     measured_here_band: MeasuredHere
+    measured_class_band: MeasuredHere
     owned_serving_duty_cycle: DutyCycle
     multi_lora_overhead: MultiLoraOverhead
 

@@ -52,6 +52,9 @@ class Offer:
     vram_gb: Range | None = None
     memory_available_gb: float | None = None
     tokens_per_second: Range | None = None
+    # what the FLOPs model said, kept when a measurement on this machine replaced it
+    modelled_tokens_per_second: Range | None = None
+    model_params_b: float | None = None  # the base's size, for measurements by size class
     billed_tokens: float | None = None
     serve: str = ""
     serve_usd_per_1m: float | None = None
@@ -123,4 +126,10 @@ class Offer:
             "notes": self.notes,
             "assumptions": self.assumptions,
             **({"settings": self.settings} if self.settings else {}),
+            **(
+                {"modelled_tokens_per_second": self.modelled_tokens_per_second.to_json(3)}
+                if self.modelled_tokens_per_second
+                else {}
+            ),
+            **({"model_params_b": self.model_params_b} if self.model_params_b else {}),
         }
