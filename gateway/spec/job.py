@@ -56,6 +56,9 @@ class TrainingConfig(_Section):
     seed: int = 42
     early_stopping_patience: int | None = Field(None, ge=1)
     n_evals: int | None = Field(None, ge=0, le=100)
+    checkpoint_minutes: float | None = Field(
+        None, ge=0, le=1440, description="most training time a crash may lose (0: every log step)"
+    )
     dpo_beta: float | None = Field(
         None, gt=0, le=10, description="beta of the DPO, KTO and ORPO losses"
     )
@@ -310,6 +313,7 @@ class ResolvedTraining(TrainingConfig):
     optimizer: Optimizer
     packing: bool
     n_evals: int = Field(ge=0, le=100)
+    checkpoint_minutes: float = Field(ge=0, le=1440)
     dpo_beta: float = Field(gt=0, le=10)
     grpo_generations: int = Field(ge=2, le=64)
     grpo_max_completion: int = Field(ge=1, le=32768)

@@ -107,7 +107,12 @@ def resolve(
     else:
         origin["training.gradient_checkpointing"] = "job"
     fill(train, "packing", False, "default", "training")
-    fill(train, "n_evals", 0 if spec.validation is None else 4, "default", "training")
+    # early stopping decides on evaluations, so it gets twice as many to decide on
+    evals = 0 if spec.validation is None else (8 if train.early_stopping_patience else 4)
+    fill(train, "n_evals", evals, "default", "training")
+    # a checkpoint (adapter + optimizer) at each epoch's end and every 10 minutes of training:
+    # a crash or preemption loses at most that, and a short job is not slowed by saving
+    fill(train, "checkpoint_minutes", 10.0, "default", "training")
     uses_beta = spec.objective in ("dpo", "kto", "orpo")
     fill(
         train,

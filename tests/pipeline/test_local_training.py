@@ -50,6 +50,26 @@ def test_trains_for_real_and_the_adapter_changes_the_model(tmp_path, tiny, objec
     assert rec.actual["tokens_per_s"] > 0 and rec.actual["peak_memory_gb"] > 0
 
 
+@pytest.mark.parametrize(("minutes", "saved"), [(10, {8, 16}), (0, {14, 15, 16})])
+def test_evaluates_n_evals_times_and_checkpoints_at_epoch_ends_and_by_time(
+    tmp_path, tiny, minutes, saved
+):
+    """32 examples x 2 epochs at 4 x 1 = 16 steps: `n_evals: 2` evaluates twice (the last one
+    is the final result, not run again); checkpoints at each epoch's end, and with
+    `checkpoint_minutes: 0` at every logging step too (here every step; the Trainer keeps the
+    newest 3)."""
+    spec = _job(tmp_path, tiny, n=32, valid=8, n_evals=2, checkpoint_minutes=minutes)
+    rec = launch(spec, backend="local").wait(interval=0.5)
+    assert rec.state == "succeeded", rec.error
+    jobdir = JobDir(Path(rec.remote["jobdir"]))
+    evals = [m["step"] for m in jobdir.metrics() if m.get("eval_loss") is not None]
+    assert evals[:2] == [8, 16] and len(evals) == 3  # two evaluations, then the final row
+    done = {int(c.name.split("-")[1]) for c in jobdir.checkpoints.glob("checkpoint-*")}
+    assert done == saved
+    status = jobdir.status()
+    assert status["micro_batch"] == 4 and status["grad_accum"] == 1
+
+
 def test_kill_9_then_resume_continues_from_the_checkpoint(tmp_path, tiny):
     spec = _job(tmp_path, tiny, n=32, valid=0, epochs=6)
     job = launch(spec, backend="local")
