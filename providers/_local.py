@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.catalog.hardware import machine_hardware
 from gateway.catalog.schema import Hardware
-from gateway.cost.offer import Offer, PlanContext
+from gateway.cost.offer import NOT_LAUNCHABLE, Offer, PlanContext
 from gateway.cost.serving import ServeRoute, cheapest_rented, owned_route
 from gateway.cost.training import Stack, TrainingEstimate, estimate_training
 from gateway.util.units import Range, human_usd
@@ -277,7 +277,7 @@ def _rent(ctx: PlanContext, offer: Offer, hw: Hardware, renting: Renting) -> flo
     )
     blocked = cloud_blocker(rent.cloud, ctx.catalog, renting.view)
     if blocked:  # priced as advice: tunegate run on that machine can still use it
-        offer.needs.append(f"not launchable from here: {rent.cloud} cannot hold the job's folder")
+        offer.needs.append(f"{NOT_LAUNCHABLE}: {rent.cloud} cannot hold the job's folder")
         offer.notes.append(f"{blocked}; launch another cloud with --on (aws, gcp, lambda, ...)")
     return rent.usd_per_hour
 

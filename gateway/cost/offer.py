@@ -39,6 +39,9 @@ class PlanContext:
         return int(min(self.spec.training.max_seq_len, max(256.0, self.report.avg_tokens * 2)))
 
 
+NOT_LAUNCHABLE = "not launchable from here"  # how an offer's `needs` says it
+
+
 @dataclass
 class Offer:
     provider: str  # local | unsloth | mlx | together | fireworks | openai | bedrock
@@ -72,6 +75,12 @@ class Offer:
     @property
     def feasible(self) -> bool:
         return not self.reasons
+
+    @property
+    def launchable(self) -> bool:
+        """Whether `tunegate train` can start it from here (a feasible offer that is not is
+        priced as advice and ranked after every one that is)."""
+        return not any(n.startswith(NOT_LAUNCHABLE) for n in self.needs)
 
     @property
     def reason(self) -> str:

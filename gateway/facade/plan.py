@@ -79,7 +79,13 @@ class Plan:
                 continue
             seen.add(offer.provider)
             extra = offer.total_usd.likely - choice.total_usd.likely
-            if abs(extra) < 0.005:
+            if not offer.launchable and choice.launchable:
+                why = (
+                    f"{human_usd(-extra)} less, but {offer.needs[0]}"
+                    if extra < 0
+                    else (offer.needs[0])
+                )
+            elif abs(extra) < 0.005:
                 why = f"same cost but slower (~{human_hours(offer.train_hours.likely)})"
             else:
                 why = f"{human_usd(extra)} more"
@@ -217,7 +223,11 @@ def plan(
         return next((o for o in other.offers if o.feasible), None)
 
     cutoffs.apply(offers, model, catalog, on, resolved.serving.horizon_days, alternative)
-    offers.sort(key=lambda o: (not o.feasible, o.total_usd.likely, o.train_hours.likely))
+    # an offer tunegate cannot start from here never wins over one it can: it stays in the
+    # table, priced, with what it would take
+    offers.sort(
+        key=lambda o: (not o.feasible, not o.launchable, o.total_usd.likely, o.train_hours.likely)
+    )
     warnings = list(machine.notes)
     if report.approximate:
         warnings.append(

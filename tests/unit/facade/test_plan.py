@@ -31,6 +31,20 @@ def test_every_provider_offers_and_every_refusal_has_a_reason(catalog, cpu_machi
     assert not openai.feasible and "only its own models" in openai.reason
 
 
+def test_an_offer_that_cannot_be_launched_from_here_never_wins(catalog, cpu_machine):
+    """The cheapest QLoRA rows rent on clouds SkyPilot cannot mount a bucket on: they stay in
+    the table, priced and marked, and the winner is the cheapest offer tunegate can start."""
+    result = _plan(catalog, cpu_machine, method="qlora", base_model="meta-llama/Llama-3.1-8B")
+    feasible = result.feasible
+    blocked = [o for o in feasible if not o.launchable]
+    assert blocked and all("not launchable from here" in o.needs[0] for o in blocked)
+    assert result.choice.launchable
+    cheaper = [o for o in blocked if o.total_usd.likely < result.choice.total_usd.likely]
+    assert cheaper  # the ranking, not the prices, put the choice first
+    order = [o.launchable for o in feasible]
+    assert order == sorted(order, reverse=True)  # every launchable one before any that is not
+
+
 def test_keys_present_clear_the_needs(catalog, cpu_machine):
     result = _plan(catalog, cpu_machine, env={"TOGETHER_API_KEY": "x"})
     together = next(o for o in result.offers if o.provider == "together")
