@@ -261,10 +261,11 @@ def _rent(ctx: PlanContext, offer: Offer, hw: Hardware, renting: Renting) -> flo
                 f"SkyPilot's catalog: {row['cloud']} {row['region']} {row['instance_type']} at "
                 f"{human_usd(row['price'])}/h{' spot' if res.spot else ''}"
             )
+            _synced(ctx, offer, renting)
             return float(row["price"]) / offer.gpus  # the instance holds `gpus` of them
         enabled = ", ".join(renting.view.enabled) or "none"
         offer.needs.append(
-            f"no enabled cloud that can hold a job's folder rents {hw.skypilot} (enabled: "
+            f"no enabled cloud rents {hw.skypilot} (enabled: "
             f"{enabled}; `sky check`, then `tunegate doctor --clouds`)"
         )
     rent = hw.cheapest_rent()
@@ -277,9 +278,26 @@ def _rent(ctx: PlanContext, offer: Offer, hw: Hardware, renting: Renting) -> flo
     )
     blocked = cloud_blocker(rent.cloud, ctx.catalog, renting.view)
     if blocked:  # priced as advice: tunegate run on that machine can still use it
-        offer.needs.append(f"{NOT_LAUNCHABLE}: {rent.cloud} cannot hold the job's folder")
-        offer.notes.append(f"{blocked}; launch another cloud with --on (aws, gcp, lambda, ...)")
+        offer.needs.append(f"{NOT_LAUNCHABLE}: {blocked}")
+        offer.notes.append("launch another cloud with --on (aws, gcp, lambda, ...)")
+    _synced(ctx, offer, renting)
     return rent.usd_per_hour
+
+
+def _synced(ctx: PlanContext, offer: Offer, renting: Renting) -> None:
+    """A cloud that cannot mount a bucket still runs the job: its worker keeps the job's
+    folder in the bucket (`providers.runners.bucket_sync`). The offer pins that cloud, so
+    launching it asks SkyPilot for that cloud's GPU and the task is built for that route."""
+    from providers.runners.sky_prices import cloud_mounts
+
+    if offer.cloud is None or cloud_mounts(offer.cloud, ctx.catalog, renting.view):
+        return
+    offer.settings["resources.cloud"] = offer.cloud
+    offer.settings_why["resources.cloud"] = f"plan:cheapest on {offer.cloud}, folder synced"
+    offer.notes.append(
+        f"{offer.cloud} cannot mount a bucket: the worker keeps the job's folder in it through "
+        "the S3 API (each complete checkpoint, metrics and status; resume pulls the newest)"
+    )
 
 
 def local_offers(

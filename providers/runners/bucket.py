@@ -1,14 +1,17 @@
 """A rented job's folder in a bucket: what tunegate writes before launch (the converted data,
 spec.json) and reads while and after the job runs (status.json, metrics.jsonl, the adapter).
 
-The same folder is mounted at JOBDIR on the rented machine (SkyPilot `file_mounts`), so the
-worker writes exactly what it writes locally and a preempted machine's successor finds the
-checkpoints. S3 and S3-compatible stores (R2, MinIO: `AWS_ENDPOINT_URL`) through boto3, with
-credentials from its usual chain.
+On clouds that mount a bucket the same folder is mounted at JOBDIR on the rented machine
+(SkyPilot `file_mounts`), so the worker writes exactly what it writes locally and a preempted
+machine's successor finds the checkpoints. On clouds that cannot (RunPod, Vast), JOBDIR is a
+plain folder there and `providers.runners.bucket_sync` keeps it in this one through the
+object-store API. S3 and S3-compatible stores (R2, MinIO: `AWS_ENDPOINT_URL`) through boto3,
+with credentials from its usual chain.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,18 @@ class JobBucket:
             out += [o["Key"][len(self.prefix) + 1 :] for o in page.get("Contents", [])]
         return out
 
+    @classmethod
+    def at(cls, uri: str) -> JobBucket:
+        """The job folder `s3://bucket/prefix/JOB-ID` itself."""
+        root, _, job_id = uri.rstrip("/").rpartition("/")
+        return cls(root, job_id)
+
+    def delete(self, names: list[str]) -> None:
+        """Remove these files (relative to the job's folder), a thousand per request."""
+        for i in range(0, len(names), 1000):
+            chunk = [{"Key": self._key(n)} for n in names[i : i + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk})
+
     def download(self, sub: str, dest: Path) -> int:
         """Copy the folder `sub` to `dest` (a partial name, renamed when complete)."""
         names = self.names(sub)
@@ -91,3 +106,28 @@ class JobBucket:
             shutil.rmtree(dest)
         part.rename(dest)
         return len(names)
+
+
+def storage_secrets() -> dict[str, str]:
+    """The object store's credentials for a machine that syncs the folder itself: boto3's
+    resolved chain here (keys, session token, region, an S3-compatible endpoint), handed to
+    SkyPilot as task secrets, which it keeps out of its logs and dashboards."""
+    import boto3
+
+    session = boto3.Session()
+    creds = session.get_credentials()
+    if creds is None:
+        raise ProviderError(
+            "no credentials for the job's bucket: a machine that cannot mount it writes the "
+            "job's folder through the S3 API",
+            fix="aws configure (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+        )
+    frozen = creds.get_frozen_credentials()
+    out = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        out["AWS_SESSION_TOKEN"] = frozen.token
+    if session.region_name:
+        out["AWS_DEFAULT_REGION"] = session.region_name
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        out["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL"]
+    return out

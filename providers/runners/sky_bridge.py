@@ -39,6 +39,7 @@ def _task(req: dict[str, Any]) -> Any:
         setup=req.get("setup"),
         run=req["run"],
         envs=req.get("envs") or {},
+        secrets=req.get("secrets") or None,  # storage credentials: SkyPilot redacts them
         workdir=req.get("workdir"),
         num_nodes=int(req.get("num_nodes") or 1),
     )
@@ -71,7 +72,8 @@ def _task(req: dict[str, Any]) -> Any:
 
 
 def _config(task: Any) -> dict[str, Any]:
-    return task.to_yaml_config()
+    """The task as SkyPilot writes it, its secrets' values redacted (what it shows and logs)."""
+    return task._to_yaml_config(redact_secrets=True)
 
 
 def _public(config: Any) -> Any:

@@ -4,7 +4,10 @@ The worker is unchanged (`python -m providers.<backend>.worker JOBDIR --resume`,
 when the offer has several GPUs). JOBDIR is the job's folder in the configured bucket, mounted
 on the machine, so checkpoints, metrics and the adapter survive a preemption: SkyPilot's
 controller starts the job again elsewhere and the worker carries on from its newest complete
-checkpoint. The managed job's name carries the idempotency key, so a launch whose answer was
+checkpoint. On a cloud that cannot mount a bucket (RunPod, Vast) JOBDIR is a plain folder on
+the machine and `providers.runners.bucket_sync` runs the worker, pulling the inputs and the
+newest complete checkpoint from the same bucket folder and pushing progress back (the storage
+credentials travel as SkyPilot task secrets: never journaled, logged or printed). The managed job's name carries the idempotency key, so a launch whose answer was
 lost is found by name and adopted, never made twice (`find`).
 
 SkyPilot runs in its own interpreter through `providers.runners.sky_bridge` (it pins an older click
@@ -25,7 +28,7 @@ from gateway.errors import JobError, ProviderError
 from gateway.journal import JobRecord
 from gateway.journal.records import JobUpdate, RemoteEvent, job_dir
 from providers.jobdir import JobDir, add_metrics
-from providers.runners.bucket import MOUNT, JobBucket
+from providers.runners.bucket import MOUNT, JobBucket, storage_secrets
 
 BRIDGE = Path(__file__).with_name("sky_bridge.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,8 +201,15 @@ def remote_jobdir(rec: JobRecord) -> str:
     return f"{MOUNT}/{bucket_of(rec).prefix}"
 
 
-def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> dict[str, Any]:
-    """What the bridge builds the `sky.Task` from."""
+SYNCED_JOBDIR = "~/tunegate-job"  # JOBDIR on a machine that cannot mount the bucket
+
+
+def task_request(
+    rec: JobRecord, worker: str, extras: str, attempt: int = 0, sync: bool = False
+) -> dict[str, Any]:
+    """What the bridge builds the `sky.Task` from. `sync`: the job's cloud cannot mount the
+    bucket, so `bucket_sync` keeps its folder there (the request then carries `secrets`: pass
+    it to the bridge only, never to the journal or a log)."""
     from gateway.catalog.config import load_config
 
     settings = load_config().skypilot
@@ -208,13 +218,21 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
     accs = accelerators(rec)
     gpus = accs[0]["count"] if accs else 1
     bucket = bucket_of(rec)
-    jobdir = remote_jobdir(rec)
+    jobdir = SYNCED_JOBDIR if sync else remote_jobdir(rec)
+    if sync and uses_axolotl(spec):
+        raise ProviderError(
+            f"{res.get('cloud')} cannot mount a bucket and runs one node: the several-node "
+            "(Axolotl) route needs a cloud that mounts one",
+            fix="--on aws, gcp, lambda, ...",
+        )
     run = f"python -m {worker} {jobdir} --resume"
     if gpus > 1:
         run = (
             "python -m torch.distributed.run --nproc_per_node=$SKYPILOT_NUM_GPUS_PER_NODE "
             f"--nnodes=1 -m {worker} {jobdir} --resume"
         )
+    if sync:
+        run = f"python -m providers.runners.bucket_sync {bucket.uri} {jobdir} -- {run}"
     setup = INSTALL.format(extras=extras)
     if uses_axolotl(spec):
         from providers.runners.axolotl import launch_command
@@ -235,10 +253,14 @@ def task_request(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> 
         "accelerators": accs,
         "spot": bool(res.get("spot") or settings.spot),
         "infra": [res["cloud"]] if res.get("cloud") else (settings.clouds or None),
-        "file_mounts": {MOUNT: {"source": f"s3://{bucket.bucket}", "mode": "MOUNT_CACHED"}},
+        "file_mounts": {}
+        if sync
+        else {MOUNT: {"source": f"s3://{bucket.bucket}", "mode": "MOUNT_CACHED"}},
         # preemptions are recovered by default; a failure the worker survives is retried twice
         "job_recovery": {"strategy": "FAILOVER", "max_restarts_on_errors": 2},
     }
+    if sync:
+        request["secrets"] = storage_secrets()  # the bucket's, for bucket_sync there
     max_usd = (spec.get("constraints") or {}).get("max_usd")
     hours = ((rec.offer or {}).get("train_hours") or {}).get("likely")
     if max_usd and hours:
@@ -262,8 +284,8 @@ def upload(rec: JobRecord, jobdir: Path) -> dict[str, str]:
     return sent
 
 
-def launch(rec: JobRecord, worker: str, extras: str, attempt: int = 0) -> str:
-    answer = bridge("launch", task_request(rec, worker, extras, attempt))
+def launch(rec: JobRecord, worker: str, extras: str, attempt: int = 0, sync: bool = False) -> str:
+    answer = bridge("launch", task_request(rec, worker, extras, attempt, sync))
     ids = answer.get("job_ids") or []
     if not ids:
         raise ProviderError("SkyPilot accepted the launch but returned no job id")

@@ -33,15 +33,18 @@ class SkyView:
     prices: list[dict[str, Any]] = field(default_factory=list)
 
     def blocker(self, cloud: str) -> str | None:
-        """Why a tunegate job cannot be launched on `cloud` (None: it can)."""
+        """Why a tunegate job cannot be launched on `cloud` (None: it can). A cloud that
+        cannot mount a bucket can: its worker keeps the job's folder in the bucket itself."""
         cloud = cloud.lower()
         if cloud not in self.enabled:
             enabled = ", ".join(self.enabled) or "none"
             return f"{cloud} is not enabled in SkyPilot (enabled: {enabled}; `sky check {cloud}`)"
-        info = self.features.get(cloud) or {}
-        if info and not info.get("mounts_buckets", True):
-            return f"{info.get('why') or cloud + ' cannot mount a bucket'} (SkyPilot)"
         return None
+
+    def mounts(self, cloud: str) -> bool | None:
+        """Whether SkyPilot mounts a bucket on `cloud` (None: it did not say)."""
+        info = self.features.get(cloud.lower())
+        return None if not info else bool(info.get("mounts_buckets", True))
 
     def cheapest(
         self,
@@ -105,8 +108,19 @@ def cloud_blocker(cloud: str | None, catalog: Any, view: SkyView | None = None) 
     if view is not None:
         return view.blocker(cloud)
     rule = catalog.rules.rented_clouds.get(cloud.lower())
-    if rule is None:
+    if rule is None or rule.skypilot:
         return None
-    if not rule.skypilot or not rule.mounts_buckets:
-        return rule.why or f"{cloud} cannot hold a job's folder"
-    return None
+    return rule.why or f"SkyPilot does not rent from {cloud}"
+
+
+def cloud_mounts(cloud: str | None, catalog: Any, view: SkyView | None = None) -> bool:
+    """Whether the job's folder can be a bucket mounted on `cloud` (SkyPilot's answer, else
+    rules.yaml; an unknown or unnamed cloud is left to SkyPilot, which only picks clouds that
+    can mount what the task mounts). False: the folder is synced (`bucket_sync`)."""
+    if not cloud:
+        return True
+    said = view.mounts(cloud) if view is not None else None
+    if said is not None:
+        return said
+    rule = catalog.rules.rented_clouds.get(cloud.lower())
+    return True if rule is None else rule.mounts_buckets

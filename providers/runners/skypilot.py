@@ -27,8 +27,9 @@ class SkyPilot:
 
     # which offers can start ---------------------------------------------------------------
     def blocker(self, offer: Any) -> str | None:
-        """SkyPilot installed, a bucket configured, and the offer's cloud able to hold the
-        job's folder (SkyPilot's cached answer, else rules.yaml)."""
+        """SkyPilot installed, a bucket configured, and the offer's cloud one SkyPilot rents
+        from and has enabled (its cached answer, else rules.yaml). A cloud that cannot mount
+        the bucket is no blocker: its worker syncs the job's folder (`bucket_sync`)."""
         from gateway.catalog import load_catalog
         from providers.runners.sky_prices import cached, cloud_blocker
 
@@ -81,7 +82,7 @@ class SkyPilot:
         sky_jobs.upload(rec, jobdir)
 
     def start(self, rec: JobRecord, worker: Worker, *, resume: bool = False) -> str:
-        return sky_jobs.launch(rec, worker.worker, worker.extras)
+        return sky_jobs.launch(rec, worker.worker, worker.extras, sync=synced(rec))
 
     def find(self, rec: JobRecord) -> str | None:
         return sky_jobs.find(rec)
@@ -144,6 +145,15 @@ class SkyPilot:
         return out
 
 
+def synced(rec: JobRecord) -> bool:
+    """Whether the job's cloud cannot mount a bucket, so its worker syncs the folder."""
+    from gateway.catalog import load_catalog
+    from providers.runners.sky_prices import cached, cloud_mounts
+
+    cloud = ((rec.spec or {}).get("resources") or {}).get("cloud")
+    return not cloud_mounts(cloud, load_catalog(), cached())
+
+
 def _clouds(view: Any) -> Any:
     from gateway.util.checks import Check
 
@@ -151,10 +161,10 @@ def _clouds(view: Any) -> Any:
         return Check("rented", "clouds", None, "not asked yet", "prices from SkyPilot's catalogs",
                      "tunegate doctor --clouds")  # fmt: skip
     ready = [c for c in view.enabled if view.blocker(c) is None]
-    held = [c for c in view.enabled if view.blocker(c) is not None]
+    synced = [c for c in ready if view.mounts(c) is False]
     detail = f"enabled: {', '.join(view.enabled) or 'none'}"
-    if held:
-        detail += f"; cannot hold a job's folder: {', '.join(held)}"
+    if synced:
+        detail += f"; no bucket mount, the job's folder synced by its worker: {', '.join(synced)}"
     age = (time.time() - view.as_of) / 3600
     detail += f" ({len(view.prices)} prices, asked {age:.0f} h ago)"
     fix = "" if ready and not view.stale else "sky check, then tunegate doctor --clouds"

@@ -101,6 +101,39 @@ def test_the_task_round_trips_through_skypilot():
     assert canonical(back) == canonical(config)
 
 
+def test_on_a_cloud_that_cannot_mount_the_worker_syncs_the_folder(monkeypatch):
+    """RunPod: no bucket mount; the worker runs under bucket_sync against the same bucket
+    folder, the storage credentials go as task secrets, and SkyPilot's own config of the task
+    (what it shows and logs) does not hold them."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSYNCEDROUTE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-any-log-0123456789")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with Journal() as journal:
+        rec, offer = _rented_job(journal, cloud="runpod")
+    assert offer.cloud == "runpod" and offer.launchable
+    request = _sky_jobs.task_request(rec, "providers.local_hf.worker", "local", sync=True)
+    assert request["secrets"]["AWS_ACCESS_KEY_ID"] == "AKIDSYNCEDROUTE"
+    got = _sky_jobs.bridge("task", request)
+    config = got["config"]
+    assert not config.get("file_mounts")
+    bucket = f"s3://tg-rented/jobs/{rec.id}"
+    jobdir = _sky_jobs.SYNCED_JOBDIR
+    assert config["run"] == (
+        f"python -m providers.runners.bucket_sync {bucket} {jobdir} -- "
+        f"python -m providers.local_hf.worker {jobdir} --resume"
+    )
+    assert {r.get("infra") for r in config["resources"].get("any_of", [config["resources"]])} == {
+        "runpod"
+    }
+    shown = json.dumps(got)
+    assert "not-for-any-log-0123456789" not in shown and "AKIDSYNCEDROUTE" not in shown
+    # the several-node route needs a mounted bucket: refused before anything is launched
+    spread = rec.spec | {"resources": {**rec.spec["resources"], "nodes": 2}}
+    rec2 = type(rec)(**{**rec.__dict__, "spec": spread})
+    with pytest.raises(ProviderError, match="cannot mount a bucket and runs one node"):
+        _sky_jobs.task_request(rec2, "providers.local_hf.worker", "local", sync=True)
+
+
 def test_a_bad_task_is_refused_with_skypilots_reason():
     with Journal() as journal:
         rec, _ = _rented_job(journal)

@@ -32,17 +32,24 @@ def test_every_provider_offers_and_every_refusal_has_a_reason(catalog, cpu_machi
 
 
 def test_an_offer_that_cannot_be_launched_from_here_never_wins(catalog, cpu_machine):
-    """The cheapest QLoRA rows rent on clouds SkyPilot cannot mount a bucket on: they stay in
-    the table, priced and marked, and the winner is the cheapest offer tunegate can start."""
+    """SkyPilot does not rent from Modal: its rows stay in the table, priced and marked, and
+    rank after every offer tunegate can start, even dearer ones. RunPod cannot mount a bucket
+    but is launchable: the offer pins the cloud, and its worker syncs the job's folder."""
     result = _plan(catalog, cpu_machine, method="qlora", base_model="meta-llama/Llama-3.1-8B")
     feasible = result.feasible
     blocked = [o for o in feasible if not o.launchable]
-    assert blocked and all("not launchable from here" in o.needs[0] for o in blocked)
-    assert result.choice.launchable
-    cheaper = [o for o in blocked if o.total_usd.likely < result.choice.total_usd.likely]
-    assert cheaper  # the ranking, not the prices, put the choice first
+    assert blocked and {o.cloud for o in blocked} == {"modal"}
+    assert all("not launchable from here: SkyPilot does not rent" in o.needs[0] for o in blocked)
     order = [o.launchable for o in feasible]
     assert order == sorted(order, reverse=True)  # every launchable one before any that is not
+    dearer = [
+        o for o in feasible if o.launchable and o.total_usd.likely > blocked[0].total_usd.likely
+    ]
+    assert dearer  # the ranking, not the prices, put them first
+    choice = result.choice
+    assert choice.launchable and choice.cloud == "runpod"  # the cheapest, as priced
+    assert choice.settings["resources.cloud"] == "runpod"
+    assert any("worker keeps the job's folder" in n for n in choice.notes)
 
 
 def test_keys_present_clear_the_needs(catalog, cpu_machine):
