@@ -75,7 +75,7 @@ $(BIN)/llama-server: | $(VENV)/.offline-files
 # refuses, so sharing .venv would pull transformers back (docs/scale-out.md). tunegate runs it
 # through providers/runners/sky_bridge.py; the tests find it here.
 SKY_VENV ?= .venv-sky
-SKYPILOT ?= skypilot[aws,vast]==0.14.1
+SKYPILOT ?= skypilot[aws,vast,runpod]==0.14.1
 $(SKY_VENV)/.installed: | $(BIN)/python
 	$(PYTHON) -m venv $(SKY_VENV)
 	$(SKY_VENV)/bin/python -m pip install --quiet --upgrade pip

@@ -9,7 +9,10 @@ a launched job waits PENDING, which is what the lifecycle needs:
   managed job whose name carries the idempotency key; `status` maps PENDING to queued;
   `cancel` ends it, and the journal agrees with SkyPilot's CANCELLED;
 - a launch whose process dies after SkyPilot took the job but before the journal heard of it
-  is adopted by name on the next start (`tunegate jobs`): one job on SkyPilot's queue.
+  is adopted by name on the next start (`tunegate jobs`): one job on SkyPilot's queue;
+- RunPod and Vast (enabled by their key files; SkyPilot cannot mount a bucket there) launch on
+  the synced route, their storage secret in nothing tunegate writes or prints. Provider APIs
+  are refused at once by a loopback proxy (HTTPS_PROXY), so nothing is rented.
 """
 
 from __future__ import annotations
@@ -68,7 +71,13 @@ def server(tmp_path_factory):
         "[default]\naws_access_key_id = test\naws_secret_access_key = test\n"
     )
     (home / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
-    moto_port, sky_port = _port(), _port()
+    # Vast and RunPod: clouds SkyPilot rents from but cannot mount a bucket on (their checks
+    # read a key file)
+    (home / ".config" / "vastai").mkdir(parents=True)
+    (home / ".config" / "vastai" / "vast_api_key").write_text("not-a-real-key\n")
+    (home / ".runpod").mkdir()
+    (home / ".runpod" / "config.toml").write_text('[default]\napi_key = "not-a-real-key"\n')
+    moto_port, sky_port, no_proxy = _port(), _port(), _port()
     env = {
         "HOME": str(home),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
@@ -78,6 +87,10 @@ def server(tmp_path_factory):
         "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
         "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{sky_port}",
         "SKYPILOT_API_SERVER_LOCAL_PORT": str(sky_port),
+        # a provider's HTTPS API (Vast's, when a job starts provisioning) is refused here, on
+        # loopback, at once: nothing is rented and nothing leaves the machine
+        "HTTPS_PROXY": f"http://127.0.0.1:{no_proxy}",
+        "NO_PROXY": "127.0.0.1,localhost",
     }
     full = {**os.environ, **env}
     moto = subprocess.Popen(
@@ -208,14 +221,61 @@ def test_a_launch_cut_off_before_the_journal_heard_is_adopted(rented_env, monkey
     CliRunner().invoke(main, ["cancel", rec.id])  # nothing left pending on the server
 
 
+@pytest.mark.parametrize("cloud", ["runpod", "vast"])
+def test_a_cloud_that_cannot_mount_launches_with_its_folder_synced(rented_env, monkeypatch, cloud):
+    """`--on runpod` / `--on vast`: the job is launched on the synced route (no bucket mount; bucket_sync runs
+    the worker, tests/pipeline/test_bucket_sync.py). The storage secret it carries is in
+    nothing tunegate writes or prints."""
+    secret = "tg-secret-2f9c81d7e4b0"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)  # moto takes any
+    runner = CliRunner()
+    out = runner.invoke(
+        main, ["train", str(rented_env), "--backend", "local", "--on", cloud, "--yes", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.stdout)
+    with Journal() as journal:
+        rec = journal.get(job["id"])
+    assert rec.spec["resources"]["cloud"] == cloud and job["remote_id"].startswith("sky:")
+    keys = _s3_keys(f"jobs/{rec.id}/")
+    assert f"jobs/{rec.id}/spec.json" in keys and f"jobs/{rec.id}/train.jsonl" in keys
+    (sky_job,) = _queue(_sky_jobs.job_name(rec))
+    assert f"sky:{sky_job['job_id']}" == rec.remote_id
+    assert secret not in out.output
+    home = Path(os.environ["TUNEGATE_HOME"])
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if secret.encode() in p.read_bytes()]
+    assert runner.invoke(main, ["cancel", rec.id]).exit_code == 0
+
+    def ended():
+        state = json.loads(runner.invoke(main, ["status", rec.id, "--json"]).stdout)["state"]
+        return state in ("cancelled", "failed")
+
+    assert until(ended, 120, 3), _queue(_sky_jobs.job_name(rec))
+
+
 def test_doctor_asks_skypilot_and_the_plan_prices_from_its_catalogs(rented_env):
     out = CliRunner().invoke(main, ["doctor", "--clouds", "--json"])
     assert out.exit_code == 0, out.output
     checks = {c["name"]: c for c in json.loads(out.stdout)["checks"] if c["area"] == "rented"}
     assert checks["skypilot"]["ok"] and checks["bucket"]["ok"]
     assert checks["clouds"]["ok"], checks["clouds"]
-    assert "enabled: aws" in checks["clouds"]["detail"]
+    detail = checks["clouds"]["detail"]
+    assert "aws" in detail and "synced by its worker: " in detail and "vast" in detail
     plan = json.loads(CliRunner().invoke(main, ["plan", str(rented_env), "--json"]).stdout)
+    l4s = [o for o in plan["offers"] if o["kind"] == "rented" and o["hardware"] == "l4-24gb"]
+    # the fixture catalogs' prices, not tunegate's own table: Vast's L4 is the cheapest, and
+    # launchable (its folder synced), the offer pinned to it
+    l4 = l4s[0]
+    assert l4["cloud"] == "vast" and any(
+        "1x-L4-8-32768" in n and "$0.35/h" in n for n in l4["notes"]
+    )
+    assert l4["settings"]["resources.cloud"] == "vast"
+    assert not any("not launchable" in n for n in l4["needs"])
+    # a job held to AWS: SkyPilot's g6.xlarge there
+    job = yaml.safe_load(rented_env.read_text())
+    on_aws = rented_env.with_name("on-aws.yaml")
+    on_aws.write_text(yaml.safe_dump({**job, "resources": {"cloud": "aws"}}))
+    plan = json.loads(CliRunner().invoke(main, ["plan", str(on_aws), "--json"]).stdout)
     l4 = next(o for o in plan["offers"] if o["kind"] == "rented" and o["hardware"] == "l4-24gb")
-    # the fixture catalog's g6.xlarge, not tunegate's own price table
     assert l4["cloud"] == "aws" and any("g6.xlarge" in n and "$0.81/h" in n for n in l4["notes"])
