@@ -313,7 +313,7 @@ class ResolvedTraining(TrainingConfig):
     optimizer: Optimizer
     packing: bool
     n_evals: int = Field(ge=0, le=100)
-    checkpoint_minutes: float = Field(ge=0, le=1440)
+    checkpoint_minutes: float = Field(10.0, ge=0, le=1440)  # a job journaled before it existed
     dpo_beta: float = Field(gt=0, le=10)
     grpo_generations: int = Field(ge=2, le=64)
     grpo_max_completion: int = Field(ge=1, le=32768)

@@ -9,7 +9,7 @@ mount one (RunPod, Vast in SkyPilot 0.14.1):
 2. **run** the worker, and every `SYNC_S` seconds **push** `status.json`, `metrics.jsonl` and
    each checkpoint that became complete (its files first, the COMPLETE marker last, so a
    checkpoint cut short in transit is never taken for a whole one); older checkpoints beyond
-   the newest `KEEP` are removed from the bucket, as the worker removes them on disk.
+   the newest `KEEP`, and any a killed machine left half-sent, are removed from the bucket.
 3. when the worker ends (or SIGTERM, a preemption notice, is passed on to it): push everything
    again and the adapter, then exit with the worker's code.
 
@@ -49,6 +49,12 @@ def _bucket_checkpoints(bucket: JobBucket) -> dict[str, list[str]]:
     return out
 
 
+def _complete(held: dict[str, list[str]]) -> list[str]:
+    """The checkpoints whose COMPLETE marker reached the bucket, oldest first."""
+    done = [c for c, files in held.items() if f"checkpoints/{c}/{COMPLETE}" in files]
+    return sorted(done, key=_step)
+
+
 def pull(bucket: JobBucket, jobdir: Path) -> str | None:
     """The job's inputs and progress, and its newest complete checkpoint, into JOBDIR; the
     checkpoint's name, or None on a first start."""
@@ -58,11 +64,10 @@ def pull(bucket: JobBucket, jobdir: Path) -> str | None:
             data = bucket.read(name)
             if data is not None:
                 (jobdir / name).write_bytes(data)
-    held = _bucket_checkpoints(bucket)
-    complete = [c for c, files in held.items() if f"checkpoints/{c}/{COMPLETE}" in files]
+    complete = _complete(_bucket_checkpoints(bucket))
     if not complete:
         return None
-    newest = max(complete, key=_step)
+    newest = complete[-1]
     bucket.download(f"checkpoints/{newest}", jobdir / "checkpoints" / newest)
     return newest
 
@@ -72,11 +77,7 @@ class Pusher:
 
     def __init__(self, bucket: JobBucket, jobdir: Path):
         self.bucket, self.jobdir = bucket, jobdir
-        self.sent: set[str] = set(
-            c
-            for c, files in _bucket_checkpoints(bucket).items()
-            if f"checkpoints/{c}/{COMPLETE}" in files
-        )
+        self.sent = set(_complete(_bucket_checkpoints(bucket)))
 
     def progress(self) -> None:
         for name in PROGRESS:
@@ -101,11 +102,11 @@ class Pusher:
 
     def _prune(self) -> None:
         held = _bucket_checkpoints(self.bucket)
-        complete = sorted(
-            (c for c, files in held.items() if f"checkpoints/{c}/{COMPLETE}" in files),
-            key=_step,
-        )
+        complete = _complete(held)
         old = complete[:-KEEP]
+        if complete:  # and what a killed machine left half-sent, older than the newest whole one
+            newest = _step(complete[-1])
+            old += [c for c in held if c not in complete and _step(c) < newest]
         if old:
             self.bucket.delete([n for c in old for n in held[c]])
 
@@ -115,10 +116,9 @@ class Pusher:
         adapter = self.jobdir / "adapter"
         if adapter.is_dir():
             self._tree(adapter, "adapter")
-        for name in ("status.json",):  # its final state, after the adapter is there
-            path = self.jobdir / name
-            if path.is_file():
-                self.bucket.put(name, path)
+        status = self.jobdir / "status.json"
+        if status.is_file():  # its final state once more, after the adapter is there
+            self.bucket.put("status.json", status)
 
 
 def run(uri: str, jobdir: Path, command: list[str], sync_s: float = SYNC_S) -> int:

@@ -136,6 +136,8 @@ def test_a_preempted_machine_without_a_mount_resumes_from_the_bucket(s3, tmp_pat
     assert after and min(after) > resumed_at  # carried on, did not start over
     assert "adapter/adapter_model.safetensors" in bucket.names("adapter")
     assert len(_complete(bucket)) <= KEEP  # older checkpoints pruned as new ones went up
+    held = {n.split("/")[1] for n in bucket.names("checkpoints")}
+    assert len(held) == len(_complete(bucket))  # nothing half-sent left behind
     # what the local side fetches on this route is what it fetches on the mounted one
     assert bucket.download("adapter", tmp_path / "fetched") >= 2
     assert (tmp_path / "fetched" / "adapter_config.json").is_file()
