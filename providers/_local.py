@@ -69,6 +69,7 @@ def _offer(
         serve_usd_month=Range.zero(),
         horizon_days=horizon,
         model_id=model.id,
+        model_params_b=round(model.n_params / 1e9, 3) if model.n_params else None,
     )
     if model.closed:
         return offer.refuse(f"{model.id} is a closed model: only OpenAI can tune it")
@@ -164,8 +165,6 @@ def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -
     from gateway.cost.measured import correction, lookup
 
     row = lookup(provider, hw.id, ctx.spec.base_model, ctx.spec.method)
-    params_b = ctx.model.n_params / 1e9 if ctx.model.n_params else None
-    offer.model_params_b = round(params_b, 3) if params_b else None
     modelled = offer.tokens_per_second
     if row is not None:
         band = ctx.catalog.calibration["measured_here_band"]
@@ -178,7 +177,7 @@ def _use_measured(ctx: PlanContext, offer: Offer, provider: str, hw: Hardware) -
             f"{tok_s:,.0f} tokens/s (x{band['low']:g}-{band['high']:g})"
         )
     else:
-        fix = correction(provider, hw.id, ctx.spec.method, params_b)
+        fix = correction(provider, hw.id, ctx.spec.method, offer.model_params_b)
         if fix is None or modelled is None:
             return
         band = ctx.catalog.calibration["measured_class_band"]

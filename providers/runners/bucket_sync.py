@@ -89,15 +89,16 @@ class Pusher:
             (p for p in folder.glob("checkpoint-*") if (p / COMPLETE).is_file()),
             key=lambda p: _step(p.name),
         )
-        for ckpt in done:
-            if ckpt.name not in self.sent:
-                self._tree(ckpt, f"checkpoints/{ckpt.name}", last=COMPLETE)
-                self.sent.add(ckpt.name)
-        self._prune()
+        new = [c for c in done if c.name not in self.sent]
+        for ckpt in new:
+            self._tree(ckpt, f"checkpoints/{ckpt.name}", last=COMPLETE)
+            self.sent.add(ckpt.name)
+        if new:  # the bucket is listed again only when it changed
+            self._prune()
 
     def _tree(self, folder: Path, under: str, last: str | None = None) -> None:
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        for path in sorted(files, key=lambda p: p.name == last):  # the marker goes up last
+        files = (p for p in folder.rglob("*") if p.is_file())
+        for path in sorted(files, key=lambda p: (p.name == last, p)):  # the marker goes up last
             self.bucket.put(f"{under}/{path.relative_to(folder).as_posix()}", path)
 
     def _prune(self) -> None:

@@ -71,10 +71,12 @@ def s3(monkeypatch):
 
 
 def _staged(tmp_path: Path, tiny: Path) -> JobBucket:
-    """The job's folder in the bucket as `tunegate train` uploads it: spec.json and the data."""
+    """The job's folder in the bucket as `tunegate train` uploads it: spec.json and the data.
+    400 steps, a checkpoint every 20: long enough that the first machine is still training
+    when a complete checkpoint reaches the bucket and it is killed."""
     from gateway.spec.presets import resolve
 
-    spec = local_job(tmp_path, tiny, n=32, valid=0, epochs=12, checkpoint_minutes=0)
+    spec = local_job(tmp_path, tiny, n=32, valid=0, epochs=50, checkpoint_minutes=0)
     resolved, _ = resolve(spec, examples=32, p95_tokens=40, avg_tokens=30)
     staged = tmp_path / "staged"
     staged.mkdir()
@@ -130,7 +132,7 @@ def test_a_preempted_machine_without_a_mount_resumes_from_the_bucket(s3, tmp_pat
     assert f"resuming from checkpoint-{resumed_at}" in log
     status = json.loads(bucket.read("status.json") or b"{}")
     assert status["state"] == "succeeded" and status["resumed_from"] == resumed_at
-    assert status["steps"] == status["total_steps"] == 96
+    assert status["steps"] == status["total_steps"] == 400
     metrics = [json.loads(line) for line in (bucket.read("metrics.jsonl") or b"").splitlines()]
     after = [m["step"] for m in metrics if m.get("loss") is not None and m["step"] > resumed_at]
     assert after and min(after) > resumed_at  # carried on, did not start over
