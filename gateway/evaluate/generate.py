@@ -31,6 +31,19 @@ Messages = list[dict[str, Any]]
 BATCH = 8  # prompts per in-process generate call
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One answer and the tokens it took (None where the engine does not say)."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
 @dataclass
 class Target:
     """A resolved target: what it is, the backend, and a fingerprint for the output cache."""
@@ -53,7 +66,10 @@ class Target:
     chat: Callable[[Messages, int], str] | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> str:
-        parts = [self.backend, self.kind, self.url or "", self.model or ""]
+        # a file run by an engine is its files: the model name the engine gives it once
+        # started (`engine` sets it) must not move its cache
+        model = "" if self.kind in (GGUF, MLX) else self.model or ""
+        parts = [self.backend, self.kind, self.url or "", model]
         for p in (self.path, self.adapter):
             if p is not None:
                 files = sorted(q for q in ([p] if p.is_file() else p.iterdir()) if q.is_file())
@@ -113,10 +129,16 @@ class Generator:
     def answer_batch(self, batch: list[Messages], max_tokens: int) -> list[str]:
         """Answers to several prompts: one batched `generate` in-process (on a CPU, 8 short
         prompts cost little more than one), one request each to a server."""
+        return [a.text for a in self.answers_with_usage(batch, max_tokens)]
+
+    def answers_with_usage(self, batch: list[Messages], max_tokens: int) -> list[Answer]:
+        """`answer_batch` with each answer's token usage: the engine's own `usage` for a
+        server; for a model run in-process, its prompt and generated tokens (end token
+        included, as engines count it)."""
         if self._model is not None:
             return _hf_answers(self._model, batch, max_tokens)
         if self._url is None and self.target.chat is not None:
-            return [self.target.chat(m, max_tokens) for m in batch]
+            return [Answer(self.target.chat(m, max_tokens)) for m in batch]
         model = str(self.target.model or "default_model")
         headers = self.target.headers
         return [_chat(str(self._url), model, m, max_tokens, headers) for m in batch]
@@ -126,6 +148,12 @@ def post_chat(
     url: str, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """One chat completion request to an OpenAI-compatible endpoint; its first message."""
+    return dict(_completion(url, body, headers)["choices"][0]["message"])
+
+
+def _completion(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     import httpx
 
     try:
@@ -134,18 +162,26 @@ def post_chat(
         raise TunegateError(f"cannot reach {url}: {exc}") from None
     if res.status_code >= 400:
         raise TunegateError(f"{url} answered HTTP {res.status_code}: {res.text[:300]}")
-    return dict(res.json()["choices"][0]["message"])
+    return dict(res.json())
 
 
 def _chat(
     url: str, model: str, messages: Messages, max_tokens: int, headers: dict[str, str]
-) -> str:
-    """One greedy chat completion; tool calls come back as their JSON."""
+) -> Answer:
+    """One greedy chat completion and its usage; tool calls come back as their JSON."""
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-    message = post_chat(url, body, headers)
-    if message.get("tool_calls"):
-        return json.dumps({"tool_calls": message["tool_calls"]})
-    return message.get("content") or ""
+    done = _completion(url, body, headers)
+    message = done["choices"][0]["message"]
+    usage = done.get("usage") or {}
+    text = (
+        json.dumps({"tool_calls": message["tool_calls"]})
+        if message.get("tool_calls")
+        else message.get("content") or ""
+    )
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Answer(text, prompt, completion)
+    return Answer(text)
 
 
 def export_target(ref: str, kind: str, path: Path) -> Target:
@@ -214,7 +250,7 @@ def _load_hf(t: Target) -> Any:
     return model, tokenizer
 
 
-def _hf_answers(loaded: Any, batch: list[Messages], max_tokens: int) -> list[str]:
+def _hf_answers(loaded: Any, batch: list[Messages], max_tokens: int) -> list[Answer]:
     """Greedy answers, left-padded into one batch (positions follow the attention mask, so a
     padded prompt answers as it would alone); each cut at its first end token."""
     import torch
@@ -239,10 +275,12 @@ def _hf_answers(loaded: Any, batch: list[Messages], max_tokens: int) -> list[str
     ends = model.generation_config.eos_token_id
     ends = set(ends if isinstance(ends, list) else [ends]) | {tok.eos_token_id}
     answers = []
-    for row in out:
+    for prompt, row in zip(prompts, out, strict=True):
         new = row[width:].tolist()
         cut = next((i for i, t in enumerate(new) if t in ends), len(new))
-        answers.append(tok.decode(new[:cut], skip_special_tokens=True))
+        generated = cut + 1 if cut < len(new) else cut  # the end token is generated too
+        text = tok.decode(new[:cut], skip_special_tokens=True)
+        answers.append(Answer(text, len(prompt), generated))
     return answers
 
 
@@ -286,49 +324,72 @@ class _Cache:
         self.path = tunegate_home() / "eval" / "cache" / f"{target.fingerprint()}.jsonl"
         self.max_tokens = max_tokens
         self.hits = 0
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, Answer] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
                     row = json.loads(line)
-                except ValueError:
+                    used = row.get("usage") or [None, None]
+                    self._seen[row["key"]] = Answer(row["answer"], *used)
+                except (ValueError, TypeError, KeyError):
                     continue
-                self._seen[row["key"]] = row["answer"]
 
     def key(self, messages: list[dict[str, Any]]) -> str:
         text = json.dumps([messages, self.max_tokens], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def get(self, messages: list[dict[str, Any]]) -> str | None:
+    def get(self, messages: list[dict[str, Any]], usage: bool) -> Answer | None:
+        """The cached answer; with `usage`, only one whose tokens were recorded (an answer
+        cached before tunegate kept usage is generated again, once)."""
         found = self._seen.get(self.key(messages))
+        if found is not None and usage and not found.measured:
+            found = None
         self.hits += found is not None
         return found
 
-    def put(self, messages: list[dict[str, Any]], answer: str) -> None:
+    def put(self, messages: list[dict[str, Any]], answer: Answer) -> None:
         key = self.key(messages)
         self._seen[key] = answer
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        row: dict[str, Any] = {"key": key, "answer": answer.text}
+        if answer.measured:
+            row["usage"] = [answer.prompt_tokens, answer.completion_tokens]
         with self.path.open("a") as fh:
-            fh.write(json.dumps({"key": key, "answer": answer}) + "\n")
+            fh.write(json.dumps(row) + "\n")
 
 
 def answers(
     target: Target, prompts: list[list[dict[str, Any]]], max_tokens: int, label: str, progress: bool
 ) -> tuple[list[str], int]:
+    """Each prompt's greedy answer (cached), and how many came from the cache."""
+    got, hits = answers_with_usage(target, prompts, max_tokens, label, progress, usage=False)
+    return [a.text for a in got], hits
+
+
+def answers_with_usage(
+    target: Target,
+    prompts: list[Messages],
+    max_tokens: int,
+    label: str,
+    progress: bool,
+    *,
+    usage: bool = True,
+) -> tuple[list[Answer], int]:
+    """`answers`, each with the tokens it took (`usage`: a cached answer without them is
+    generated again), and how many came from the cache."""
     cache = _Cache(target, max_tokens)
-    out: list[str | None] = [cache.get(p) for p in prompts]
+    out: list[Answer | None] = [cache.get(p, usage) for p in prompts]
     todo = [i for i, a in enumerate(out) if a is None]
     if todo:
         with Generator(target) as gen:
             done = 0
             for start in range(0, len(todo), BATCH):
                 chunk = todo[start : start + BATCH]
-                for i, answer in zip(
-                    chunk, gen.answer_batch([prompts[i] for i in chunk], max_tokens), strict=True
-                ):
+                got = gen.answers_with_usage([prompts[i] for i in chunk], max_tokens)
+                for i, answer in zip(chunk, got, strict=True):
                     cache.put(prompts[i], answer)
                     out[i] = answer
                 done += len(chunk)
                 if progress:
                     step_line(f"{label}: {done}/{len(todo)} answered", last=done == len(todo))
-    return [a or "" for a in out], cache.hits
+    return [a or Answer("") for a in out], cache.hits
