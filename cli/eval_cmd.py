@@ -88,8 +88,20 @@ def _show(report: Any, as_json: bool) -> None:
 @click.option(
     "--train",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The training file, for the contamination check.",
+    help="The training file: the contamination check, and where few-shot shots are drawn.",
 )
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    metavar="few-shot:K|system:FILE",
+    help="Also score the base with a prompt: K examples drawn from --train (a job: its own "
+    "training file), or FILE as its system prompt; repeatable.",
+)
+@click.option(
+    "--serve", help="Price each arm at this volume, e.g. 200k/day (default: a job's own)."
+)
+@click.option("--base", "base_model", help="The catalog base to price the arms for.")
 @_options(JUDGE_OPTIONS)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
@@ -103,6 +115,9 @@ def eval_task_cmd(
     limit: int | None,
     max_tokens: int,
     train: Path | None,
+    baselines: tuple[str, ...],
+    serve: str | None,
+    base_model: str | None,
     judge: str | None,
     rubric: str | None,
     judge_price: str | None,
@@ -118,9 +133,14 @@ def eval_task_cmd(
 
     A job given without --data runs the `eval:` of its job file again (as `train --wait` does
     when the job succeeds).
+
+    Should you fine-tune at all? --baseline few-shot:5 (or system:PROMPT.txt) scores the base
+    with that prompt too, gives the fine-tune's paired delta against it, each arm's tokens per
+    request, and what each costs to serve at the job's volume (or --serve), with when the
+    fine-tune pays for its training.
     """
     if data is None:
-        _job_eval(target, as_json)
+        _job_eval(target, as_json, list(baselines))
         return
     from gateway.facade.evaluate import task_eval
 
@@ -134,6 +154,9 @@ def eval_task_cmd(
         limit=limit,
         max_tokens=max_tokens,
         train=train,
+        baselines=list(baselines),
+        serve=serve,
+        base_model=base_model,
         progress=not as_json,
         judge=judge,
         rubric=rubric,
@@ -143,13 +166,13 @@ def eval_task_cmd(
     _show(report, as_json)
 
 
-def _job_eval(job: str, as_json: bool) -> None:
+def _job_eval(job: str, as_json: bool, baselines: list[str]) -> None:
     from cli.jobs_cmds import _journal
     from cli.render_jobs import eval_lines
     from gateway.facade.jobs import evaluate_job
 
     journal = _journal()
-    done = evaluate_job(job, journal=journal, progress=not as_json)
+    done = evaluate_job(job, journal=journal, progress=not as_json, baselines=baselines or None)
     if as_json:
         emit_json(done.to_json())
         return

@@ -167,6 +167,10 @@ def describe(row: dict[str, Any]) -> str:
             f"{s.get('base', 0):.1f} -> tuned {s.get('tuned', 0):.1f} ({s.get('delta', 0):+.1f}, "
             f"95% CI [{s.get('ci_low', 0):+.1f}, {s.get('ci_high', 0):+.1f}]) {row['verdict']}"
         )
+        for arm in s.get("arms") or []:
+            head += (
+                f"; against {arm['label']} ({arm['base']:.1f}): {arm['says']} ({arm['delta']:+.1f})"
+            )
     else:
         head = f"{kind}: {row.get('verdict') or 'done'}"
     return f"{head}; report {row['path']}/report.md"

@@ -6,6 +6,11 @@ An example is a chat whose last assistant turn (its text, or its tool calls) is 
 everything before it is the prompt. Answers are cached by (target fingerprint, prompt, max
 tokens) under `$TUNEGATE_HOME/eval/cache`, so scoring again never generates again. When the
 training data is known (a job, or `--train`), the contamination check runs first.
+
+Prompt baselines (`few-shot:K`, `system:FILE`, `gateway.evaluate.baselines`) are more arms on
+the base: each is scored the same way and compared with the fine-tune as a paired delta, and
+every arm's tokens per request are measured, so `price` (the facade's) can put what each costs
+to serve beside its score.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.data.formats import load
 from gateway.errors import SpecError
-from gateway.evaluate.generate import Generator, Target, answers, held_out, question_of
+from gateway.evaluate.arms import ArmResult, Usage, arms_markdown, run_arms
+from gateway.evaluate.baselines import Baseline
+from gateway.evaluate.generate import Generator, Target, answers_with_usage, held_out, question_of
 from gateway.evaluate.reports import Delta, cell, store
 from gateway.evaluate.scorers import get_scorer
 from gateway.evaluate.stats import Paired, paired
@@ -37,6 +45,7 @@ class Row:
     tuned: str
     base_score: float
     tuned_score: float
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)  # baseline -> answer, score
 
 
 @dataclass
@@ -54,6 +63,10 @@ class TaskReport:
     contamination: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     path: str | None = None  # where the report was written
+    arms: list[ArmResult] = field(default_factory=list)
+    usage: dict[str, Usage] = field(default_factory=dict)  # base, tuned, each baseline
+    cost: dict[str, Any] | None = None  # each arm's serving cost (`gateway.facade.prompt_cost`)
+    base_model: str | None = None  # the catalog base (the job's), for the plan's prompt row
 
     def label(self) -> str:
         return f"{Path(self.data).name} ({self.scorer})"
@@ -61,11 +74,20 @@ class TaskReport:
     def summary(self) -> dict[str, Any]:
         """What the journal keeps of it: enough for `tunegate status` and the jobs table."""
         keep = ("n", "base", "tuned", "delta", "ci_low", "ci_high", "p_value", "verdict")
-        return {
+        out = {
             "data": self.data,
             "scorer": self.scorer,
             **{k: getattr(self.stats, k) for k in keep},
         }
+        if self.arms:
+            out["arms"] = [a.to_json() for a in self.arms]
+            out["data_sha"] = data_sha(Path(self.data))
+            out["base_model"] = self.base_model
+        if self.usage:
+            out["usage"] = {k: asdict(u) for k, u in self.usage.items()}
+        if self.cost:
+            out["cost"] = {k: self.cost.get(k) for k in ("arms", "payback", "sentences")}
+        return out
 
     def flipped(self) -> list[Row]:
         return [r for r in self.rows if r.base_score != r.tuned_score]
@@ -73,6 +95,7 @@ class TaskReport:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["stats"] = self.stats.to_json()
+        out["arms"] = [a.to_json() for a in self.arms]
         out["flipped"] = [asdict(r) for r in self.flipped()]
         return out
 
@@ -94,6 +117,7 @@ class TaskReport:
         ]
         if s.verdict == "inconclusive":
             lines += ["The interval spans the 3-point threshold: raise --limit for a verdict.", ""]
+        lines += arms_markdown(self)
         for note in self.notes:
             lines.append(f"> {note}")
         if self.contamination:
@@ -116,6 +140,16 @@ class TaskReport:
         return "\n".join(lines) + "\n"
 
 
+def data_sha(path: Path) -> str | None:
+    """The eval data's content hash: the plan matches a measured prompt arm by it."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
 def task_eval(
     tuned: Target,
     data: Path,
@@ -133,10 +167,15 @@ def task_eval(
     rubric: str | None = None,
     judge_price: str | None = None,
     max_judge_usd: float = 1.0,
+    baselines: Sequence[str | Baseline] = (),
+    price: Callable[[TaskReport], dict[str, Any] | None] | None = None,
+    base_model: str | None = None,
 ) -> TaskReport:
     """Score `tuned` and its base (`against`, else the adapter's base) on `data`; the report is
     written under the eval folder. `scorer="judge"` asks `judge` (a served target) whether each
-    answer meets `rubric`. Targets come resolved (`gateway.facade.sources.resolve_target`)."""
+    answer meets `rubric`. `baselines` are prompt arms on the base (few-shot shots come from
+    `train`); `price` puts each arm's serving cost on the report before it is stored.
+    Targets come resolved (`gateway.facade.sources.resolve_target`)."""
     if scorer == "judge" and not judge:
         raise SpecError("--scorer judge needs --judge (URL#MODEL, a deployment or a GGUF)")
     score = None if scorer == "judge" else get_scorer(scorer, pattern=pattern, schema=schema)
@@ -156,18 +195,25 @@ def task_eval(
                 "their scores overstate the fine-tune"
             )
     prompts = [s[0] for _, s in pairs]
-    base_out, base_hits = answers(base, prompts, max_tokens, "base", progress)
-    tuned_out, tuned_hits = answers(tuned, prompts, max_tokens, "tuned", progress)
+    arm_out, arm_notes, arm_hits = run_arms(
+        base, prompts, pairs, baselines, train=train, data=Path(data), max_tokens=max_tokens,
+        progress=progress, seed=seed,
+    )  # fmt: skip
+    notes += arm_notes
+    base_got, base_hits = answers_with_usage(base, prompts, max_tokens, "base", progress)
+    tuned_got, tuned_hits = answers_with_usage(tuned, prompts, max_tokens, "tuned", progress)
+    base_out, tuned_out = [a.text for a in base_got], [a.text for a in tuned_got]
     questions = [question_of(msgs) for msgs in prompts]
     with contextlib.ExitStack() as stack:
         if score is None:
             from gateway.evaluate import judge as j
 
             price = j.JudgePrice.parse(judge_price)
+            extra = [[a.text for a in got] for _, got in arm_out]
             graded = [
                 j.pointwise_prompt(q, answer, s[1], j.parse_rubric(rubric))
-                for (_, s), q, b, t in zip(pairs, questions, base_out, tuned_out, strict=True)
-                for answer in (b, t)
+                for i, ((_, s), q) in enumerate(zip(pairs, questions, strict=True))
+                for answer in (base_out[i], tuned_out[i], *(e[i] for e in extra))
             ]
             usd = j.estimate_usd(graded, 1, price)
             j.check_budget(usd, max_judge_usd)
@@ -177,9 +223,20 @@ def task_eval(
             score = j.pointwise_scorer(ask, j.parse_rubric(rubric), by_ref)
             notes.append(f"judge: {judge.ref}, estimated at ${usd:.4f} before the run")
         rows = []
-        for (ex, (_, ref)), q, b, t in zip(pairs, questions, base_out, tuned_out, strict=True):
-            rows.append(Row(ex.line, q, ref, b, t, score(b, ref), score(t, ref)))
+        for i, ((ex, (_, ref)), q) in enumerate(zip(pairs, questions, strict=True)):
+            b, t = base_out[i], tuned_out[i]
+            row = Row(ex.line, q, ref, b, t, score(b, ref), score(t, ref))
+            for baseline, got in arm_out:
+                row.arms[baseline.name] = {"answer": got[i].text, "score": score(got[i].text, ref)}
+            rows.append(row)
     stats = paired([r.base_score for r in rows], [r.tuned_score for r in rows], seed)
+    tuned_scores = [r.tuned_score for r in rows]
+    arms = [
+        ArmResult(b.name, b.label, paired([r.arms[b.name]["score"] for r in rows], tuned_scores, seed))
+        for b, _ in arm_out
+    ]  # fmt: skip
+    usage = {"tuned": Usage.of("fine-tune", tuned_got), "base": Usage.of("base", base_got)}
+    usage |= {b.name: Usage.of(b.label, got) for b, got in arm_out}
     report = TaskReport(
         "ev-" + uuid.uuid4().hex[:10],
         time.time(),
@@ -190,10 +247,15 @@ def task_eval(
         max_tokens,
         stats,
         rows,
-        base_hits + tuned_hits,
+        base_hits + tuned_hits + arm_hits,
         contaminated,
         notes,
+        arms=arms,
+        usage=usage if arm_out or price else {},
+        base_model=base_model,
     )
+    if price is not None and arm_out:
+        report.cost = price(report)
     report.path = store(
         report.id,
         report.to_json(),
@@ -203,6 +265,7 @@ def task_eval(
         job_id=tuned.job_id,
         verdict=stats.verdict,
         summary=report.summary(),
-        deltas=[Delta.of(report.label(), stats)],
+        deltas=[Delta.of(report.label(), stats)]
+        + [Delta.of(f"vs {a.label}", a.stats) for a in arms],
     )
     return report

@@ -272,13 +272,22 @@ def eval_config(spec: dict[str, Any]) -> EvalConfig | None:
     return None if raw is None else EvalConfig.model_validate(raw)
 
 
-def evaluate_job(job_id: str, *, journal: Journal | None = None, progress: bool = False) -> JobEval:
-    """Run a succeeded job's configured eval now; raises when it cannot."""
+def evaluate_job(
+    job_id: str,
+    *,
+    journal: Journal | None = None,
+    progress: bool = False,
+    baselines: list[str] | None = None,
+) -> JobEval:
+    """Run a succeeded job's configured eval now (`baselines`, when given, replace its
+    `eval.baselines`); raises when it cannot."""
     journal = journal or Journal()
     rec = journal.get(job_id)
     if rec.state != "succeeded":
         raise JobError(f"job {rec.id} is {rec.state}; only a succeeded job is evaluated")
     cfg = eval_config(rec.spec)
+    if cfg is not None and baselines:
+        cfg = cfg.model_copy(update={"baselines": list(baselines)})
     if cfg is None:
         raise SpecError(
             f"job {rec.id} has no `eval:` in its job file",
@@ -298,6 +307,11 @@ def evaluate_job(job_id: str, *, journal: Journal | None = None, progress: bool 
     from gateway.evaluate.task import task_eval
 
     tuned = job_target(rec.id, str(Job(rec.id, journal).artifact().uri))
+    price, base = None, None
+    if cfg.baselines:
+        from gateway.facade.prompt_cost import pricer
+
+        price, base = pricer(tuned)
     report = task_eval(
         tuned,
         Path(data),
@@ -308,6 +322,9 @@ def evaluate_job(job_id: str, *, journal: Journal | None = None, progress: bool 
         max_tokens=cfg.max_tokens,
         train=train_path,
         progress=progress,
+        baselines=cfg.baselines,
+        price=price,
+        base_model=base,
     )
     out.reports.append(report)
     s = report.stats
@@ -318,6 +335,17 @@ def evaluate_job(job_id: str, *, journal: Journal | None = None, progress: bool 
         f"95% CI [{s.ci_low:+.1f}, {s.ci_high:+.1f}]): {report.path}",
         data={"report": report.id, "verdict": s.verdict},
     )
+    for arm in report.arms:
+        a = arm.stats
+        journal.add_event(
+            rec.id,
+            "eval",
+            f"against {arm.label}: {arm.verdict} ({a.base:.1f} -> fine-tune {a.tuned:.1f}, "
+            f"{a.delta:+.1f} points, 95% CI [{a.ci_low:+.1f}, {a.ci_high:+.1f}])",
+            data={"report": report.id, "arm": arm.name, "verdict": a.verdict},
+        )
+    for sentence in (report.cost or {}).get("sentences") or []:
+        journal.add_event(rec.id, "eval", sentence, data={"report": report.id})
     if cfg.suite:
         from gateway.evaluate.regress import regress
 

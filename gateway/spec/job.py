@@ -7,6 +7,7 @@ left to a backend's silent default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,6 +139,9 @@ class ExportConfig(_Section):
         return self
 
 
+BASELINE = re.compile(r"few-shot:([1-9]|[1-5]\d|6[0-4])|system:.+")
+
+
 class EvalConfig(_Section):
     """`eval:` in a job file: the task eval run once the job succeeds, the lm-eval regression
     if a suite is named, and the gate every export of the job must pass (docs/eval.md).
@@ -150,6 +154,10 @@ class EvalConfig(_Section):
     limit: int | None = Field(None, ge=1)
     max_tokens: int = Field(128, ge=1, le=32768)
     suite: str | None = Field(None, description="quick | standard | an lm-eval task YAML")
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="prompt arms on the base: few-shot:K (K training examples), system:FILE",
+    )
     export_max_drop: float | None = Field(
         3.0,
         ge=0,
@@ -165,6 +173,11 @@ class EvalConfig(_Section):
             raise ValueError(f"`pattern` is for scorer regex (this eval uses {self.scorer})")
         if self.json_schema is not None and self.scorer != "json":
             raise ValueError(f"`json_schema` is for scorer json (this eval uses {self.scorer})")
+        for baseline in self.baselines:
+            if not BASELINE.fullmatch(baseline):
+                raise ValueError(
+                    f"baseline {baseline!r}: expected few-shot:K (K from 1 to 64) or system:FILE"
+                )
         return self
 
 
@@ -255,6 +268,7 @@ class JobSpec(_Section):
                     "data": near(spec.eval.data),
                     "json_schema": near(spec.eval.json_schema),
                     "suite": suite,
+                    "baselines": [_near_baseline(b, base) for b in spec.eval.baselines],
                 }
             )
         return spec.model_copy(update=updates)
@@ -294,6 +308,14 @@ class JobSpec(_Section):
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
+
+
+def _near_baseline(baseline: str, base: Path) -> str:
+    """`system:FILE` with a relative FILE taken from the job file's folder."""
+    kind, _, arg = baseline.partition(":")
+    if kind == "system" and not Path(arg).expanduser().is_absolute():
+        return f"system:{base / arg}"
+    return baseline
 
 
 class ResolvedTraining(TrainingConfig):

@@ -86,6 +86,7 @@ def test_gguf_and_deployments_through_llama_cpp(adapter, tiny_sp, tmp_path):
     assert any(r.base != r.tuned for r in direct.rows)
     with pytest.raises(SpecError, match="not comparable"):
         task_eval(str(tuned), data, against=str(tiny_sp), max_tokens=8)
+    _arm_tokens_are_the_engines(tuned, base, data, tmp_path)
     deploy(str(tuned), "llamacpp", name="tiny-tuned")
     deploy(str(base), "llamacpp", name="tiny-base")
     served = task_eval(
@@ -137,3 +138,38 @@ def test_cli(adapter, tmp_path):
     bad = CliRunner().invoke(main, ["eval", "nothing-here", "--data", str(data)])
     assert bad.exit_code != 0 and "is not a model folder" in bad.output
     assert "Traceback" not in bad.output
+
+
+def _arm_tokens_are_the_engines(tuned, base, data, tmp_path):
+    """A prompt arm through llama-cpp-python's server: the tokens the report gives per
+    request are the engine's own `usage` for the same requests, asked again directly."""
+    import httpx
+
+    from gateway.evaluate.baselines import build_arm, parse_baseline
+    from gateway.evaluate.generate import engine, export_target, held_out
+
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Answer every question about the tool library in one short sentence.")
+    name = f"system:{prompt}"
+    report = task_eval(
+        str(tuned), data, against=str(base), scorer="regex", pattern=ANY, max_tokens=8,
+        baselines=[name],
+    )  # fmt: skip
+    assert report.cached == 12  # base and tuned from the first run; only the arm generated
+    pairs, _ = held_out(data)
+    asked = build_arm(
+        parse_baseline(name), [p for _, (p, _) in pairs], [ex for ex, _ in pairs], None, data
+    ).prompts
+    target = export_target(str(base), "gguf", base)
+    used = []
+    with engine(target) as url:
+        for messages in asked:
+            body = {"model": target.model, "messages": messages, "max_tokens": 8, "temperature": 0}
+            used.append(
+                httpx.post(url + "/chat/completions", json=body, timeout=120).json()["usage"]
+            )
+    arm = report.usage[name]
+    assert arm.requests == 6
+    assert arm.prompt == sum(u["prompt_tokens"] for u in used) / 6
+    assert arm.completion == sum(u["completion_tokens"] for u in used) / 6
+    assert arm.prompt > report.usage["base"].prompt  # the system prompt is paid on every request
