@@ -55,6 +55,8 @@ def plan(result: Plan, show_all: bool = False) -> None:
     ):
         table.add_column(col, overflow="fold")
     hidden = 0
+    for route in (r for r in result.prompt_only if r.wins):
+        _prompt_row(table, route, days)
     for offer in result.offers:
         if not offer.feasible and offer.kind == "rented" and not show_all:
             hidden += 1
@@ -80,6 +82,8 @@ def plan(result: Plan, show_all: bool = False) -> None:
             status,
             style=style,
         )
+    for route in (r for r in result.prompt_only if not r.wins):
+        _prompt_row(table, route, days)
     console.print(table)
     if hidden:
         console.print(f"[dim]{hidden} more rented-GPU offers are infeasible (--all shows them)[/]")
@@ -88,6 +92,24 @@ def plan(result: Plan, show_all: bool = False) -> None:
         sharing(result.sharing)
     for warning in result.warnings:
         console.print(f"[yellow]note:[/] {escape(warning)}")
+
+
+def _prompt_row(table: Table, route: Any, days: float) -> None:
+    """A "no fine-tune" row: the base with a prompt, nothing to train (`Plan.prompt_only`)."""
+    status = ("[green]wins: no fine-tune[/] " if route.wins else "[cyan]prompt only[/] ") + (
+        f"[dim]({escape(route.status)})[/]"
+    )
+    table.add_row(
+        "no fine-tune",
+        escape(route.label),
+        "$0",
+        "-",
+        "-",
+        human_usd(route.serve_usd_month.likely * days / DAYS_PER_MONTH),
+        _usd(route.total_usd),
+        status,
+        style="bold" if route.wins else None,
+    )
 
 
 def sharing(s: Any) -> None:

@@ -1,8 +1,9 @@
 """The bundled demo: the whole route on this machine (CPU is fine), each step timed.
 
     data check -> plan -> train (local LoRA on SmolLM2-135M-Instruct; then the job file's
-    `eval:` scores base and fine-tune on the house sign-off rule) -> answers, validation loss
-    and that score before/after -> export --to gguf --quant q4_k_m (verified numerically and
+    `eval:` scores the base, the base with 5 training examples in its prompt, and the
+    fine-tune on the house sign-off rule, and prices serving each) -> answers, validation
+    loss, those scores and costs -> export --to gguf --quant q4_k_m (verified numerically and
     by the same task eval against the adapter) -> deploy --to llamacpp -> chat with the
     exported model -> the adapter's and the GGUF's answers side by side
 
@@ -132,6 +133,32 @@ def adapter_answers(model_dir: Path, adapter: Path | None) -> list[str]:
     return out
 
 
+def show_task_eval(task: dict[str, Any]) -> None:
+    """The job's task eval: the house sign-off scored for the base, the base with 5 training
+    examples in its prompt, and the fine-tune; then what each costs to serve."""
+    s = task["summary"]
+    print(
+        f"  house sign-off on {s['n']} held-out questions: base {s['base']:.0f}% -> "
+        f"fine-tune {s['tuned']:.0f}% ({task['verdict']}; report {task['path']}/report.md)"
+    )
+    usage = s.get("usage") or {}
+    priced = (s.get("cost") or {}).get("arms") or {}
+
+    def line(name: str, label: str, score: float) -> str:
+        tokens = (usage.get(name) or {}).get("prompt")
+        usd = (priced.get(name) or {}).get("usd_month")
+        shown = f"{label:<15} {score:5.0f}%   {tokens or 0:6,.0f} prompt tokens a request"
+        return shown + (f"   serving ${usd:,.2f}/month" if usd is not None else "")
+
+    print("\n  should you fine-tune at all? the same questions, three ways:")
+    print("    " + line("base", "base", s["base"]))
+    for arm in s.get("arms") or []:
+        print("    " + line(arm["name"], arm["label"], arm["base"]))
+    print("    " + line("tuned", "fine-tune", s["tuned"]))
+    for sentence in (s.get("cost") or {}).get("sentences") or []:
+        print(f"  {sentence}")
+
+
 def newest_job() -> dict[str, Any]:
     """The job just trained (newest first in `tunegate jobs`), with its artifacts."""
     jobs = json.loads(tunegate("jobs", "--json", capture=True))
@@ -186,14 +213,12 @@ def main() -> None:
             print(f"\n  validation loss: {evals[0]:.3f} (first eval) -> {evals[-1]:.3f} (last)")
         task = next((e for e in job.get("evals") or [] if e["kind"] == "task"), None)
         if task:
-            s = task["summary"]
-            print(
-                f"  house sign-off on {s['n']} held-out questions: base {s['base']:.0f}% -> "
-                f"fine-tune {s['tuned']:.0f}% ({task['verdict']}; report {task['path']}/report.md)"
-            )
+            show_task_eval(task)
         return after
 
-    after = step(4, "the same three questions, base model and fine-tune")(before_after)
+    after = step(
+        4, "the same three questions, base model and fine-tune; then: fine-tune, or prompt?"
+    )(before_after)
     step(5, "merge, convert with llama.cpp, quantize, then check it against the adapter")(
         lambda: tunegate("export", job["id"], "--to", "gguf", "--quant", "q4_k_m")
     )

@@ -38,6 +38,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     export_check: Any = None  # exporters.check.ExportCheck, when the job says where it goes
     sharing: Sharing | None = None  # served alone vs on one fleet with other fine-tunes of its base
+    # no fine-tune: the base with each of the job's eval baselines (`gateway.facade.prompt_only`)
+    prompt_only: list[Any] = field(default_factory=list)
 
     @property
     def choice(self) -> Offer | None:
@@ -94,6 +96,10 @@ class Plan:
             if not offer.feasible and offer.provider not in seen:
                 seen.add(offer.provider)
                 lines.append(f"  - {offer.label}: not feasible: {offer.reason}")
+        if self.prompt_only:
+            from gateway.facade.prompt_only import explain
+
+            lines += explain(self.prompt_only, choice.total_usd.likely, days)
         if self.breakeven_tokens_per_day:
             lines.append(
                 f"Break-even serving volume: ~{human_count(self.breakeven_tokens_per_day)} tokens/day "
@@ -117,6 +123,7 @@ class Plan:
             "explain": self.explain(),
             "warnings": self.warnings,
             "sharing": self.sharing.to_json() if self.sharing else None,
+            "prompt_only": [r.to_json() for r in self.prompt_only],
             **({"export_check": self.export_check.to_json()} if self.export_check else {}),
         }
 
@@ -274,6 +281,16 @@ def plan(
             volume_source=peers_source,
         )
     result.warnings += _closing_routes(catalog, on, serving.horizon_days)
+    if resolved.eval is not None and resolved.eval.baselines:
+        from gateway.facade.prompt_only import prompt_routes
+
+        def replan(at: JobSpec) -> list[Offer]:
+            return plan(
+                at, report=report, catalog=catalog, machine=machine, env=env, today=on
+            ).offers
+
+        best = result.choice.total_usd.likely if result.choice else None
+        result.prompt_only = prompt_routes(spec, report, replan, best)
     return result
 
 

@@ -215,7 +215,15 @@ def _seed_finished_job(tmp_path: Path) -> str:
             job_id=rec.id,
             verdict="improved",
             summary={"data": "valid.jsonl", "scorer": "regex", "n": 22, "base": 0.0, "tuned": 95.5,
-                     "delta": 95.5, "ci_low": 86.4, "ci_high": 100.0},
+                     "delta": 95.5, "ci_low": 86.4, "ci_high": 100.0,
+                     "arms": [{"name": "few-shot:5", "label": "base + 5-shot", "base": 95.5,
+                               "tuned": 95.5, "delta": 0.0, "ci_low": -9.1, "ci_high": 9.1,
+                               "verdict": "inconclusive", "says": "inconclusive"}],
+                     "usage": {"tuned": {"prompt": 38.0}, "base": {"prompt": 38.0},
+                               "few-shot:5": {"prompt": 412.0}},
+                     "cost": {"arms": {"tuned": {"usd_month": 7.88},
+                                       "few-shot:5": {"usd_month": 7.88}},
+                              "sentences": ["The fine-tune against base + 5-shot is inconclusive"]}},
             deltas=[Delta("valid.jsonl (regex)", 95.5, 86.4, 100.0, "improved")],
         )  # fmt: skip
         return rec.id
@@ -238,6 +246,8 @@ def test_every_page_renders_offline_without_errors(browser, folder, tmp_path, wi
         )  # step 3: two events, one point
         assert page.locator(".eval img").count() == 1
         assert page.evaluate("document.querySelector('.eval img').naturalWidth") > 0
+        arms = page.locator(".eval table").inner_text()
+        assert "base + 5-shot" in arms and "412" in arms and "$7.88" in arms
         assert "lora.rank" in page.locator("table").last.inner_text()
         assert page.get_by_role("button", name="Export…").count() == 1
         w.shoot(f"job-{tag}")

@@ -168,6 +168,8 @@ def job_page(journal: Journal, rec: JobRecord) -> dict[str, Any]:
                 **row,
                 "line": describe(row).rsplit("; report ", 1)[0],
                 "chart": (folder / "deltas.png").is_file(),
+                "arms": eval_arms(row.get("summary") or {}),
+                "sentences": ((row.get("summary") or {}).get("cost") or {}).get("sentences") or [],
             }
         )
     return {
@@ -194,6 +196,35 @@ def job_page(journal: Journal, rec: JobRecord) -> dict[str, Any]:
         "spec": _spec_rows(rec.spec or {}),
         "actions": actions(rec, journal),
     }
+
+
+def eval_arms(summary: dict[str, Any]) -> list[dict[str, str]]:
+    """A task eval's arms as table rows: the fine-tune, the base and each prompt baseline,
+    with score, the fine-tune's paired delta, tokens per request and serving $/month."""
+    if not summary.get("arms"):
+        return []
+    usage = summary.get("usage") or {}
+    priced = (summary.get("cost") or {}).get("arms") or {}
+
+    def row(name: str, label: str, score: float, stats: dict[str, Any] | None) -> dict[str, str]:
+        u, c = usage.get(name) or {}, priced.get(name) or {}
+        return {
+            "label": label,
+            "score": f"{score:.1f}",
+            "delta": f"{stats['delta']:+.1f}" if stats else "",
+            "ci": f"[{stats['ci_low']:+.1f}, {stats['ci_high']:+.1f}]" if stats else "",
+            "says": stats.get("says", "") if stats else "",
+            "prompt": f"{u['prompt']:,.0f}" if u.get("prompt") is not None else "n/a",
+            "usd_month": _usd(c.get("usd_month")) or "-",
+        }
+
+    base = {k: summary.get(k) for k in ("delta", "ci_low", "ci_high")}
+    out = [
+        row("tuned", "fine-tune", summary.get("tuned", 0.0), None),
+        row("base", "base", summary.get("base", 0.0), {**base, "says": ""}),
+    ]
+    out += [row(a["name"], a["label"], a["base"], a) for a in summary["arms"]]
+    return out
 
 
 def _range(value: Any) -> str:
