@@ -98,9 +98,25 @@ def plan_page(result: Any, *, measured: float | None = None) -> dict[str, Any]:
                 else "-",
                 "total": human_usd(o.total_usd.likely) if o.feasible else "-",
                 "feasible": o.feasible,
-                "reason": o.reason,
+                "status": "fits" if o.feasible else o.reason,
             }
         )
+    for r in result.prompt_only:  # no fine-tune: the base with the job's eval baseline
+        row = {
+            "provider": "no fine-tune",
+            "where": r.label,
+            "train": "$0",
+            "hours": "-",
+            "vram": "-",
+            "serve": human_usd(r.serve_usd_month.likely * days / DAYS_PER_MONTH),
+            "total": human_usd(r.total_usd.likely),
+            "feasible": True,
+            "status": ("wins: " if r.wins else "prompt only: ") + r.status,
+        }
+        if r.wins:
+            rows.insert(0, row)
+        else:
+            rows.append(row)
     breakeven = result.breakeven_tokens_per_day
     chart = curves(result, result.report, load_catalog())
     marks = [{"x": float(result.spec.serving.tokens_per_day), "label": "your estimate"}]

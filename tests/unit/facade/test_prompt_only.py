@@ -91,6 +91,12 @@ def test_the_prompt_is_a_priced_route_and_wins_only_on_evidence(tmp_path, catalo
     assert "wins: no fine-tune" in out.output and "No fine-tune wins" in out.output
     as_json = json.loads(CliRunner().invoke(main, ["plan", str(job), "--json"]).output)
     assert as_json["prompt_only"][0]["wins"] is True
+    # the dashboard's plan page: the winning prompt row first, then the training offers
+    from gateway.serve.dashboard.plan import plan_page
+
+    rows = plan_page(after)["rows"]
+    assert rows[0]["provider"] == "no fine-tune" and rows[0]["status"].startswith("wins: ")
+    assert rows[0]["train"] == "$0" and "ev-par" in rows[0]["status"]
 
 
 def test_other_eval_data_or_no_baseline_is_not_evidence(tmp_path, catalog, cpu_machine):
