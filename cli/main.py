@@ -11,6 +11,7 @@ import click
 
 # pydantic looks for plugins through importlib.metadata on first use (~30 ms); the CLI uses none
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+from cli.ab_cmd import ab_group
 from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.config_cmd import config_group
 from cli.data_cmd import data_group
@@ -67,6 +68,7 @@ for command in (
     usage_cmd,
     keys_group,
     aliases_group,
+    ab_group,
     migrate_group,
     models_cmd,
     hardware_cmd,

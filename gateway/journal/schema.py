@@ -163,4 +163,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX evals_job ON evals(job_id, created_at);
         """,
     ),
+    (
+        6,
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            alias TEXT NOT NULL,
+            incumbent TEXT NOT NULL,
+            candidate TEXT NOT NULL,
+            share REAL NOT NULL,
+            state TEXT NOT NULL,
+            settings_json TEXT,
+            decision_json TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            ended_at REAL
+        );
+        CREATE UNIQUE INDEX experiments_one_running ON experiments(alias)
+            WHERE state = 'running';
+        ALTER TABLE usage ADD COLUMN experiment_id TEXT;
+        ALTER TABLE usage ADD COLUMN arm TEXT;
+        CREATE INDEX usage_experiment ON usage(experiment_id, ts);
+        CREATE TABLE feedback (
+            request_id TEXT PRIMARY KEY,
+            score REAL NOT NULL,
+            source TEXT NOT NULL,
+            key_id TEXT,
+            created_at REAL NOT NULL
+        );
+        """,
+    ),
 ]

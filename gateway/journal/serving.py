@@ -7,6 +7,7 @@ the request path and the usage writer thread can share one store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -14,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class UsageRecord:
     fallback_from: str | None = None  # deployments that failed first, comma-joined
     error: str | None = None
     prompt_json: str | None = None  # only with prompt logging on
+    experiment_id: str | None = None  # the A/B experiment on the alias asked for, if any
+    arm: str | None = None  # incumbent | candidate: the arm the request was assigned
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "prompt_json"}
@@ -109,6 +112,19 @@ class ServeStore:
                 raise
             self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: other writers wait), committed on success:
+        for changes that must not be seen half made (an experiment's end and its alias)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
@@ -128,8 +144,12 @@ class ServeStore:
         since: float = 0.0,
         deployment_ids: Iterable[str] | None = None,
         key_id: str | None = None,
+        experiment_id: str | None = None,
     ) -> list[UsageRecord]:
         query, args = "SELECT * FROM usage WHERE ts >= ?", [since]
+        if experiment_id:
+            query += " AND experiment_id = ?"
+            args.append(experiment_id)
         if deployment_ids is not None:
             ids = list(deployment_ids)
             query += f" AND deployment_id IN ({','.join('?' * len(ids))})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -33,6 +34,7 @@ from gateway.journal.serving import ApiKey, ServeStore, UsageRecord, key_hash
 from gateway.serve.meter import Meter
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
+from gateway.serve.split import arm_of, subject
 from gateway.util.retry import redact
 
 KEYS_REFRESH_S = 5.0
@@ -113,6 +115,7 @@ class Gateway:
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/tunegate/advice", self.advice, methods=["GET"]),
             Route("/tunegate/health", self.health, methods=["GET"]),
+            Route("/tunegate/feedback", self.feedback, methods=["POST"]),
             *FtRoutes(self.ft, self._auth, self.meter.spend).routes(),
         ]
         return Starlette(routes=routes, lifespan=self.lifespan)
@@ -168,6 +171,31 @@ class Gateway:
             self._advice = (time.monotonic(), [a.to_json() for a in found])
         return JSONResponse({"object": "list", "data": self._advice[1]})
 
+    async def feedback(self, request: Request) -> Response:
+        """An application's verdict on one answer: `{"request_id": the x-request-id, "score":
+        0-1}` or `"thumbs": "up" | "down"`; what A/B experiments compare arms on."""
+        key, denied = self._auth(request)
+        if denied:
+            return denied
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        score = _score(body)
+        rid = body.get("request_id") if isinstance(body, dict) else None
+        if not isinstance(rid, str) or not REQUEST_ID.fullmatch(rid) or score is None:
+            return error(
+                400,
+                'expected {"request_id": "req-...", "score": 0-1} or "thumbs": "up" | "down"',
+                "invalid_request_error",
+            )
+        from gateway.journal.experiments import Experiments
+
+        await anyio.to_thread.run_sync(
+            lambda: Experiments(self.store).add_feedback(rid, score, "app", key.id if key else None)
+        )
+        return JSONResponse({"request_id": rid, "score": score})
+
     async def health(self, request: Request) -> Response:
         meter = {"written": self.meter.written, "failures": self.meter.failures}
         return JSONResponse({"ok": True, "engines": self.engines.states(), "meter": meter})
@@ -221,6 +249,12 @@ class Gateway:
         chain = self.registry.resolve(body["model"])
         if chain is None:
             return meter.refused(self._unknown(body["model"]), "unknown model", status=404)
+        experiment = self.registry.experiment(body["model"])
+        if experiment is not None:
+            client = request.client.host if request.client else None
+            who = subject(body.get("user"), key.id if key else None, client)
+            meter.experiment, meter.arm = experiment.id, arm_of(experiment, who)
+            chain = self.registry.arm_chain(experiment, meter.arm, chain)
         failed: list[tuple[Target, str]] = []
         meter.failed = failed  # the record names what failed before the one that answered
         for target in chain:
@@ -273,6 +307,8 @@ class _Metering:
         self.body: dict[str, Any] = {}
         self.target: Target | None = None
         self.failed: list[tuple[Target, str]] = []
+        self.experiment: str | None = None  # the alias's experiment, and this request's arm
+        self.arm: str | None = None
         self._done = False
 
     def headers(self, failed: list[tuple[Target, str]]) -> dict[str, str]:
@@ -319,8 +355,25 @@ class _Metering:
                 fallback_from=",".join(t.deployment.id for t, _ in self.failed) or None,
                 error=redact(outcome.error)[:500] if outcome.error else None,
                 prompt_json=prompt,
+                experiment_id=self.experiment,
+                arm=self.arm,
             )
         )
+
+
+REQUEST_ID = re.compile(r"req-[0-9a-f]{32}")
+
+
+def _score(body: Any) -> float | None:
+    if not isinstance(body, dict):
+        return None
+    thumbs = body.get("thumbs")
+    if thumbs in ("up", "down"):
+        return 1.0 if thumbs == "up" else 0.0
+    score = body.get("score")
+    if isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1:
+        return float(score)
+    return None
 
 
 def _report_fallback(model: str, failed: list[tuple[Target, str]], answered: Target) -> None:

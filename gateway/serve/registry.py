@@ -17,6 +17,7 @@ from gateway.cost.deployments import Price
 from gateway.errors import TunegateError
 from gateway.journal import Journal
 from gateway.journal.deployments import Deployment, deployments
+from gateway.journal.experiments import Experiment, Experiments
 from gateway.journal.serving import ServeStore
 
 REFRESH_S = 5.0
@@ -46,6 +47,7 @@ class Registry:
     _aliases: dict[str, list[str]] = field(default_factory=dict)
     _targets: dict[str, Target] = field(default_factory=dict)
     _groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # engine group -> ids
+    _experiments: dict[str, Experiment] = field(default_factory=dict)  # running, by alias
 
     def refresh(self, *, force: bool = False) -> None:
         """Reload deployments and aliases from the journal (at most every few seconds). A
@@ -68,6 +70,7 @@ class Registry:
         for dep in reversed(live):  # oldest first, so the newest of a name wins
             self._by_name[dep.name] = dep
         self._aliases = self.store.aliases()
+        self._experiments = Experiments(self.store).running()
         self._targets = {k: t for k, t in self._targets.items() if k in self._live}
         self._loaded = time.monotonic()
 
@@ -83,6 +86,21 @@ class Registry:
             self.refresh(force=True)  # a deployment made a moment ago
             chain = self._chain(model)
         return None if chain is None else [self._targets[d.id] for d in chain]
+
+    def experiment(self, model: str) -> Experiment | None:
+        """The experiment running on `model`, when it names an alias that has one."""
+        self.refresh()
+        return self._experiments.get(model)
+
+    def arm_chain(self, exp: Experiment, arm: str, chain: list[Target]) -> list[Target]:
+        """The alias's chain for one arm: the candidate first, its fallbacks the incumbent's
+        chain; or the incumbent's chain without the candidate. A candidate that is no longer
+        live leaves every request with the incumbent."""
+        rest = [t for t in chain if t.deployment.id != exp.candidate]
+        if arm != "candidate":
+            return rest
+        dep = self._live.get(exp.candidate)
+        return ([self._targets[dep.id]] if dep is not None else []) + rest
 
     def _chain(self, model: str) -> list[Deployment] | None:
         if model in self._aliases:

@@ -1,0 +1,136 @@
+"""`tunegate ab`: live A/B on an alias (gateway.facade.ab). Thin: parses, calls, renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.common import emit_json, handle_errors
+
+
+def _share(text: str) -> float:
+    """`10%`, `10` (percent) or `0.1` -> 0.1."""
+    raw = text.strip()
+    try:
+        value = float(raw.rstrip("%"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a share such as 10%") from None
+    share = value / 100 if raw.endswith("%") or value > 1 else value
+    if not 0 < share <= 1:
+        raise click.BadParameter(f"{text!r}: a share is above 0% and at most 100%")
+    return share
+
+
+@click.group("ab")
+def ab_group() -> None:
+    """Does the candidate win on your traffic? Split an alias, read the verdict, promote."""
+
+
+@ab_group.command("start")
+@click.argument("alias")
+@click.option("--candidate", required=True, help="The deployment (name or id) to try.")
+@click.option("--share", default="10%", show_default=True, help="Its share of the alias's users.")
+@click.option(
+    "--margin",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=100),
+    help="Points a win must clear (the interval's low end above it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def ab_start(alias: str, candidate: str, share: str, margin: float, as_json: bool) -> None:
+    """Send SHARE of ALIAS's users to CANDIDATE, each user always to the same arm (their
+    request's `user`, else their key, else their address). The alias's first deployment is the
+    incumbent and the candidate's fallback. Docs: docs/serve.md#ab."""
+    from gateway.facade import ab
+
+    exp = ab.start(alias, candidate, _share(share), margin=margin)
+    if as_json:
+        emit_json(exp.to_json())
+        return
+    click.echo(
+        f"{exp.id}: {alias} sends {exp.share:.0%} of its users to {candidate}; "
+        f"read it with `tunegate ab status {alias}`"
+    )
+
+
+@ab_group.command("share")
+@click.argument("alias")
+@click.argument("share")
+@handle_errors
+def ab_share(alias: str, share: str) -> None:
+    """Change the candidate's share while it runs (the gateway follows within seconds)."""
+    from gateway.facade import ab
+
+    exp = ab.set_share(alias, _share(share))
+    click.echo(f"{exp.id}: {exp.share:.0%} of {exp.alias}'s users go to the candidate")
+
+
+@ab_group.command("status")
+@click.argument("alias")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def ab_status(alias: str, as_json: bool) -> None:
+    """Each arm's requests, failures, latency and cost, and the candidate's delta on each
+    signal with an interval that stays valid however often you look."""
+    from gateway.facade import ab
+
+    now = ab.status(alias)
+    if as_json:
+        emit_json(now.to_json())
+        return
+    for line in status_lines(now):
+        click.echo(line)
+
+
+def status_lines(now: Any) -> list[str]:
+    exp = now.experiment
+    lines = [
+        f"{exp.id} on {exp.alias}: {exp.state}, {exp.share:.0%} of users to the candidate",
+        f"{'arm':<10} {'deployment':<16} {'requests':>8} {'failed':>6} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'$/1k req':>9} {'scored':>6}",
+    ]
+    for arm in now.arms.values():
+        p50 = f"{arm.p50_ms:.0f}" if arm.p50_ms is not None else "-"
+        p95 = f"{arm.p95_ms:.0f}" if arm.p95_ms is not None else "-"
+        cost = f"${arm.usd_per_1k:.4f}" if arm.usd_per_1k is not None else "-"
+        lines.append(
+            f"{arm.name:<10} {arm.deployment:<16} {arm.requests:>8} {arm.failures:>6} {p50:>7} "
+            f"{p95:>7} {cost:>9} {arm.scored:>6}"
+        )
+    for name, d in now.signals.items():
+        lines.append(
+            f"{name}: incumbent {d.incumbent:.1f}, candidate {d.candidate:.1f}, delta "
+            f"{d.delta:+.1f} points (always-valid 95% interval [{d.low:+.1f}, {d.high:+.1f}]): "
+            f"{d.verdict}"
+        )
+    if exp.decision:
+        lines.append(f"decided by {exp.decision.get('by')}: {exp.state}")
+    return lines
+
+
+def _ending(name: str, doc: str) -> click.Command:
+    @click.argument("alias")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @handle_errors
+    def command(alias: str, as_json: bool) -> None:
+        from gateway.facade import ab
+
+        exp = getattr(ab, name)(alias)
+        if as_json:
+            emit_json(exp.to_json())
+            return
+        click.echo(f"{exp.id} on {exp.alias}: {exp.state}")
+
+    command.__doc__ = doc
+    return ab_group.command(name)(command)
+
+
+_ending(
+    "promote",
+    "End it for the candidate: it answers the alias first, the incumbent is its fallback.",
+)
+_ending("rollback", "End it for the incumbent: the alias stays as it was.")
+_ending("stop", "End it without a decision: the alias stays as it was.")

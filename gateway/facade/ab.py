@@ -1,0 +1,185 @@
+"""Live A/B on an alias (`tunegate ab`): a candidate deployment earns its traffic.
+
+`start` splits the alias's users between its incumbent and a candidate (sticky per user, a
+share that can change while it runs, `gateway.serve.split`); `status` reads every experiment
+request the gateway metered and every score applications sent (`POST /tunegate/feedback`),
+and gives, per arm, requests, failures, latency p50/p95 and $/1k requests, and the candidate's
+delta on each signal with an interval valid however often it is read
+(`gateway.evaluate.sequential`). `promote` makes the candidate the alias's first deployment
+(the incumbent stays as its fallback), `rollback` and `stop` end it leaving the alias as it
+was; each is journaled with the numbers at that moment, and a second terminal racing the first
+is refused (`gateway.journal.experiments`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ServeError
+from gateway.evaluate.sequential import Difference, difference
+from gateway.journal import Journal
+from gateway.journal.deployments import get_deployment
+from gateway.journal.experiments import (
+    ARMS,
+    PROMOTED,
+    ROLLED_BACK,
+    STOPPED,
+    Experiment,
+    Experiments,
+)
+from gateway.journal.serving import ServeStore, UsageRecord
+
+
+@dataclass
+class Arm:
+    """One arm's traffic in the experiment."""
+
+    name: str  # incumbent | candidate
+    deployment: str
+    requests: int = 0
+    failures: int = 0  # errors, and candidate requests the incumbent had to answer
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0  # metered (per-token routes); hourly routes are in `tunegate usage`
+    scored: int = 0  # requests with feedback
+
+    @property
+    def usd_per_1k(self) -> float | None:
+        return self.usd / self.requests * 1000 if self.requests else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "usd_per_1k": self.usd_per_1k}
+
+
+@dataclass
+class Status:
+    experiment: Experiment
+    arms: dict[str, Arm]
+    signals: dict[str, Difference] = field(default_factory=dict)  # feedback, success
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment.to_json(),
+            "arms": {k: a.to_json() for k, a in self.arms.items()},
+            "signals": {k: d.to_json() for k, d in self.signals.items()},
+        }
+
+
+def _store(journal_path: Path | str | None) -> ServeStore:
+    return ServeStore(journal_path)
+
+
+def start(
+    alias: str,
+    candidate: str,
+    share: float,
+    *,
+    margin: float = 0.0,
+    journal_path: Path | str | None = None,
+) -> Experiment:
+    """Split `alias` between its first deployment and `candidate` (a deployment name or id)."""
+    with _store(journal_path) as store:
+        targets = store.aliases().get(alias)
+        if not targets:
+            raise ServeError(
+                f"'{alias}' is not an alias",
+                fix=f"tunegate aliases set {alias} DEPLOYMENT (the incumbent), then start again",
+            )
+        with Journal(store.path) as journal:
+            incumbent = get_deployment(targets[0], journal)
+            challenger = get_deployment(candidate, journal)
+        if challenger.state != "live":
+            raise ServeError(f"the candidate {challenger.name} is {challenger.state}, not live")
+        if challenger.id == incumbent.id:
+            raise ServeError(f"{challenger.name} already answers '{alias}': choose another")
+        settings = {"margin": margin, "alias_before": targets}
+        return Experiments(store).start(alias, incumbent.id, challenger.id, share, settings)
+
+
+def set_share(ref: str, share: float, *, journal_path: Path | str | None = None) -> Experiment:
+    with _store(journal_path) as store:
+        return Experiments(store).set_share(ref, share)
+
+
+def _arm_of(rec: UsageRecord, exp: Experiment) -> tuple[str, bool]:
+    """The record's arm, and whether it counts as a failure of that arm."""
+    arm = rec.arm if rec.arm in ARMS else "incumbent"
+    fell_back = arm == "candidate" and exp.candidate in (rec.fallback_from or "").split(",")
+    return arm, rec.status >= 400 or fell_back
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+
+def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
+    """The experiment's arms and the candidate's delta on each signal, as of now."""
+    with _store(journal_path) as store:
+        exps = Experiments(store)
+        exp = exps.get(ref)
+        rows = store.usage(since=exp.created_at, experiment_id=exp.id)
+        scores = exps.feedback(exp.id)
+    arms = {
+        "incumbent": Arm("incumbent", exp.incumbent),
+        "candidate": Arm("candidate", exp.candidate),
+    }
+    latency: dict[str, list[float]] = {k: [] for k in ARMS}
+    success: dict[str, list[float]] = {k: [] for k in ARMS}
+    feedback: dict[str, list[float]] = {k: [] for k in ARMS}
+    for rec in rows:
+        name, failed = _arm_of(rec, exp)
+        arm = arms[name]
+        arm.requests += 1
+        arm.failures += failed
+        success[name].append(0.0 if failed else 1.0)
+        if not failed:
+            latency[name].append(rec.latency_ms)
+        arm.prompt_tokens += rec.prompt_tokens
+        arm.completion_tokens += rec.completion_tokens
+        arm.usd += rec.cost_usd or 0.0
+        if rec.request_id in scores:
+            arm.scored += 1
+            feedback[name].append(scores[rec.request_id])
+    for name, arm in arms.items():
+        arm.p50_ms, arm.p95_ms = _percentile(latency[name], 0.5), _percentile(latency[name], 0.95)
+    margin = float(exp.settings.get("margin") or 0.0)
+    signals = {"success": difference(success["incumbent"], success["candidate"], margin)}
+    if feedback["incumbent"] or feedback["candidate"]:
+        signals["feedback"] = difference(feedback["incumbent"], feedback["candidate"], margin)
+    return Status(exp, arms, signals)
+
+
+def _end(ref: str, state: str, journal_path: Path | str | None, **how: Any) -> Experiment:
+    now = status(ref, journal_path=journal_path)
+    exp = now.experiment
+    decision = {"by": how.pop("by", "hand"), **now.to_json(), **how}
+    decision.pop("experiment", None)
+    targets = None
+    if state == PROMOTED:  # the candidate first, then the alias as it is (its fallbacks)
+        with _store(journal_path) as store:
+            before = store.aliases().get(exp.alias) or list(exp.settings.get("alias_before") or [])
+            with Journal(store.path) as journal:
+                kept = [t for t in before if get_deployment(t, journal).id != exp.candidate]
+        targets = [exp.candidate, *kept]
+    with _store(journal_path) as store:
+        return Experiments(store).end(exp.id, state, decision, alias_targets=targets)
+
+
+def promote(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
+    """The candidate answers the alias from now on; the incumbent stays as its fallback."""
+    return _end(ref, PROMOTED, journal_path)
+
+
+def rollback(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
+    """End it for the incumbent: the alias stays as it was."""
+    return _end(ref, ROLLED_BACK, journal_path)
+
+
+def stop(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
+    """End it without a decision: the alias stays as it was."""
+    return _end(ref, STOPPED, journal_path)

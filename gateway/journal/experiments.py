@@ -1,0 +1,181 @@
+"""A/B experiments on an alias, and the quality signals applications send back.
+
+An experiment splits an alias's traffic between its incumbent (the alias's first deployment
+when it started) and a candidate deployment. At most one runs per alias (a unique index, so two
+terminals cannot start two). Ending it is one transaction that checks it is still running and,
+for a promotion, rewrites the alias in the same breath: two `promote`/`rollback` commands
+racing leave exactly one decision and a whole alias.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gateway.errors import ServeError
+from gateway.journal.serving import ServeStore
+
+RUNNING, STOPPED, PROMOTED, ROLLED_BACK = "running", "stopped", "promoted", "rolled_back"
+ARMS = ("incumbent", "candidate")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    alias: str
+    incumbent: str  # deployment id
+    candidate: str  # deployment id
+    share: float  # of the alias's users sent to the candidate, 0-1
+    state: str
+    settings: dict[str, Any]
+    decision: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(r: sqlite3.Row) -> Experiment:
+    return Experiment(
+        r["id"],
+        r["alias"],
+        r["incumbent"],
+        r["candidate"],
+        float(r["share"]),
+        r["state"],
+        json.loads(r["settings_json"] or "{}"),
+        json.loads(r["decision_json"]) if r["decision_json"] else None,
+        r["created_at"],
+        r["updated_at"],
+        r["ended_at"],
+    )
+
+
+class Experiments:
+    """Experiments and feedback in the journal, through the server's store."""
+
+    def __init__(self, store: ServeStore):
+        self.store = store
+
+    def start(
+        self, alias: str, incumbent: str, candidate: str, share: float, settings: dict[str, Any]
+    ) -> Experiment:
+        if not 0 < share <= 1:
+            raise ServeError(
+                f"share {share:g} is not a fraction of traffic", fix="e.g. --share 10%"
+            )
+        now = time.time()
+        exp_id = "exp-" + uuid.uuid4().hex[:10]
+        try:
+            with self.store.transaction() as db:
+                db.execute(
+                    "INSERT INTO experiments (id, alias, incumbent, candidate, share, state,"
+                    " settings_json, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (exp_id, alias, incumbent, candidate, share, RUNNING, json.dumps(settings),
+                     now, now),
+                )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise ServeError(
+                f"an experiment already runs on '{alias}'",
+                fix=f"tunegate ab status {alias}; end it with stop, promote or rollback",
+            ) from None
+        return self.get(exp_id)
+
+    def get(self, ref: str) -> Experiment:
+        """By id, or by alias: its running experiment, else its newest."""
+        rows = self.store._read(
+            "SELECT * FROM experiments WHERE id = ? OR alias = ?"
+            " ORDER BY state = 'running' DESC, created_at DESC LIMIT 1",
+            (ref, ref),
+        )
+        if not rows:
+            raise ServeError(
+                f"no experiment '{ref}'", fix="tunegate ab start ALIAS --candidate DEP"
+            )
+        return _row(rows[0])
+
+    def running(self) -> dict[str, Experiment]:
+        """alias -> its running experiment (what the server routes by)."""
+        rows = self.store._read("SELECT * FROM experiments WHERE state = 'running'")
+        return {r["alias"]: _row(r) for r in rows}
+
+    def all(self) -> list[Experiment]:
+        return [_row(r) for r in self.store._read("SELECT * FROM experiments ORDER BY created_at")]
+
+    def set_share(self, ref: str, share: float) -> Experiment:
+        """Change the candidate's share while it runs (the server sees it within seconds)."""
+        if not 0 < share <= 1:
+            raise ServeError(f"share {share:g} is not a fraction of traffic", fix="e.g. 25%")
+        exp = self._running(ref)
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE experiments SET share = ?, updated_at = ? WHERE id = ? AND state = ?",
+                (share, time.time(), exp.id, RUNNING),
+            )
+        return self.get(exp.id)
+
+    def end(
+        self,
+        ref: str,
+        state: str,
+        decision: dict[str, Any],
+        alias_targets: list[str] | None = None,
+    ) -> Experiment:
+        """End a running experiment with `decision` (the numbers that decided it); with
+        `alias_targets`, the alias becomes them in the same transaction. An experiment that
+        ended meanwhile (another terminal) is refused, naming how it ended."""
+        exp = self._running(ref)
+        now = time.time()
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "UPDATE experiments SET state = ?, decision_json = ?, updated_at = ?, ended_at = ?"
+                " WHERE id = ? AND state = ?",
+                (state, json.dumps(decision), now, now, exp.id, RUNNING),
+            )
+            if cur.rowcount == 1 and alias_targets is not None:
+                db.execute(
+                    "UPDATE aliases SET targets_json = ?, updated_at = ? WHERE name = ?",
+                    (json.dumps(alias_targets), now, exp.alias),
+                )
+        if cur.rowcount != 1:
+            done = self.get(exp.id)
+            raise ServeError(f"experiment {exp.id} on '{exp.alias}' is already {done.state}")
+        return self.get(exp.id)
+
+    def _running(self, ref: str) -> Experiment:
+        exp = self.get(ref)
+        if not exp.running:
+            raise ServeError(f"experiment {exp.id} on '{exp.alias}' is {exp.state}, not running")
+        return exp
+
+    # feedback -----------------------------------------------------------------------------
+    def add_feedback(self, request_id: str, score: float, source: str, key_id: str | None) -> None:
+        """A quality signal for one answered request (0-1); the newest for a request wins."""
+        if not 0 <= score <= 1:
+            raise ServeError(f"score {score:g} is outside 0-1", fix="a score in 0-1, or thumbs")
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO feedback (request_id, score, source, key_id, created_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET score = excluded.score,"
+                " source = excluded.source, created_at = excluded.created_at",
+                (request_id, score, source, key_id, time.time()),
+            )
+
+    def feedback(self, experiment_id: str) -> dict[str, float]:
+        """request id -> score, for the experiment's requests."""
+        rows = self.store._read(
+            "SELECT f.request_id, f.score FROM feedback f JOIN usage u"
+            " ON u.request_id = f.request_id WHERE u.experiment_id = ?",
+            (experiment_id,),
+        )
+        return {r["request_id"]: float(r["score"]) for r in rows}

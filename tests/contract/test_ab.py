@@ -1,0 +1,113 @@
+"""Live A/B through `tunegate serve`, driven by the official `openai` SDK: the candidate's
+share of users within binomial tolerance, each user always on one arm, a share changed without
+a restart, feedback scored per arm with an always-valid verdict, a candidate that fails falling
+back to the incumbent (and counted against it), promotion rewriting the alias, and the
+experiment surviving a gateway restart."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("openai")
+pytest.importorskip("uvicorn")
+
+import httpx
+import openai
+
+from gateway.facade import ab
+from gateway.facade.deploy import deploy
+from gateway.journal.serving import ServeStore
+from gateway.serve import running
+from gateway.serve.registry import REFRESH_S
+from tests.contract.test_serve import _settled, openai_dep  # noqa: F401  (a fixture)
+
+QUESTION = [{"role": "user", "content": "what is on shelf four today"}]
+
+
+def _ask(client: openai.OpenAI, user: str) -> tuple[str, str]:
+    raw = client.chat.completions.with_raw_response.create(
+        model="voice", messages=QUESTION, user=user, max_tokens=8
+    )
+    return raw.headers["x-tunegate-deployment"], raw.headers["x-request-id"]
+
+
+def test_split_feedback_verdict_and_promotion(openai_dep):  # noqa: F811
+    _, incumbent = openai_dep
+    candidate = deploy(incumbent.meta["job"], "openai", name="brand-voice-v2")
+    with ServeStore() as store:
+        store.set_alias("voice", ["brand-voice"])
+    exp = ab.start("voice", "brand-voice-v2", 0.3)
+    answered: dict[str, str] = {}
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        feedback = url.rsplit("/v1", 1)[0] + "/tunegate/feedback"
+        for i in range(240):
+            dep_id, rid = _ask(client, f"user-{i}")
+            answered[f"user-{i}"] = dep_id
+            # the application's verdict: the candidate's answers are liked, the incumbent's
+            # half the time
+            liked = dep_id == candidate.id or i % 2 == 0
+            res = httpx.post(
+                feedback, json={"request_id": rid, "thumbs": "up" if liked else "down"}
+            )
+            assert res.status_code == 200, res.text
+        assert httpx.post(feedback, json={"request_id": "nope", "score": 1}).status_code == 400
+        n = sum(d == candidate.id for d in answered.values())
+        assert abs(n - 72) < 4 * (240 * 0.3 * 0.7) ** 0.5  # Binomial(240, 0.3) within 4 sd
+        again = [_ask(client, f"user-{i}")[0] for i in range(40)]
+        assert again == [answered[f"user-{i}"] for i in range(40)]  # sticky per user
+
+        ab.set_share("voice", 1.0)  # everyone, no restart
+        time.sleep(REFRESH_S + 0.5)
+        assert {_ask(client, f"user-{i}")[0] for i in range(10)} == {candidate.id}
+    rows = _settled(240 + 40 + 10)
+    assert all(r.experiment_id == exp.id and r.arm in ("incumbent", "candidate") for r in rows)
+    now = ab.status("voice")
+    assert (
+        now.arms["candidate"].requests
+        == n + sum(answered[f"user-{i}"] == candidate.id for i in range(40)) + 10
+    )
+    assert now.arms["candidate"].scored == n and now.arms["incumbent"].scored == 240 - n
+    assert now.arms["incumbent"].usd_per_1k and now.arms["candidate"].p95_ms is not None
+    verdict = now.signals["feedback"]
+    assert verdict.candidate == 100.0 and verdict.verdict == "candidate wins"
+    assert now.signals["success"].verdict == "inconclusive"  # nothing failed on either arm
+
+    promoted = ab.promote("voice")
+    assert promoted.state == "promoted" and promoted.decision["signals"]["feedback"]["verdict"]
+    with ServeStore() as store:
+        assert store.aliases()["voice"] == [candidate.id, "brand-voice"]
+    with pytest.raises(Exception, match="promoted"):
+        ab.rollback("voice")
+
+
+def test_a_failing_candidate_falls_back_and_the_experiment_survives_a_restart(openai_dep):  # noqa: F811
+    import socket
+
+    from gateway.journal import Journal
+
+    _, incumbent = openai_dep
+    with socket.socket() as s:  # a port nothing listens on: the candidate's engine is down
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    with Journal() as journal:
+        broken = journal.add_deployment(
+            None, "ollama", "voice-local", endpoint=f"http://127.0.0.1:{dead_port}", state="live"
+        )
+    with ServeStore() as store:
+        store.set_alias("voice", ["brand-voice"])
+    ab.start("voice", broken, 1.0)
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        assert {_ask(client, f"u{i}")[0] for i in range(5)} == {incumbent.id}
+    with running() as url:  # a new gateway process reads the same experiment
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        assert {_ask(client, f"u{i}")[0] for i in range(5)} == {incumbent.id}
+    _settled(10)
+    now = ab.status("voice")
+    assert now.arms["candidate"].requests == 10 and now.arms["candidate"].failures == 10
+    assert now.signals["success"].candidate == 0.0
+    assert json.loads(json.dumps(now.to_json()))["arms"]["candidate"]["failures"] == 10
