@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ServeError
-from gateway.journal import Journal
+from gateway.journal import Journal, immediate
 
 KEY_PREFIX = "tgk_"
 
@@ -103,27 +103,15 @@ class ServeStore:
         self.close()
 
     def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(sql, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self.transaction() as db:
+            db.executemany(sql, rows)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: other writers wait), committed on success:
-        for changes that must not be seen half made (an experiment's end and its alias)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """One write transaction, holding the store's lock: for changes that must not be
+        seen half made (an experiment's end and its alias)."""
+        with self._lock, immediate(self._db) as db:
+            yield db
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
