@@ -69,7 +69,11 @@ def ui_cmd(host: str, port: int, folder: Path | None) -> None:
 
 @click.command("usage")
 @click.option(
-    "--by", type=click.Choice(["deployment", "key"]), default="deployment", show_default=True
+    "--by",
+    type=click.Choice(["deployment", "key", "arm"]),
+    default="deployment",
+    show_default=True,
+    help="Group by deployment, API key, or A/B arm (tunegate ab).",
 )
 @click.option("--since", help="Window: 7d, 24h, 30m, 2w or a date (default: 30 days).")
 @click.option(

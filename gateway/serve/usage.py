@@ -110,21 +110,26 @@ def _hours_live(dep: Deployment, since: float, until: float) -> float:
 def usage(
     journal_path: Path | str | None = None,
     *,
-    by: Literal["deployment", "key"] = "deployment",
+    by: Literal["deployment", "key", "arm"] = "deployment",
     since: float | None = None,
 ) -> UsageReport:
-    """Measured usage since `since` (default: the last 30 days), grouped `by`."""
+    """Measured usage since `since` (default: the last 30 days), grouped `by` deployment,
+    key, or A/B arm (each experiment's incumbent and candidate; other requests as one row)."""
     until = time.time()
     since = until - DEFAULT_WINDOW_S if since is None else since
     with ServeStore(journal_path) as store:
         records = store.usage(since=since)
         keys = {k.id: k.name for k in store.keys(all=True)}
+        if by == "arm":  # experiment id -> its alias, to name the rows
+            from gateway.journal.experiments import Experiments
+
+            keys = {e.id: e.alias for e in Experiments(store).all()}
     with Journal(journal_path) as journal:
         deps = {d.id: d for d in deployments(journal, all=True)}
         rows: dict[str | None, UsageRow] = {}
         latencies: dict[str | None, list[float]] = {}
         for rec in records:
-            gid = rec.deployment_id if by == "deployment" else rec.key_id
+            gid = _group_id(by, rec)
             if gid not in rows:
                 rows[gid] = _new_row(by, gid, rec, deps, keys)
             _add(rows[gid], rec)
@@ -145,9 +150,20 @@ def usage(
     return UsageReport(since, until, by, ordered)
 
 
+def _group_id(by: str, rec: UsageRecord) -> str | None:
+    if by == "arm":
+        return f"{rec.experiment_id}:{rec.arm}" if rec.experiment_id else None
+    return rec.deployment_id if by == "deployment" else rec.key_id
+
+
 def _new_row(
     by: str, gid: str | None, rec: UsageRecord, deps: dict[str, Deployment], keys: dict[str, str]
 ) -> UsageRow:
+    if by == "arm":
+        if gid is None:
+            return UsageRow("(no experiment)", None, None)
+        exp_id, _, arm = gid.partition(":")
+        return UsageRow(f"{keys.get(exp_id, exp_id)} {arm}", gid, None)
     if by == "key":
         return UsageRow(keys.get(gid or "", gid or "(no key)"), gid, None)
     dep = deps.get(gid or "")

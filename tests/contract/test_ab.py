@@ -76,6 +76,14 @@ def test_split_feedback_verdict_and_promotion(openai_dep):  # noqa: F811
     assert verdict.candidate == 100.0 and verdict.verdict == "candidate wins"
     assert now.signals["success"].verdict == "inconclusive"  # nothing failed on either arm
 
+    from gateway.serve.usage import usage
+
+    by_arm = {r.group: r.requests for r in usage(by="arm").rows}
+    assert by_arm == {
+        "voice candidate": now.arms["candidate"].requests,
+        "voice incumbent": now.arms["incumbent"].requests,
+    }
+
     promoted = ab.promote("voice")
     assert promoted.state == "promoted" and promoted.decision["signals"]["feedback"]["verdict"]
     with ServeStore() as store:
