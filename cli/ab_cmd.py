@@ -38,15 +38,44 @@ def ab_group() -> None:
     type=click.FloatRange(min=0, max=100),
     help="Points a win must clear (the interval's low end above it).",
 )
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Let the gateway promote on a clear feedback win and roll back on a clear loss or "
+    "an error-rate breach.",
+)
+@click.option(
+    "--max-error-rate",
+    default="5%",
+    show_default=True,
+    help="--auto: roll back when the candidate fails this much more often than the incumbent.",
+)
+@click.option(
+    "--min-requests",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="--auto: requests each arm needs before any decision.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def ab_start(alias: str, candidate: str, share: str, margin: float, as_json: bool) -> None:
+def ab_start(
+    alias: str,
+    candidate: str,
+    share: str,
+    margin: float,
+    auto: bool,
+    max_error_rate: str,
+    min_requests: int,
+    as_json: bool,
+) -> None:
     """Send SHARE of ALIAS's users to CANDIDATE, each user always to the same arm (their
     request's `user`, else their key, else their address). The alias's first deployment is the
     incumbent and the candidate's fallback. Docs: docs/serve.md#ab."""
     from gateway.facade import ab
 
-    exp = ab.start(alias, candidate, _share(share), margin=margin)
+    rules = ab.Auto(min_requests, _share(max_error_rate)) if auto else None
+    exp = ab.start(alias, candidate, _share(share), margin=margin, auto=rules)
     if as_json:
         emit_json(exp.to_json())
         return

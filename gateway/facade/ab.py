@@ -73,12 +73,24 @@ def _store(journal_path: Path | str | None) -> ServeStore:
     return ServeStore(journal_path)
 
 
+@dataclass(frozen=True)
+class Auto:
+    """When the gateway decides by itself (`start(auto=...)`): promote on a clear win on the
+    application's feedback; roll back on a clear loss on feedback or success, or when the
+    candidate fails more often than the incumbent by `max_error_rate`; never before each arm
+    has `min_requests`."""
+
+    min_requests: int = 30
+    max_error_rate: float = 0.05
+
+
 def start(
     alias: str,
     candidate: str,
     share: float,
     *,
     margin: float = 0.0,
+    auto: Auto | None = None,
     journal_path: Path | str | None = None,
 ) -> Experiment:
     """Split `alias` between its first deployment and `candidate` (a deployment name or id)."""
@@ -96,7 +108,9 @@ def start(
             raise ServeError(f"the candidate {challenger.name} is {challenger.state}, not live")
         if challenger.id == incumbent.id:
             raise ServeError(f"{challenger.name} already answers '{alias}': choose another")
-        settings = {"margin": margin, "alias_before": targets}
+        settings: dict[str, Any] = {"margin": margin, "alias_before": targets}
+        if auto is not None:
+            settings["auto"] = asdict(auto)
         return Experiments(store).start(alias, incumbent.id, challenger.id, share, settings)
 
 
@@ -183,3 +197,52 @@ def rollback(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
 def stop(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
     """End it without a decision: the alias stays as it was."""
     return _end(ref, STOPPED, journal_path)
+
+
+def decide(now: Status) -> tuple[str, str] | None:
+    """What `--auto` does with the numbers as they stand: (state, why), or None to wait."""
+    rules = now.experiment.settings.get("auto")
+    if not rules:
+        return None
+    auto = Auto(**rules)
+    inc, cand = now.arms["incumbent"], now.arms["candidate"]
+    if min(inc.requests, cand.requests) < auto.min_requests:
+        return None
+    rate = {a.name: a.failures / a.requests for a in (inc, cand)}
+    if rate["candidate"] - rate["incumbent"] > auto.max_error_rate:
+        return ROLLED_BACK, (
+            f"the candidate failed {rate['candidate']:.1%} of requests, the incumbent "
+            f"{rate['incumbent']:.1%}: over the {auto.max_error_rate:.0%} allowed"
+        )
+    for name, signal in now.signals.items():
+        if signal.verdict == "candidate loses":
+            return ROLLED_BACK, f"{name}: {_numbers(signal)}"
+    feedback = now.signals.get("feedback")
+    if feedback is not None and feedback.verdict == "candidate wins":
+        return PROMOTED, f"feedback: {_numbers(feedback)}"
+    return None
+
+
+def _numbers(d: Difference) -> str:
+    return (
+        f"candidate {d.candidate:.1f} vs incumbent {d.incumbent:.1f}, delta {d.delta:+.1f} "
+        f"[{d.low:+.1f}, {d.high:+.1f}] ({d.verdict})"
+    )
+
+
+def auto_check(journal_path: Path | str | None = None) -> list[Experiment]:
+    """Decide every running `--auto` experiment whose numbers are clear (what the gateway runs
+    every `TUNEGATE_AB_CHECK_S`); a decision another replica made first is left to it."""
+    with _store(journal_path) as store:
+        running = [e for e in Experiments(store).running().values() if e.settings.get("auto")]
+    decided = []
+    for exp in running:
+        verdict = decide(status(exp.id, journal_path=journal_path))
+        if verdict is None:
+            continue
+        state, why = verdict
+        try:
+            decided.append(_end(exp.id, state, journal_path, by="auto", why=why))
+        except ServeError:
+            continue  # ended meanwhile (a person, or another gateway replica)
+    return decided

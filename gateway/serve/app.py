@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 import traceback
@@ -34,7 +33,7 @@ from gateway.journal.serving import ApiKey, ServeStore, UsageRecord, key_hash
 from gateway.serve.meter import Meter
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
-from gateway.serve.split import arm_of, subject
+from gateway.serve.split import arm_of, parse_feedback, subject
 from gateway.util.retry import redact
 
 KEYS_REFRESH_S = 5.0
@@ -85,13 +84,30 @@ class Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         import asyncio
 
-        watcher = asyncio.get_running_loop().create_task(self.engines.watch())
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(self.engines.watch())
+        deciding = loop.create_task(self._decide_experiments())
         try:
             yield
         finally:
             watcher.cancel()
+            deciding.cancel()
             await self.client.aclose()
             self.close()
+
+    async def _decide_experiments(self) -> None:
+        """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
+        from gateway.facade.ab import auto_check
+
+        every = float(os.environ.get("TUNEGATE_AB_CHECK_S", "30"))
+        while True:
+            await anyio.sleep(every)
+            try:
+                for exp in await anyio.to_thread.run_sync(auto_check, self.store.path):
+                    print(f"tunegate serve: {exp.alias}: experiment {exp.id} {exp.state} "
+                          f"({(exp.decision or {}).get('why')})", file=sys.stderr)  # fmt: skip
+            except Exception:  # a failed check is retried next time, never the server's end
+                traceback.print_exc(file=sys.stderr)
 
     def close(self) -> None:
         self.engines.close()
@@ -181,9 +197,8 @@ class Gateway:
             body = json.loads(await request.body())
         except ValueError:
             body = None
-        score = _score(body)
-        rid = body.get("request_id") if isinstance(body, dict) else None
-        if not isinstance(rid, str) or not REQUEST_ID.fullmatch(rid) or score is None:
+        found = parse_feedback(body)
+        if found is None:
             return error(
                 400,
                 'expected {"request_id": "req-...", "score": 0-1} or "thumbs": "up" | "down"',
@@ -191,6 +206,7 @@ class Gateway:
             )
         from gateway.journal.experiments import Experiments
 
+        rid, score = found
         await anyio.to_thread.run_sync(
             lambda: Experiments(self.store).add_feedback(rid, score, "app", key.id if key else None)
         )
@@ -359,21 +375,6 @@ class _Metering:
                 arm=self.arm,
             )
         )
-
-
-REQUEST_ID = re.compile(r"req-[0-9a-f]{32}")
-
-
-def _score(body: Any) -> float | None:
-    if not isinstance(body, dict):
-        return None
-    thumbs = body.get("thumbs")
-    if thumbs in ("up", "down"):
-        return 1.0 if thumbs == "up" else 0.0
-    score = body.get("score")
-    if isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1:
-        return float(score)
-    return None
 
 
 def _report_fallback(model: str, failed: list[tuple[Target, str]], answered: Target) -> None:

@@ -119,3 +119,27 @@ def test_a_failing_candidate_falls_back_and_the_experiment_survives_a_restart(op
     assert now.arms["candidate"].requests == 10 and now.arms["candidate"].failures == 10
     assert now.signals["success"].candidate == 0.0
     assert json.loads(json.dumps(now.to_json()))["arms"]["candidate"]["failures"] == 10
+
+
+def test_auto_promotes_a_clear_winner_by_itself(openai_dep, monkeypatch):  # noqa: F811
+    _, incumbent = openai_dep
+    monkeypatch.setenv("TUNEGATE_AB_CHECK_S", "0.5")
+    candidate = deploy(incumbent.meta["job"], "openai", name="brand-voice-v3")
+    with ServeStore() as store:
+        store.set_alias("voice", ["brand-voice"])
+    exp = ab.start("voice", "brand-voice-v3", 0.5, auto=ab.Auto(min_requests=20))
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        feedback = url.rsplit("/v1", 1)[0] + "/tunegate/feedback"
+        for i in range(200):
+            dep_id, rid = _ask(client, f"user-{i}")
+            liked = dep_id == candidate.id or i % 2 == 0
+            httpx.post(feedback, json={"request_id": rid, "thumbs": "up" if liked else "down"})
+        deadline = time.monotonic() + 20
+        while ab.status("voice").experiment.running and time.monotonic() < deadline:
+            time.sleep(0.25)
+    done = ab.status(exp.id).experiment
+    assert done.state == "promoted" and done.decision["by"] == "auto"
+    assert "feedback" in done.decision["why"] and "candidate wins" in done.decision["why"]
+    with ServeStore() as store:
+        assert store.aliases()["voice"][0] == candidate.id
