@@ -60,6 +60,10 @@ def test_split_feedback_verdict_and_promotion(openai_dep):  # noqa: F811
         again = [_ask(client, f"user-{i}")[0] for i in range(40)]
         assert again == [answered[f"user-{i}"] for i in range(40)]  # sticky per user
 
+        page = httpx.get(url.rsplit("/v1", 1)[0] + "/ui/experiments")
+        assert page.status_code == 200 and exp.id in page.text and "running" in page.text
+        assert page.text.count("<tr>") >= 4  # two arms, and the signals
+
         ab.set_share("voice", 1.0)  # everyone, no restart
         time.sleep(REFRESH_S + 0.5)
         assert {_ask(client, f"user-{i}")[0] for i in range(10)} == {candidate.id}

@@ -88,6 +88,7 @@ class Ui:
             Route(r + "/plan", self.plan, methods=["GET", "POST"]),
             Route(r + "/data", self.data),
             Route(r + "/deployments", self.deployments),
+            Route(r + "/experiments", self.experiments),
             Route(r + "/evals/{id}/{name}", self.eval_file),
             Mount(r + "/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
         ]
@@ -330,6 +331,13 @@ class Ui:
     async def deployments(self, request: Request) -> Response:
         ctx = await run_in_threadpool(traffic, self.journal_path)
         return self._page(request, "deployments.html", "Deployments", engines=self.engines(), **ctx)
+
+    async def experiments(self, request: Request) -> Response:
+        """Every A/B experiment: arms, share, live deltas with intervals, cost, the decision."""
+        from gateway.serve.dashboard.views import experiment_rows
+
+        found = await run_in_threadpool(experiment_rows, self.journal_path)
+        return self._page(request, "experiments.html", "Experiments", experiments=found)
 
     async def eval_file(self, request: Request) -> Response:
         """A stored report's chart or Markdown, found through the journal (never a free path)."""

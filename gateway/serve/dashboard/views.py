@@ -355,3 +355,36 @@ def traffic(journal_path: Path | str | None = None, window_days: float = 7.0) ->
         deps = [{**d.to_json(), "created": human_time(d.created_at)} for d in deployments(journal)]
     advice = [a.to_json() for a in advise(journal_path, window_days=window_days)]
     return {"window_days": window_days, "tables": tables, "deployments": deps, "advice": advice}
+
+
+def experiment_rows(journal_path: Path | str | None) -> list[dict[str, Any]]:
+    """`tunegate ab status` of every experiment, newest first, as the page shows it."""
+    from gateway.facade import ab
+    from gateway.journal.experiments import Experiments
+    from gateway.journal.serving import ServeStore
+
+    with ServeStore(journal_path) as store:
+        found = Experiments(store).all()
+    out = []
+    for exp in reversed(found):
+        now = ab.status(exp.id, journal_path=journal_path)
+        arms = [
+            {
+                **a.to_json(),
+                "p50": f"{a.p50_ms:.0f} ms" if a.p50_ms is not None else "-",
+                "p95": f"{a.p95_ms:.0f} ms" if a.p95_ms is not None else "-",
+                "per_1k": f"${a.usd_per_1k:.4f}" if a.usd_per_1k is not None else "-",
+            }
+            for a in now.arms.values()
+        ]
+        out.append(
+            {
+                "exp": exp.to_json(),
+                "arms": arms,
+                "signals": {k: d.to_json() for k, d in now.signals.items()},
+                "why": (exp.decision or {}).get("why"),
+                "by": (exp.decision or {}).get("by"),
+                "started": human_time(exp.created_at),
+            }
+        )
+    return out
