@@ -39,6 +39,17 @@ def ab_group() -> None:
     help="Points a win must clear (the interval's low end above it).",
 )
 @click.option(
+    "--shadow",
+    is_flag=True,
+    help="Clients keep the incumbent's answers; the candidate answers copies off the request "
+    "path (metered apart).",
+)
+@click.option(
+    "--max-usd",
+    type=click.FloatRange(min=0),
+    help="--shadow: stop sending copies once they have cost this much.",
+)
+@click.option(
     "--auto",
     is_flag=True,
     help="Let the gateway promote on a clear feedback win and roll back on a clear loss or "
@@ -64,6 +75,8 @@ def ab_start(
     candidate: str,
     share: str,
     margin: float,
+    shadow: bool,
+    max_usd: float | None,
     auto: bool,
     max_error_rate: str,
     min_requests: int,
@@ -75,12 +88,15 @@ def ab_start(
     from gateway.facade import ab
 
     rules = ab.Auto(min_requests, _share(max_error_rate)) if auto else None
-    exp = ab.start(alias, candidate, _share(share), margin=margin, auto=rules)
+    exp = ab.start(
+        alias, candidate, _share(share), margin=margin, auto=rules, shadow=shadow, max_usd=max_usd
+    )
     if as_json:
         emit_json(exp.to_json())
         return
+    how = "shadows" if shadow else "sends"
     click.echo(
-        f"{exp.id}: {alias} sends {exp.share:.0%} of its users to {candidate}; "
+        f"{exp.id}: {alias} {how} {exp.share:.0%} of its users to {candidate}; "
         f"read it with `tunegate ab status {alias}`"
     )
 

@@ -91,9 +91,13 @@ def start(
     *,
     margin: float = 0.0,
     auto: Auto | None = None,
+    shadow: bool = False,
+    max_usd: float | None = None,
     journal_path: Path | str | None = None,
 ) -> Experiment:
-    """Split `alias` between its first deployment and `candidate` (a deployment name or id)."""
+    """Split `alias` between its first deployment and `candidate` (a deployment name or id).
+    With `shadow`, clients always get the incumbent's answer and the candidate answers a copy
+    of `share` of the requests off the request path, spending at most `max_usd`."""
     with _store(journal_path) as store:
         targets = store.aliases().get(alias)
         if not targets:
@@ -111,6 +115,9 @@ def start(
         settings: dict[str, Any] = {"margin": margin, "alias_before": targets}
         if auto is not None:
             settings["auto"] = asdict(auto)
+        if shadow:
+            settings["shadow"] = True
+            settings["max_usd"] = max_usd
         return Experiments(store).start(alias, incumbent.id, challenger.id, share, settings)
 
 
@@ -121,7 +128,8 @@ def set_share(ref: str, share: float, *, journal_path: Path | str | None = None)
 
 def _arm_of(rec: UsageRecord, exp: Experiment) -> tuple[str, bool]:
     """The record's arm, and whether it counts as a failure of that arm."""
-    arm = rec.arm if rec.arm in ARMS else "incumbent"
+    # a shadow copy is the candidate's answer to a request the incumbent served
+    arm = "candidate" if rec.arm == "shadow" else rec.arm if rec.arm in ARMS else "incumbent"
     fell_back = arm == "candidate" and exp.candidate in (rec.fallback_from or "").split(",")
     return arm, rec.status >= 400 or fell_back
 

@@ -33,6 +33,8 @@ from gateway.journal.serving import ApiKey, ServeStore, UsageRecord, key_hash
 from gateway.serve.meter import Meter
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
+from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
+from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
 from gateway.util.retry import redact
 
@@ -78,6 +80,7 @@ class Gateway:
         self._keys_loaded = -1e9
         self._advice: tuple[float, Any] | None = None
         self.ui_folder = ui_folder
+        self.shadow = Shadow(self.registry, self.store, self.meter.submit, self._send_copy)
 
     # lifecycle ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -87,13 +90,23 @@ class Gateway:
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self.engines.watch())
         deciding = loop.create_task(self._decide_experiments())
+        shadows = [loop.create_task(self.shadow.work()) for _ in range(SHADOW_WORKERS)]
         try:
             yield
         finally:
             watcher.cancel()
             deciding.cancel()
+            for task in shadows:
+                task.cancel()
             await self.client.aclose()
             self.close()
+
+    async def _send_copy(self, target: Target, body: dict[str, Any], route: str, done: Any) -> None:
+        """One shadow copy to the candidate (`gateway.serve.shadow`); its answer is dropped."""
+        if target.upstream is not None and target.upstream.kind == "chat":
+            await via_chat(target, body, route, done)
+        else:
+            await via_http(self.client, self.engines, target, body, route, done)
 
     async def _decide_experiments(self) -> None:
         """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
@@ -265,11 +278,13 @@ class Gateway:
         chain = self.registry.resolve(body["model"])
         if chain is None:
             return meter.refused(self._unknown(body["model"]), "unknown model", status=404)
-        experiment = self.registry.experiment(body["model"])
+        experiment, shadowed = self.registry.experiment(body["model"]), False
         if experiment is not None:
             client = request.client.host if request.client else None
             who = subject(body.get("user"), key.id if key else None, client)
             meter.experiment, meter.arm = experiment.id, arm_of(experiment, who)
+            if experiment.settings.get("shadow"):  # the client keeps the incumbent's answer
+                shadowed, meter.arm = meter.arm == "candidate", "incumbent"
             chain = self.registry.arm_chain(experiment, meter.arm, chain)
         failed: list[tuple[Target, str]] = []
         meter.failed = failed  # the record names what failed before the one that answered
@@ -297,6 +312,8 @@ class Gateway:
             headers = {**headers, **meter.headers(failed)}
             if failed:
                 _report_fallback(body["model"], failed, target)
+            if shadowed and experiment is not None and status < 400:
+                self.shadow.offer(experiment, body, route, rid)
             if isinstance(content, bytes):
                 return Response(content, status, headers=headers)
             return StreamingResponse(content, status, headers=headers)

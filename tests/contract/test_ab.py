@@ -147,3 +147,92 @@ def test_auto_promotes_a_clear_winner_by_itself(openai_dep, monkeypatch):  # noq
     assert "feedback" in done.decision["why"] and "candidate wins" in done.decision["why"]
     with ServeStore() as store:
         assert store.aliases()["voice"][0] == candidate.id
+
+
+class _SlowEngine:
+    """An OpenAI-compatible chat endpoint that takes `delay` seconds to answer: a candidate
+    the client must never wait for."""
+
+    def __init__(self, delay: float):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        engine = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                engine.requests += 1
+                time.sleep(delay)
+                answer = {
+                    "id": "chatcmpl-slow",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "slowly"}}],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+                }  # fmt: skip
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _timed(client: openai.OpenAI, model: str, user: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=QUESTION, user=user, max_tokens=8
+    )
+    return time.perf_counter() - start, raw.headers["x-tunegate-deployment"]
+
+
+def test_shadow_copies_never_delay_the_client(openai_dep):  # noqa: F811
+    from statistics import median
+
+    from gateway.journal import Journal
+
+    _, incumbent = openai_dep
+    slow = _SlowEngine(delay=1.0)
+    try:
+        with Journal() as journal:
+            candidate = journal.add_deployment(
+                None, "ollama", "voice-slow", endpoint=slow.url, state="live"
+            )
+        with ServeStore() as store:
+            store.set_alias("voice", ["brand-voice"])
+        exp = ab.start("voice", candidate, 1.0, shadow=True)
+        with running() as url:
+            client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+            alone = [_timed(client, "brand-voice", f"a{i}") for i in range(12)]  # no experiment
+            shadowed = [_timed(client, "voice", f"u{i}") for i in range(12)]
+            assert {dep for _, dep in shadowed} == {incumbent.id}  # clients keep the incumbent
+            # the candidate takes a second; the client never waits for it
+            assert median(t for t, _ in shadowed) < median(t for t, _ in alone) + 0.25
+            assert max(t for t, _ in shadowed) < 0.9
+            deadline = time.monotonic() + 20
+            while slow.requests < 12 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert slow.requests == 12
+            rows = _settled(12 + 12 + 12)
+        shadow_rows = [r for r in rows if r.arm == "shadow"]
+        assert len(shadow_rows) == 12 and all(r.request_id.endswith("-shadow") for r in shadow_rows)
+        assert all(r.latency_ms >= 1000 and r.status == 200 for r in shadow_rows)
+        now = ab.status(exp.id)
+        assert now.arms["incumbent"].requests == 12 and now.arms["candidate"].requests == 12
+        assert now.arms["candidate"].p50_ms >= 1000 > now.arms["incumbent"].p50_ms
+    finally:
+        slow.close()

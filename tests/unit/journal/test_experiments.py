@@ -55,3 +55,32 @@ def test_one_running_experiment_per_alias_and_one_ending():
         exps.add_feedback("req-" + "0" * 32, 1.0, "app", None)
         with pytest.raises(ServeError, match="outside 0-1"):
             exps.add_feedback("req-" + "0" * 32, 2.0, "app", None)
+
+
+def test_a_shadow_budget_stops_the_copies():
+    """`--max-usd`: once the shadow copies have cost the cap (earlier runs included), no more
+    are queued; a full queue drops a copy instead of waiting."""
+    import asyncio
+
+    from gateway.journal.serving import UsageRecord
+    from gateway.serve.shadow import QUEUE, Shadow
+
+    with ServeStore() as store:
+        exps = Experiments(store)
+        exp = exps.start("voice", "dep-a", "dep-b", 1.0, {"shadow": True, "max_usd": 0.5})
+        store.add_usage(
+            [UsageRecord("req-1-shadow", 1.0, "voice", "chat", 200, 5.0, cost_usd=0.6,
+                         experiment_id=exp.id, arm="shadow")]
+        )  # fmt: skip
+
+        async def offers() -> tuple[bool, bool, int]:
+            shadow = Shadow(None, store, lambda rec: None, None)  # type: ignore[arg-type]
+            capped = shadow.offer(exp, {"model": "voice"}, "chat", "req-2")
+            free = exps.start("free", "dep-a", "dep-b", 1.0, {"shadow": True})
+            queued = [
+                shadow.offer(free, {"model": "free"}, "chat", f"r{i}") for i in range(QUEUE + 3)
+            ]
+            return capped, all(queued[:QUEUE]), shadow.dropped
+
+        capped, first_fit, dropped = asyncio.run(offers())
+        assert capped is False and first_fit and dropped == 3

@@ -1,0 +1,123 @@
+"""Shadow traffic for an A/B experiment (`tunegate ab start --shadow`): the client always gets
+the incumbent's answer, and the candidate answers the same request off the request path.
+
+Offering a request is a non-blocking put on a bounded queue: when the queue is full the shadow
+copy is dropped and counted, never waited for, so the client is never delayed and a slow or
+broken candidate never fails a request. A few workers send the copies (non-streaming) to the
+candidate and meter each under its own request id (`REQ-shadow`), arm `shadow`, so shadow
+traffic is costed apart from what clients were served. An experiment's `max_usd` caps what its
+shadow copies may spend: past it, no more are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.journal.experiments import Experiment
+from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.serve.proxy import Outcome, Unreachable
+from gateway.serve.registry import Registry, Target
+
+QUEUE = 64  # copies waiting; past this they are dropped
+WORKERS = 2
+
+
+@dataclass
+class _Copy:
+    exp: Experiment
+    body: dict[str, Any]
+    route: str
+    request_id: str
+
+
+@dataclass
+class Shadow:
+    """The shadow queue and its workers; `send` is how one copy reaches the candidate."""
+
+    registry: Registry
+    store: ServeStore
+    submit: Callable[[UsageRecord], None]  # the meter's
+    send: Callable[..., Any]  # (target, body, route, done) -> awaitable, raising Unreachable
+    queue: asyncio.Queue[_Copy] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    dropped: int = 0
+    sent: int = 0
+    _spent: dict[str, float] = field(default_factory=dict)  # experiment id -> shadow $ so far
+
+    def offer(self, exp: Experiment, body: dict[str, Any], route: str, request_id: str) -> bool:
+        """Queue a copy of an answered request for the candidate; False when it was not (the
+        queue is full, or the experiment's shadow budget is spent)."""
+        cap = exp.settings.get("max_usd")
+        if cap is not None and self._spent_on(exp.id) >= float(cap):
+            return False
+        copy = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        try:
+            self.queue.put_nowait(_Copy(exp, copy, route, request_id))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+        return True
+
+    def _spent_on(self, exp_id: str) -> float:
+        if exp_id not in self._spent:  # once per process: what earlier runs spent
+            rows = self.store.usage(experiment_id=exp_id)
+            self._spent[exp_id] = sum(r.cost_usd or 0.0 for r in rows if r.arm == "shadow")
+        return self._spent[exp_id]
+
+    async def work(self) -> None:
+        """One worker: send copies until cancelled."""
+        while True:
+            copy = await self.queue.get()
+            try:
+                await self._one(copy)
+            finally:
+                self.queue.task_done()
+
+    async def _one(self, copy: _Copy) -> None:
+        start = time.perf_counter()
+        chain = self.registry.resolve(copy.exp.candidate) or []
+        target = chain[0] if chain else None
+        outcome = Outcome(502, error="the candidate is not live")
+
+        def done(out: Outcome) -> None:
+            nonlocal outcome
+            outcome = out
+
+        if target is not None and target.upstream is not None and not target.problem:
+            try:
+                await self.send(target, copy.body, copy.route, done)
+            except Unreachable as exc:
+                outcome = Outcome(502, error=str(exc))
+            except Exception as exc:  # a shadow error is recorded, never raised
+                outcome = Outcome(500, error=f"{type(exc).__name__}: {exc}")
+        self._record(copy, target, outcome, (time.perf_counter() - start) * 1000)
+
+    def _record(self, copy: _Copy, target: Target | None, out: Outcome, ms: float) -> None:
+        dep = target.deployment if target else None
+        cost = (
+            target.price.request_cost(out.prompt_tokens, out.completion_tokens) if target else None
+        )
+        self._spent[copy.exp.id] = self._spent_on(copy.exp.id) + (cost or 0.0)
+        self.sent += 1
+        self.submit(
+            UsageRecord(
+                request_id=f"{copy.request_id}-shadow",
+                ts=time.time(),
+                model=str(copy.body.get("model", ""))[:200],
+                route=copy.route,
+                status=out.status,
+                latency_ms=ms,
+                deployment_id=dep.id if dep else copy.exp.candidate,
+                target=dep.target if dep else None,
+                prompt_tokens=out.prompt_tokens,
+                completion_tokens=out.completion_tokens,
+                estimated=out.estimated,
+                cost_usd=cost,
+                error=out.error[:500] if out.error else None,
+                experiment_id=copy.exp.id,
+                arm="shadow",
+            )
+        )
