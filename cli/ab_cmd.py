@@ -39,6 +39,12 @@ def ab_group() -> None:
     help="Points a win must clear (the interval's low end above it).",
 )
 @click.option(
+    "--scorer",
+    type=click.Choice(["exact", "regex", "json", "tool"]),
+    help="Score answers whose request carries metadata.reference (a signal beside feedback).",
+)
+@click.option("--pattern", help="--scorer regex: the pattern whose match must agree.")
+@click.option(
     "--shadow",
     is_flag=True,
     help="Clients keep the incumbent's answers; the candidate answers copies off the request "
@@ -75,6 +81,8 @@ def ab_start(
     candidate: str,
     share: str,
     margin: float,
+    scorer: str | None,
+    pattern: str | None,
     shadow: bool,
     max_usd: float | None,
     auto: bool,
@@ -89,7 +97,15 @@ def ab_start(
 
     rules = ab.Auto(min_requests, _share(max_error_rate)) if auto else None
     exp = ab.start(
-        alias, candidate, _share(share), margin=margin, auto=rules, shadow=shadow, max_usd=max_usd
+        alias,
+        candidate,
+        _share(share),
+        margin=margin,
+        auto=rules,
+        shadow=shadow,
+        max_usd=max_usd,
+        scorer=scorer,
+        pattern=pattern,
     )
     if as_json:
         emit_json(exp.to_json())

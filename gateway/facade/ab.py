@@ -93,11 +93,15 @@ def start(
     auto: Auto | None = None,
     shadow: bool = False,
     max_usd: float | None = None,
+    scorer: str | None = None,
+    pattern: str | None = None,
     journal_path: Path | str | None = None,
 ) -> Experiment:
     """Split `alias` between its first deployment and `candidate` (a deployment name or id).
     With `shadow`, clients always get the incumbent's answer and the candidate answers a copy
-    of `share` of the requests off the request path, spending at most `max_usd`."""
+    of `share` of the requests off the request path, spending at most `max_usd`. `scorer`
+    (exact, regex with `pattern`, json, tool) scores each answer whose request carries a
+    reference (`metadata.reference`), a signal beside the applications' feedback."""
     with _store(journal_path) as store:
         targets = store.aliases().get(alias)
         if not targets:
@@ -113,6 +117,11 @@ def start(
         if challenger.id == incumbent.id:
             raise ServeError(f"{challenger.name} already answers '{alias}': choose another")
         settings: dict[str, Any] = {"margin": margin, "alias_before": targets}
+        if scorer is not None:
+            from gateway.evaluate.scorers import get_scorer
+
+            get_scorer(scorer, pattern=pattern)  # refused now, not on the first request
+            settings["scorer"] = {"name": scorer, "pattern": pattern}
         if auto is not None:
             settings["auto"] = asdict(auto)
         if shadow:
@@ -152,7 +161,10 @@ def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
     }
     latency: dict[str, list[float]] = {k: [] for k in ARMS}
     success: dict[str, list[float]] = {k: [] for k in ARMS}
-    feedback: dict[str, list[float]] = {k: [] for k in ARMS}
+    sources = {"app": "feedback", "scorer": "scorer"}  # feedback source -> signal
+    signal_scores: dict[str, dict[str, list[float]]] = {
+        name: {k: [] for k in ARMS} for name in sources.values()
+    }
     for rec in rows:
         name, failed = _arm_of(rec, exp)
         arm = arms[name]
@@ -164,15 +176,18 @@ def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
         arm.prompt_tokens += rec.prompt_tokens
         arm.completion_tokens += rec.completion_tokens
         arm.usd += rec.cost_usd or 0.0
-        if rec.request_id in scores:
-            arm.scored += 1
-            feedback[name].append(scores[rec.request_id])
+        for source, signal in sources.items():
+            score = scores.get(source, {}).get(rec.request_id)
+            if score is not None:
+                arm.scored += source == "app"
+                signal_scores[signal][name].append(score)
     for name, arm in arms.items():
         arm.p50_ms, arm.p95_ms = _percentile(latency[name], 0.5), _percentile(latency[name], 0.95)
     margin = float(exp.settings.get("margin") or 0.0)
     signals = {"success": difference(success["incumbent"], success["candidate"], margin)}
-    if feedback["incumbent"] or feedback["candidate"]:
-        signals["feedback"] = difference(feedback["incumbent"], feedback["candidate"], margin)
+    for signal, by_arm in signal_scores.items():
+        if by_arm["incumbent"] or by_arm["candidate"]:
+            signals[signal] = difference(by_arm["incumbent"], by_arm["candidate"], margin)
     return Status(exp, arms, signals)
 
 
@@ -225,9 +240,10 @@ def decide(now: Status) -> tuple[str, str] | None:
     for name, signal in now.signals.items():
         if signal.verdict == "candidate loses":
             return ROLLED_BACK, f"{name}: {_numbers(signal)}"
-    feedback = now.signals.get("feedback")
-    if feedback is not None and feedback.verdict == "candidate wins":
-        return PROMOTED, f"feedback: {_numbers(feedback)}"
+    for name in ("feedback", "scorer"):
+        signal = now.signals.get(name)
+        if signal is not None and signal.verdict == "candidate wins":
+            return PROMOTED, f"{name}: {_numbers(signal)}"
     return None
 
 

@@ -160,22 +160,27 @@ class Experiments:
 
     # feedback -----------------------------------------------------------------------------
     def add_feedback(self, request_id: str, score: float, source: str, key_id: str | None) -> None:
-        """A quality signal for one answered request (0-1); the newest for a request wins."""
+        """A quality signal for one answered request (0-1), from `source` (app: an application's
+        feedback, scorer: the experiment's scorer against the request's reference); the newest
+        of a source for a request wins."""
         if not 0 <= score <= 1:
             raise ServeError(f"score {score:g} is outside 0-1", fix="a score in 0-1, or thumbs")
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO feedback (request_id, score, source, key_id, created_at)"
-                " VALUES (?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET score = excluded.score,"
-                " source = excluded.source, created_at = excluded.created_at",
+                " VALUES (?,?,?,?,?) ON CONFLICT(request_id, source) DO UPDATE SET"
+                " score = excluded.score, created_at = excluded.created_at",
                 (request_id, score, source, key_id, time.time()),
             )
 
-    def feedback(self, experiment_id: str) -> dict[str, float]:
-        """request id -> score, for the experiment's requests."""
+    def feedback(self, experiment_id: str) -> dict[str, dict[str, float]]:
+        """source (app, scorer) -> request id -> score, for the experiment's requests."""
         rows = self.store._read(
-            "SELECT f.request_id, f.score FROM feedback f JOIN usage u"
+            "SELECT f.request_id, f.source, f.score FROM feedback f JOIN usage u"
             " ON u.request_id = f.request_id WHERE u.experiment_id = ?",
             (experiment_id,),
         )
-        return {r["request_id"]: float(r["score"]) for r in rows}
+        out: dict[str, dict[str, float]] = {}
+        for r in rows:
+            out.setdefault(r["source"], {})[r["request_id"]] = float(r["score"])
+        return out

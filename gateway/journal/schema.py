@@ -185,11 +185,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE usage ADD COLUMN arm TEXT;
         CREATE INDEX usage_experiment ON usage(experiment_id, ts);
         CREATE TABLE feedback (
-            request_id TEXT PRIMARY KEY,
-            score REAL NOT NULL,
+            request_id TEXT NOT NULL,
             source TEXT NOT NULL,
+            score REAL NOT NULL,
             key_id TEXT,
-            created_at REAL NOT NULL
+            created_at REAL NOT NULL,
+            PRIMARY KEY (request_id, source)
         );
         """,
     ),

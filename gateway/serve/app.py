@@ -9,6 +9,7 @@ official SDKs raise their usual exception types (404 NotFoundError, 429 RateLimi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -29,14 +30,16 @@ from starlette.routing import Route
 
 from exporters.deploy.engines import Engines
 from gateway.catalog import tunegate_home
-from gateway.journal.serving import ApiKey, ServeStore, UsageRecord, key_hash
+from gateway.journal.experiments import Experiments
+from gateway.journal.serving import ApiKey, ServeStore, key_hash
 from gateway.serve.meter import Meter
+from gateway.serve.metering import Metering
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
+from gateway.serve.scoring import score, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
-from gateway.util.retry import redact
 
 KEYS_REFRESH_S = 5.0
 ADVICE_CACHE_S = 60.0
@@ -101,12 +104,20 @@ class Gateway:
             await self.client.aclose()
             self.close()
 
-    async def _send_copy(self, target: Target, body: dict[str, Any], route: str, done: Any) -> None:
-        """One shadow copy to the candidate (`gateway.serve.shadow`); its answer is dropped."""
+    async def _send_copy(self, target: Target, body: dict[str, Any], route: str, done: Any) -> Any:
+        """One shadow copy to the candidate (`gateway.serve.shadow`): (status, body, headers)."""
         if target.upstream is not None and target.upstream.kind == "chat":
-            await via_chat(target, body, route, done)
-        else:
-            await via_http(self.client, self.engines, target, body, route, done)
+            return await via_chat(target, body, route, done)
+        return await via_http(self.client, self.engines, target, body, route, done)
+
+    def _score(self, exp: Any, content: Any, reference: str | None, request_id: str) -> None:
+        """The experiment's scorer on an answer, written off the request path."""
+        found = score(exp, content, reference)
+        if found is not None:
+            record = Experiments(self.store).add_feedback
+            asyncio.get_running_loop().run_in_executor(
+                None, record, request_id, found, "scorer", None
+            )
 
     async def _decide_experiments(self) -> None:
         """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
@@ -250,7 +261,7 @@ class Gateway:
         start = time.perf_counter()
         rid = "req-" + uuid.uuid4().hex
         key, denied = self._auth(request)
-        meter = _Metering(self, rid, route, key, start)
+        meter = Metering(self.meter, self.log_prompts, rid, route, key, start)
         if denied:
             return meter.refused(denied, "no valid key")
         try:
@@ -278,7 +289,7 @@ class Gateway:
         chain = self.registry.resolve(body["model"])
         if chain is None:
             return meter.refused(self._unknown(body["model"]), "unknown model", status=404)
-        experiment, shadowed = self.registry.experiment(body["model"]), False
+        experiment, shadowed, reference = self.registry.experiment(body["model"]), False, None
         if experiment is not None:
             client = request.client.host if request.client else None
             who = subject(body.get("user"), key.id if key else None, client)
@@ -286,6 +297,7 @@ class Gateway:
             if experiment.settings.get("shadow"):  # the client keeps the incumbent's answer
                 shadowed, meter.arm = meter.arm == "candidate", "incumbent"
             chain = self.registry.arm_chain(experiment, meter.arm, chain)
+            body, reference = take_reference(body)
         failed: list[tuple[Target, str]] = []
         meter.failed = failed  # the record names what failed before the one that answered
         for target in chain:
@@ -312,8 +324,10 @@ class Gateway:
             headers = {**headers, **meter.headers(failed)}
             if failed:
                 _report_fallback(body["model"], failed, target)
-            if shadowed and experiment is not None and status < 400:
-                self.shadow.offer(experiment, body, route, rid)
+            if experiment is not None and status < 400:
+                self._score(experiment, content, reference, rid)
+                if shadowed:
+                    self.shadow.offer(experiment, body, route, rid, reference)
             if isinstance(content, bytes):
                 return Response(content, status, headers=headers)
             return StreamingResponse(content, status, headers=headers)
@@ -329,68 +343,6 @@ class Gateway:
             "api_error",
             "upstream_failed",
             headers=meter.headers(failed),
-        )
-
-
-class _Metering:
-    """Builds the one usage record of a request, whichever way it ends."""
-
-    def __init__(self, gw: Gateway, rid: str, route: str, key: ApiKey | None, start: float):
-        self.gw, self.rid, self.route, self.key, self.start = gw, rid, route, key, start
-        self.body: dict[str, Any] = {}
-        self.target: Target | None = None
-        self.failed: list[tuple[Target, str]] = []
-        self.experiment: str | None = None  # the alias's experiment, and this request's arm
-        self.arm: str | None = None
-        self._done = False
-
-    def headers(self, failed: list[tuple[Target, str]]) -> dict[str, str]:
-        out = {"x-request-id": self.rid}
-        if self.target is not None:
-            out["x-tunegate-deployment"] = self.target.deployment.id
-        if failed:
-            out["x-tunegate-fallback-from"] = ",".join(t.deployment.id for t, _ in failed)
-        return out
-
-    def refused(self, response: Response, why: str, status: int | None = None) -> Response:
-        self.done(Outcome(status or response.status_code, error=why))
-        response.headers["x-request-id"] = self.rid
-        return response
-
-    def done(self, outcome: Outcome) -> None:
-        if self._done:
-            return
-        self._done = True
-        dep = self.target.deployment if self.target else None
-        price = self.target.price if self.target else None
-        cost = (
-            price.request_cost(outcome.prompt_tokens, outcome.completion_tokens) if price else None
-        )
-        prompt = None
-        if self.gw.log_prompts and self.body:
-            prompt = redact(json.dumps(self.body.get("messages") or self.body.get("prompt")))
-        self.gw.meter.submit(
-            UsageRecord(
-                request_id=self.rid,
-                ts=time.time(),
-                model=str(self.body.get("model", ""))[:200],
-                route=self.route,
-                status=outcome.status,
-                latency_ms=(time.perf_counter() - self.start) * 1000,
-                deployment_id=dep.id if dep else None,
-                target=dep.target if dep else None,
-                key_id=self.key.id if self.key else None,
-                stream=bool(self.body.get("stream")),
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                estimated=outcome.estimated,
-                cost_usd=cost,
-                fallback_from=",".join(t.deployment.id for t, _ in self.failed) or None,
-                error=redact(outcome.error)[:500] if outcome.error else None,
-                prompt_json=prompt,
-                experiment_id=self.experiment,
-                arm=self.arm,
-            )
         )
 
 

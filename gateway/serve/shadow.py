@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.journal.experiments import Experiment
+from gateway.journal.experiments import Experiment, Experiments
 from gateway.journal.serving import ServeStore, UsageRecord
 from gateway.serve.proxy import Outcome, Unreachable
 from gateway.serve.registry import Registry, Target
+from gateway.serve.scoring import score
 
 QUEUE = 64  # copies waiting; past this they are dropped
 WORKERS = 2
@@ -32,6 +33,7 @@ class _Copy:
     body: dict[str, Any]
     route: str
     request_id: str
+    reference: str | None = None  # scored like the client's answer (`gateway.serve.scoring`)
 
 
 @dataclass
@@ -47,7 +49,14 @@ class Shadow:
     sent: int = 0
     _spent: dict[str, float] = field(default_factory=dict)  # experiment id -> shadow $ so far
 
-    def offer(self, exp: Experiment, body: dict[str, Any], route: str, request_id: str) -> bool:
+    def offer(
+        self,
+        exp: Experiment,
+        body: dict[str, Any],
+        route: str,
+        request_id: str,
+        reference: str | None = None,
+    ) -> bool:
         """Queue a copy of an answered request for the candidate; False when it was not (the
         queue is full, or the experiment's shadow budget is spent)."""
         cap = exp.settings.get("max_usd")
@@ -55,7 +64,7 @@ class Shadow:
             return False
         copy = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         try:
-            self.queue.put_nowait(_Copy(exp, copy, route, request_id))
+            self.queue.put_nowait(_Copy(exp, copy, route, request_id, reference))
         except asyncio.QueueFull:
             self.dropped += 1
             return False
@@ -86,14 +95,21 @@ class Shadow:
             nonlocal outcome
             outcome = out
 
+        content: Any = None
         if target is not None and target.upstream is not None and not target.problem:
             try:
-                await self.send(target, copy.body, copy.route, done)
+                _, content, _ = await self.send(target, copy.body, copy.route, done)
             except Unreachable as exc:
                 outcome = Outcome(502, error=str(exc))
             except Exception as exc:  # a shadow error is recorded, never raised
                 outcome = Outcome(500, error=f"{type(exc).__name__}: {exc}")
         self._record(copy, target, outcome, (time.perf_counter() - start) * 1000)
+        found = score(copy.exp, content, copy.reference) if outcome.status < 400 else None
+        if found is not None:
+            record = Experiments(self.store).add_feedback
+            await asyncio.get_running_loop().run_in_executor(
+                None, record, f"{copy.request_id}-shadow", found, "scorer", None
+            )
 
     def _record(self, copy: _Copy, target: Target | None, out: Outcome, ms: float) -> None:
         dep = target.deployment if target else None

@@ -159,6 +159,7 @@ class _SlowEngine:
 
         engine = self
         self.requests = 0
+        self.bodies: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
@@ -166,6 +167,7 @@ class _SlowEngine:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                engine.bodies.append(body)
                 engine.requests += 1
                 time.sleep(delay)
                 answer = {
@@ -234,5 +236,42 @@ def test_shadow_copies_never_delay_the_client(openai_dep):  # noqa: F811
         now = ab.status(exp.id)
         assert now.arms["incumbent"].requests == 12 and now.arms["candidate"].requests == 12
         assert now.arms["candidate"].p50_ms >= 1000 > now.arms["incumbent"].p50_ms
+    finally:
+        slow.close()
+
+
+def test_the_scorer_reads_references_the_upstreams_never_see(openai_dep):  # noqa: F811
+    """`--scorer exact`: requests carry `metadata.reference`; the gateway strips it, scores the
+    client's answer and the shadow copy's, and the candidate (which answers the reference)
+    wins on the scorer signal."""
+    from gateway.journal import Journal
+
+    slow = _SlowEngine(delay=0.0)
+    try:
+        with Journal() as journal:
+            candidate = journal.add_deployment(
+                None, "ollama", "voice-exact", endpoint=slow.url, state="live"
+            )
+        with ServeStore() as store:
+            store.set_alias("voice", ["brand-voice"])
+        exp = ab.start("voice", candidate, 1.0, shadow=True, scorer="exact")
+        with running() as url:
+            client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+            for i in range(30):
+                client.chat.completions.create(
+                    model="voice", messages=QUESTION, user=f"u{i}",
+                    metadata={"reference": "slowly", "ticket": str(i)},
+                )  # fmt: skip
+            deadline = time.monotonic() + 20
+            while slow.requests < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _settled(60)
+            time.sleep(0.5)  # the scores are written off the request path
+        assert all(b["metadata"] == {"ticket": b["metadata"]["ticket"]} for b in slow.bodies)
+        now = ab.status(exp.id)
+        scored = now.signals["scorer"]
+        assert (scored.n_incumbent, scored.n_candidate) == (30, 30)
+        assert scored.incumbent == 0.0 and scored.candidate == 100.0
+        assert scored.verdict == "candidate wins" and "feedback" not in now.signals
     finally:
         slow.close()
