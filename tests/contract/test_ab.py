@@ -194,6 +194,17 @@ class _SlowEngine:
         self.server.shutdown()
 
 
+def _candidate_on(engine: _SlowEngine) -> str:
+    """A live deployment answered by `engine`, and the alias `voice` on the incumbent."""
+    from gateway.journal import Journal
+
+    with Journal() as journal:
+        dep = journal.add_deployment(None, "ollama", "voice-2", endpoint=engine.url, state="live")
+    with ServeStore() as store:
+        store.set_alias("voice", ["brand-voice"])
+    return dep
+
+
 def _timed(client: openai.OpenAI, model: str, user: str) -> tuple[float, str]:
     start = time.perf_counter()
     raw = client.chat.completions.with_raw_response.create(
@@ -205,18 +216,10 @@ def _timed(client: openai.OpenAI, model: str, user: str) -> tuple[float, str]:
 def test_shadow_copies_never_delay_the_client(openai_dep):  # noqa: F811
     from statistics import median
 
-    from gateway.journal import Journal
-
     _, incumbent = openai_dep
     slow = _SlowEngine(delay=1.0)
     try:
-        with Journal() as journal:
-            candidate = journal.add_deployment(
-                None, "ollama", "voice-slow", endpoint=slow.url, state="live"
-            )
-        with ServeStore() as store:
-            store.set_alias("voice", ["brand-voice"])
-        exp = ab.start("voice", candidate, 1.0, shadow=True)
+        exp = ab.start("voice", _candidate_on(slow), 1.0, shadow=True)
         with running() as url:
             client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
             alone = [_timed(client, "brand-voice", f"a{i}") for i in range(12)]  # no experiment
@@ -244,17 +247,9 @@ def test_the_scorer_reads_references_the_upstreams_never_see(openai_dep):  # noq
     """`--scorer exact`: requests carry `metadata.reference`; the gateway strips it, scores the
     client's answer and the shadow copy's, and the candidate (which answers the reference)
     wins on the scorer signal."""
-    from gateway.journal import Journal
-
     slow = _SlowEngine(delay=0.0)
     try:
-        with Journal() as journal:
-            candidate = journal.add_deployment(
-                None, "ollama", "voice-exact", endpoint=slow.url, state="live"
-            )
-        with ServeStore() as store:
-            store.set_alias("voice", ["brand-voice"])
-        exp = ab.start("voice", candidate, 1.0, shadow=True, scorer="exact")
+        exp = ab.start("voice", _candidate_on(slow), 1.0, shadow=True, scorer="exact")
         with running() as url:
             client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
             for i in range(30):
