@@ -56,6 +56,13 @@ def ab_group() -> None:
     help="--shadow: stop sending copies once they have cost this much.",
 )
 @click.option(
+    "--log-bodies",
+    "log_bodies_days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="Keep each request's prompt and answer (redacted, never a key) for DAYS.",
+)
+@click.option(
     "--auto",
     is_flag=True,
     help="Let the gateway promote on a clear feedback win and roll back on a clear loss or "
@@ -85,6 +92,7 @@ def ab_start(
     pattern: str | None,
     shadow: bool,
     max_usd: float | None,
+    log_bodies_days: float | None,
     auto: bool,
     max_error_rate: str,
     min_requests: int,
@@ -106,6 +114,7 @@ def ab_start(
         max_usd=max_usd,
         scorer=scorer,
         pattern=pattern,
+        log_bodies_days=log_bodies_days,
     )
     if as_json:
         emit_json(exp.to_json())
@@ -170,6 +179,29 @@ def status_lines(now: Any) -> list[str]:
     if exp.decision:
         lines.append(f"decided by {exp.decision.get('by')}: {exp.state}")
     return lines
+
+
+@ab_group.command("bodies")
+@click.argument("alias")
+@handle_errors
+def ab_bodies(alias: str) -> None:
+    """The prompts and answers an experiment kept (--log-bodies), one JSON object a line."""
+    import json
+
+    from gateway.facade import ab
+
+    for row in ab.bodies(alias):
+        click.echo(json.dumps({k: v for k, v in row.items() if k != "prompt_json"}))
+
+
+@ab_group.command("forget")
+@click.argument("alias")
+@handle_errors
+def ab_forget(alias: str) -> None:
+    """Delete every prompt and answer the experiment kept."""
+    from gateway.facade import ab
+
+    click.echo(f"deleted {ab.forget(alias)} kept bodies")
 
 
 def _ending(name: str, doc: str) -> click.Command:

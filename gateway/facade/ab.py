@@ -95,13 +95,15 @@ def start(
     max_usd: float | None = None,
     scorer: str | None = None,
     pattern: str | None = None,
+    log_bodies_days: float | None = None,
     journal_path: Path | str | None = None,
 ) -> Experiment:
     """Split `alias` between its first deployment and `candidate` (a deployment name or id).
     With `shadow`, clients always get the incumbent's answer and the candidate answers a copy
     of `share` of the requests off the request path, spending at most `max_usd`. `scorer`
     (exact, regex with `pattern`, json, tool) scores each answer whose request carries a
-    reference (`metadata.reference`), a signal beside the applications' feedback."""
+    reference (`metadata.reference`), a signal beside the applications' feedback.
+    `log_bodies_days` keeps each request's prompt and answer (redacted) for that many days."""
     with _store(journal_path) as store:
         targets = store.aliases().get(alias)
         if not targets:
@@ -127,6 +129,8 @@ def start(
         if shadow:
             settings["shadow"] = True
             settings["max_usd"] = max_usd
+        if log_bodies_days is not None:
+            settings["log_bodies"] = {"retention_days": log_bodies_days}
         return Experiments(store).start(alias, incumbent.id, challenger.id, share, settings)
 
 
@@ -270,3 +274,15 @@ def auto_check(journal_path: Path | str | None = None) -> list[Experiment]:
         except ServeError:
             continue  # ended meanwhile (a person, or another gateway replica)
     return decided
+
+
+def bodies(ref: str, *, journal_path: Path | str | None = None) -> list[dict[str, Any]]:
+    """The prompts and answers an experiment kept (`--log-bodies`), oldest first."""
+    with _store(journal_path) as store:
+        return Experiments(store).bodies(ref)
+
+
+def forget(ref: str, *, journal_path: Path | str | None = None) -> int:
+    """Delete every prompt and answer an experiment kept; how many."""
+    with _store(journal_path) as store:
+        return Experiments(store).forget(ref)

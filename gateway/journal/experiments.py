@@ -184,3 +184,39 @@ class Experiments:
         for r in rows:
             out.setdefault(r["source"], {})[r["request_id"]] = float(r["score"])
         return out
+
+    # bodies (`--log-bodies`) ---------------------------------------------------------------
+    def add_body(
+        self, exp: Experiment, request_id: str, arm: str, prompt_json: str, answer: str | None
+    ) -> None:
+        """Keep one request's prompt and answer (the caller redacts them); rows older than the
+        experiment's retention are removed in the same transaction."""
+        days = float((exp.settings.get("log_bodies") or {}).get("retention_days") or 30)
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO experiment_bodies (request_id, experiment_id, arm,"
+                " prompt_json, answer, created_at) VALUES (?,?,?,?,?,?)",
+                (request_id, exp.id, arm, prompt_json, answer, now),
+            )
+            db.execute(
+                "DELETE FROM experiment_bodies WHERE experiment_id = ? AND created_at < ?",
+                (exp.id, now - days * 86_400),
+            )
+
+    def bodies(self, ref: str) -> list[dict[str, Any]]:
+        """The kept prompts and answers of an experiment, oldest first."""
+        exp = self.get(ref)
+        rows = self.store._read(
+            "SELECT request_id, arm, prompt_json, answer, created_at FROM experiment_bodies"
+            " WHERE experiment_id = ? ORDER BY created_at",
+            (exp.id,),
+        )
+        return [{**dict(r), "prompt": json.loads(r["prompt_json"])} for r in rows]
+
+    def forget(self, ref: str) -> int:
+        """Delete every kept body of an experiment; how many were deleted."""
+        exp = self.get(ref)
+        with self.store.transaction() as db:
+            cur = db.execute("DELETE FROM experiment_bodies WHERE experiment_id = ?", (exp.id,))
+        return int(cur.rowcount)

@@ -192,6 +192,15 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at REAL NOT NULL,
             PRIMARY KEY (request_id, source)
         );
+        CREATE TABLE experiment_bodies (
+            request_id TEXT PRIMARY KEY,
+            experiment_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            prompt_json TEXT NOT NULL,
+            answer TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX experiment_bodies_exp ON experiment_bodies(experiment_id, created_at);
         """,
     ),
 ]

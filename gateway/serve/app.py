@@ -36,7 +36,7 @@ from gateway.serve.meter import Meter
 from gateway.serve.metering import Metering
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
-from gateway.serve.scoring import score, take_reference
+from gateway.serve.scoring import observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
@@ -88,7 +88,6 @@ class Gateway:
     # lifecycle ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        import asyncio
 
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self.engines.watch())
@@ -110,14 +109,18 @@ class Gateway:
             return await via_chat(target, body, route, done)
         return await via_http(self.client, self.engines, target, body, route, done)
 
-    def _score(self, exp: Any, content: Any, reference: str | None, request_id: str) -> None:
-        """The experiment's scorer on an answer, written off the request path."""
-        found = score(exp, content, reference)
-        if found is not None:
-            record = Experiments(self.store).add_feedback
-            asyncio.get_running_loop().run_in_executor(
-                None, record, request_id, found, "scorer", None
-            )
+    def _observe(
+        self,
+        exp: Any,
+        body: dict[str, Any],
+        content: Any,
+        reference: str | None,
+        rid: str,
+        arm: str,
+    ) -> None:
+        """What an experiment keeps of an answered request, written off the request path: the
+        scorer's score, and (`--log-bodies`) the prompt and answer, redacted."""
+        observe(Experiments(self.store), exp, body, content, reference, rid, arm)
 
     async def _decide_experiments(self) -> None:
         """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
@@ -325,7 +328,7 @@ class Gateway:
             if failed:
                 _report_fallback(body["model"], failed, target)
             if experiment is not None and status < 400:
-                self._score(experiment, content, reference, rid)
+                self._observe(experiment, body, content, reference, rid, meter.arm or "")
                 if shadowed:
                     self.shadow.offer(experiment, body, route, rid, reference)
             if isinstance(content, bytes):

@@ -1,7 +1,12 @@
-"""The experiment's own scorer on live answers (`tunegate ab start --scorer`): a request may
-carry its reference answer in `metadata.reference`; the gateway strips it before the upstream
-sees it, scores the answer (exact, regex, json, tool, as the task eval does) and records the
-score as the `scorer` signal of the request's arm. Streamed answers are not scored."""
+"""What an A/B experiment keeps of an answered request.
+
+The scorer (`tunegate ab start --scorer`): a request may carry its reference answer in
+`metadata.reference`; the gateway strips it before the upstream sees it, scores the answer
+(exact, regex, json, tool, as the task eval does) and records the score as the `scorer` signal
+of the request's arm. Streamed answers are not scored. Bodies (`--log-bodies`): the prompt and
+the answer, redacted (`gateway.util.retry.redact`, no key-like strings), only for experiments
+that asked, kept for their retention period and deletable (`tunegate ab forget`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import json
 from typing import Any
 
 from gateway.evaluate.scorers import Scorer, get_scorer
-from gateway.journal.experiments import Experiment
+from gateway.journal.experiments import Experiment, Experiments
 
 
 def take_reference(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -56,3 +61,34 @@ def score(exp: Experiment, content: Any, reference: str | None) -> float | None:
     if answer is None:
         return None
     return float(_scorer(how["name"], how.get("pattern"))(answer, reference))
+
+
+def observe(
+    store: Experiments,
+    exp: Experiment,
+    body: dict[str, Any],
+    content: Any,
+    reference: str | None,
+    request_id: str,
+    arm: str,
+) -> None:
+    """Score the answer and keep the body, as the experiment asks, in a worker thread: the
+    caller is on the request path (or the shadow worker) and never waits for the journal."""
+    import asyncio
+
+    found = score(exp, content, reference)
+    keep = bool(exp.settings.get("log_bodies"))
+    if found is None and not keep:
+        return
+
+    def write() -> None:
+        if found is not None:
+            store.add_feedback(request_id, found, "scorer", None)
+        if keep:
+            from gateway.util.retry import redact
+
+            prompt = redact(json.dumps(body.get("messages") or body.get("prompt")))
+            answer = answer_of(content) if isinstance(content, bytes) else None
+            store.add_body(exp, request_id, arm, prompt, redact(answer) if answer else None)
+
+    asyncio.get_running_loop().run_in_executor(None, write)

@@ -21,7 +21,7 @@ from gateway.journal.experiments import Experiment, Experiments
 from gateway.journal.serving import ServeStore, UsageRecord
 from gateway.serve.proxy import Outcome, Unreachable
 from gateway.serve.registry import Registry, Target
-from gateway.serve.scoring import score
+from gateway.serve.scoring import observe
 
 QUEUE = 64  # copies waiting; past this they are dropped
 WORKERS = 2
@@ -104,11 +104,10 @@ class Shadow:
             except Exception as exc:  # a shadow error is recorded, never raised
                 outcome = Outcome(500, error=f"{type(exc).__name__}: {exc}")
         self._record(copy, target, outcome, (time.perf_counter() - start) * 1000)
-        found = score(copy.exp, content, copy.reference) if outcome.status < 400 else None
-        if found is not None:
-            record = Experiments(self.store).add_feedback
-            await asyncio.get_running_loop().run_in_executor(
-                None, record, f"{copy.request_id}-shadow", found, "scorer", None
+        if outcome.status < 400:
+            rid = f"{copy.request_id}-shadow"
+            observe(
+                Experiments(self.store), copy.exp, copy.body, content, copy.reference, rid, "shadow"
             )
 
     def _record(self, copy: _Copy, target: Target | None, out: Outcome, ms: float) -> None:

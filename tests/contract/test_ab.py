@@ -23,6 +23,7 @@ from gateway.journal.serving import ServeStore
 from gateway.serve import running
 from gateway.serve.registry import REFRESH_S
 from tests.contract.test_serve import _settled, openai_dep  # noqa: F401  (a fixture)
+from tests.fakes._server import SECRET
 
 QUESTION = [{"role": "user", "content": "what is on shelf four today"}]
 
@@ -249,12 +250,15 @@ def test_the_scorer_reads_references_the_upstreams_never_see(openai_dep):  # noq
     wins on the scorer signal."""
     slow = _SlowEngine(delay=0.0)
     try:
-        exp = ab.start("voice", _candidate_on(slow), 1.0, shadow=True, scorer="exact")
+        exp = ab.start(
+            "voice", _candidate_on(slow), 1.0, shadow=True, scorer="exact", log_bodies_days=7
+        )
         with running() as url:
             client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
             for i in range(30):
+                asked = [{"role": "user", "content": f"my key is {SECRET}, shelf {i}?"}]
                 client.chat.completions.create(
-                    model="voice", messages=QUESTION, user=f"u{i}",
+                    model="voice", messages=asked, user=f"u{i}",
                     metadata={"reference": "slowly", "ticket": str(i)},
                 )  # fmt: skip
             deadline = time.monotonic() + 20
@@ -268,5 +272,11 @@ def test_the_scorer_reads_references_the_upstreams_never_see(openai_dep):  # noq
         assert (scored.n_incumbent, scored.n_candidate) == (30, 30)
         assert scored.incumbent == 0.0 and scored.candidate == 100.0
         assert scored.verdict == "candidate wins" and "feedback" not in now.signals
+        # --log-bodies: both answers of every request kept, redacted, and deletable
+        kept = ab.bodies("voice")
+        assert len(kept) == 60 and {b["arm"] for b in kept} == {"incumbent", "shadow"}
+        assert SECRET not in json.dumps(kept) and all(b["answer"] for b in kept)
+        assert any(b["prompt"][0]["content"].endswith("shelf 7?") for b in kept)
+        assert ab.forget("voice") == 60 and ab.bodies("voice") == []
     finally:
         slow.close()

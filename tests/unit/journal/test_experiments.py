@@ -84,3 +84,17 @@ def test_a_shadow_budget_stops_the_copies():
 
         capped, first_fit, dropped = asyncio.run(offers())
         assert capped is False and first_fit and dropped == 3
+
+
+def test_kept_bodies_expire_after_the_retention():
+    with ServeStore() as store:
+        exps = Experiments(store)
+        exp = exps.start("voice", "dep-a", "dep-b", 1.0, {"log_bodies": {"retention_days": 1}})
+        exps.add_body(exp, "req-old", "incumbent", '["old"]', "a")
+        store._write(
+            "UPDATE experiment_bodies SET created_at = created_at - 2 * 86400"
+            " WHERE request_id = 'req-old'",
+            [()],
+        )
+        exps.add_body(exp, "req-new", "candidate", '["new"]', "b")
+        assert [b["request_id"] for b in exps.bodies("voice")] == ["req-new"]
