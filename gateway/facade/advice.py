@@ -76,7 +76,7 @@ def measured(
     rows = [
         r
         for r in store.usage(since=now - window_days * 86_400, deployment_ids=deployment_ids)
-        if r.status < 400
+        if r.status < 400 and r.arm != "shadow"  # a shadow copy costs, but is no one's demand
     ]
     if not rows:
         return None

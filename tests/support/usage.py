@@ -40,7 +40,9 @@ def together_job(tmp_path):
     return job.id, dep
 
 
-def plant(dep_id: str | None, tokens_per_request: int, n: int, *, span_s: float, status=200):
+def plant(
+    dep_id: str | None, tokens_per_request: int, n: int, *, span_s: float, status=200, arm=None
+):
     """`n` requests spread evenly over the last `span_s` seconds, 3/4 prompt, 1/4 generated."""
     now = time.time()
     prompt = tokens_per_request * 3 // 4
@@ -56,6 +58,8 @@ def plant(dep_id: str | None, tokens_per_request: int, n: int, *, span_s: float,
             target="together",
             prompt_tokens=prompt,
             completion_tokens=tokens_per_request - prompt,
+            experiment_id="exp-x" if arm else None,
+            arm=arm,
         )
         for i in range(n)
     ]

@@ -21,6 +21,7 @@ def test_measured_volume_is_tokens_per_day_over_the_window(together_job):
     _, dep = together_job
     plant(dep, 1000, 70, span_s=7 * DAY)
     plant(dep, 5000, 10, span_s=DAY, status=502)  # failed requests are not volume
+    plant(dep, 5000, 10, span_s=DAY, arm="shadow")  # nor A/B shadow copies: no one's demand
     with ServeStore() as store:
         week = measured(store, [dep], window_days=7)
         recent = measured(store, [dep], window_days=2)
