@@ -88,7 +88,6 @@ class Gateway:
     # lifecycle ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self.engines.watch())
         deciding = loop.create_task(self._decide_experiments())
@@ -108,19 +107,6 @@ class Gateway:
         if target.upstream is not None and target.upstream.kind == "chat":
             return await via_chat(target, body, route, done)
         return await via_http(self.client, self.engines, target, body, route, done)
-
-    def _observe(
-        self,
-        exp: Any,
-        body: dict[str, Any],
-        content: Any,
-        reference: str | None,
-        rid: str,
-        arm: str,
-    ) -> None:
-        """What an experiment keeps of an answered request, written off the request path: the
-        scorer's score, and (`--log-bodies`) the prompt and answer, redacted."""
-        observe(Experiments(self.store), exp, body, content, reference, rid, arm)
 
     async def _decide_experiments(self) -> None:
         """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
@@ -231,8 +217,6 @@ class Gateway:
                 'expected {"request_id": "req-...", "score": 0-1} or "thumbs": "up" | "down"',
                 "invalid_request_error",
             )
-        from gateway.journal.experiments import Experiments
-
         rid, score = found
         await anyio.to_thread.run_sync(
             lambda: Experiments(self.store).add_feedback(rid, score, "app", key.id if key else None)
@@ -241,7 +225,10 @@ class Gateway:
 
     async def health(self, request: Request) -> Response:
         meter = {"written": self.meter.written, "failures": self.meter.failures}
-        return JSONResponse({"ok": True, "engines": self.engines.states(), "meter": meter})
+        shadow = {"sent": self.shadow.sent, "dropped": self.shadow.dropped}
+        return JSONResponse(
+            {"ok": True, "engines": self.engines.states(), "meter": meter, "shadow": shadow}
+        )
 
     async def chat(self, request: Request) -> Response:
         return await self._proxy(request, "chat")
@@ -328,7 +315,16 @@ class Gateway:
             if failed:
                 _report_fallback(body["model"], failed, target)
             if experiment is not None and status < 400:
-                self._observe(experiment, body, content, reference, rid, meter.arm or "")
+                # the scorer's score and the kept body, written off the request path
+                observe(
+                    Experiments(self.store),
+                    experiment,
+                    body,
+                    content,
+                    reference,
+                    rid,
+                    meter.arm or "",
+                )
                 if shadowed:
                     self.shadow.offer(experiment, body, route, rid, reference)
             if isinstance(content, bytes):

@@ -234,6 +234,8 @@ def test_shadow_copies_never_delay_the_client(openai_dep):  # noqa: F811
                 time.sleep(0.1)
             assert slow.requests == 12
             rows = _settled(12 + 12 + 12)
+            health = httpx.get(url.removesuffix("/v1") + "/tunegate/health").json()
+            assert health["shadow"] == {"sent": 12, "dropped": 0}
         shadow_rows = [r for r in rows if r.arm == "shadow"]
         assert len(shadow_rows) == 12 and all(r.request_id.endswith("-shadow") for r in shadow_rows)
         assert all(r.latency_ms >= 1000 and r.status == 200 for r in shadow_rows)
