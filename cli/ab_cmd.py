@@ -62,6 +62,17 @@ def ab_group() -> None:
     metavar="DAYS",
     help="Keep each request's prompt and answer (redacted, never a key) for DAYS.",
 )
+@click.option("--judge", help="--shadow: a judge (URL#MODEL) of sampled shadow pairs.")
+@click.option("--rubric", help="--judge: what a better answer is.")
+@click.option("--judge-sample", default="10%", show_default=True, help="--judge: pairs judged.")
+@click.option("--judge-price", help="--judge: USD per 1M tokens, IN/OUT (default 0: local).")
+@click.option(
+    "--max-judge-usd",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="--judge: stop judging once the estimated cost reaches this.",
+)
 @click.option(
     "--auto",
     is_flag=True,
@@ -93,6 +104,11 @@ def ab_start(
     shadow: bool,
     max_usd: float | None,
     log_bodies_days: float | None,
+    judge: str | None,
+    rubric: str | None,
+    judge_sample: str,
+    judge_price: str | None,
+    max_judge_usd: float,
     auto: bool,
     max_error_rate: str,
     min_requests: int,
@@ -115,6 +131,9 @@ def ab_start(
         scorer=scorer,
         pattern=pattern,
         log_bodies_days=log_bodies_days,
+        judge=ab.Judge(judge, rubric, _share(judge_sample), judge_price, max_judge_usd)
+        if judge
+        else None,
     )
     if as_json:
         emit_json(exp.to_json())

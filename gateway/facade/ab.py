@@ -59,13 +59,15 @@ class Arm:
 class Status:
     experiment: Experiment
     arms: dict[str, Arm]
-    signals: dict[str, Difference] = field(default_factory=dict)  # feedback, success
+    signals: dict[str, Difference] = field(default_factory=dict)  # feedback, success, ...
+    judge_usd: float = 0.0  # what judging shadow pairs has cost (estimated before each call)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "experiment": self.experiment.to_json(),
             "arms": {k: a.to_json() for k, a in self.arms.items()},
             "signals": {k: d.to_json() for k, d in self.signals.items()},
+            "judge_usd": self.judge_usd,
         }
 
 
@@ -84,6 +86,36 @@ class Auto:
     max_error_rate: float = 0.05
 
 
+@dataclass(frozen=True)
+class Judge:
+    """A judge of shadow pairs: `target` is URL#MODEL (an OpenAI-compatible endpoint; a
+    deployment through the gateway: http://127.0.0.1:8765/v1#NAME), never one of the arms."""
+
+    target: str
+    rubric: str | None = None
+    sample: float = 0.1  # of the shadowed requests
+    price: str | None = None  # IN/OUT USD per 1M tokens (default 0: local)
+    max_usd: float = 1.0
+
+
+def _judge_settings(judge: Judge, shadow: bool, arms: set[str]) -> dict[str, Any]:
+    from gateway.evaluate.judge import JudgePrice
+
+    url, _, model = judge.target.partition("#")
+    if not shadow:
+        raise ServeError("a judge compares shadow pairs", fix="add --shadow")
+    if not url.startswith(("http://", "https://")) or not model:
+        raise ServeError(
+            f"judge {judge.target!r}: expected URL#MODEL", fix="e.g. http://127.0.0.1:8080/v1#judge"
+        )
+    if model in arms:
+        raise ServeError(f"the judge {model} is one of the experiment's arms", fix="another model")
+    if not 0 < judge.sample <= 1:
+        raise ServeError(f"judge sample {judge.sample:g} is not a fraction", fix="e.g. 10%")
+    JudgePrice.parse(judge.price)  # refused now, not on the first pair
+    return asdict(judge)
+
+
 def start(
     alias: str,
     candidate: str,
@@ -96,6 +128,7 @@ def start(
     scorer: str | None = None,
     pattern: str | None = None,
     log_bodies_days: float | None = None,
+    judge: Judge | None = None,
     journal_path: Path | str | None = None,
 ) -> Experiment:
     """Split `alias` between its first deployment and `candidate` (a deployment name or id).
@@ -131,6 +164,9 @@ def start(
             settings["max_usd"] = max_usd
         if log_bodies_days is not None:
             settings["log_bodies"] = {"retention_days": log_bodies_days}
+        if judge is not None:
+            arms = {alias, *targets, incumbent.id, incumbent.name, challenger.id, challenger.name}
+            settings["judge"] = _judge_settings(judge, shadow, arms)
         return Experiments(store).start(alias, incumbent.id, challenger.id, share, settings)
 
 
@@ -165,11 +201,15 @@ def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
     }
     latency: dict[str, list[float]] = {k: [] for k in ARMS}
     success: dict[str, list[float]] = {k: [] for k in ARMS}
-    sources = {"app": "feedback", "scorer": "scorer"}  # feedback source -> signal
+    sources = {"app": "feedback", "scorer": "scorer", "judge": "judge"}  # source -> signal
     signal_scores: dict[str, dict[str, list[float]]] = {
         name: {k: [] for k in ARMS} for name in sources.values()
     }
+    judge_usd = 0.0
     for rec in rows:
+        if rec.arm == "judge":  # the judge's own calls: its bill, no arm's traffic
+            judge_usd += rec.cost_usd or 0.0
+            continue
         name, failed = _arm_of(rec, exp)
         arm = arms[name]
         arm.requests += 1
@@ -192,7 +232,7 @@ def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
     for signal, by_arm in signal_scores.items():
         if by_arm["incumbent"] or by_arm["candidate"]:
             signals[signal] = difference(by_arm["incumbent"], by_arm["candidate"], margin)
-    return Status(exp, arms, signals)
+    return Status(exp, arms, signals, judge_usd)
 
 
 def _end(ref: str, state: str, journal_path: Path | str | None, **how: Any) -> Experiment:

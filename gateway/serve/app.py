@@ -36,7 +36,7 @@ from gateway.serve.meter import Meter
 from gateway.serve.metering import Metering
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
-from gateway.serve.scoring import observe, take_reference
+from gateway.serve.scoring import answer_of, observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
@@ -326,7 +326,8 @@ class Gateway:
                     meter.arm or "",
                 )
                 if shadowed:
-                    self.shadow.offer(experiment, body, route, rid, reference)
+                    answered = answer_of(content) if isinstance(content, bytes) else None
+                    self.shadow.offer(experiment, body, route, rid, reference, answered)
             if isinstance(content, bytes):
                 return Response(content, status, headers=headers)
             return StreamingResponse(content, status, headers=headers)

@@ -19,9 +19,10 @@ from typing import Any
 
 from gateway.journal.experiments import Experiment, Experiments
 from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.serve.judging import JudgeBudget, judge_pair
 from gateway.serve.proxy import Outcome, Unreachable
 from gateway.serve.registry import Registry, Target
-from gateway.serve.scoring import observe
+from gateway.serve.scoring import answer_of, observe
 
 QUEUE = 64  # copies waiting; past this they are dropped
 WORKERS = 2
@@ -34,6 +35,7 @@ class _Copy:
     route: str
     request_id: str
     reference: str | None = None  # scored like the client's answer (`gateway.serve.scoring`)
+    incumbent_answer: str | None = None  # what the client got: the judge's other side
 
 
 @dataclass
@@ -48,6 +50,10 @@ class Shadow:
     dropped: int = 0
     sent: int = 0
     _spent: dict[str, float] = field(default_factory=dict)  # experiment id -> shadow $ so far
+    judging: JudgeBudget | None = None
+
+    def __post_init__(self) -> None:
+        self.judging = JudgeBudget(self.store)
 
     def offer(
         self,
@@ -56,6 +62,7 @@ class Shadow:
         route: str,
         request_id: str,
         reference: str | None = None,
+        incumbent_answer: str | None = None,
     ) -> bool:
         """Queue a copy of an answered request for the candidate; False when it was not (the
         queue is full, or the experiment's shadow budget is spent)."""
@@ -64,7 +71,7 @@ class Shadow:
             return False
         copy = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         try:
-            self.queue.put_nowait(_Copy(exp, copy, route, request_id, reference))
+            self.queue.put_nowait(_Copy(exp, copy, route, request_id, reference, incumbent_answer))
         except asyncio.QueueFull:
             self.dropped += 1
             return False
@@ -109,6 +116,14 @@ class Shadow:
             observe(
                 Experiments(self.store), copy.exp, copy.body, content, copy.reference, rid, "shadow"
             )
+            answer = answer_of(content) if isinstance(content, bytes) else None
+            if answer is not None and copy.incumbent_answer is not None:
+                judged = await asyncio.get_running_loop().run_in_executor(
+                    None, judge_pair, self.judging, copy.exp, copy.body, copy.request_id,
+                    copy.incumbent_answer, answer,
+                )  # fmt: skip
+                if judged is not None:
+                    self.submit(judged)
 
     def _record(self, copy: _Copy, target: Target | None, out: Outcome, ms: float) -> None:
         dep = target.deployment if target else None

@@ -154,7 +154,7 @@ class _SlowEngine:
     """An OpenAI-compatible chat endpoint that takes `delay` seconds to answer: a candidate
     the client must never wait for."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, reply=lambda body: "slowly"):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -177,7 +177,7 @@ class _SlowEngine:
                     "created": 0,
                     "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "slowly"}}],
+                                 "message": {"role": "assistant", "content": reply(body)}}],
                     "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
                 }  # fmt: skip
                 data = json.dumps(answer).encode()
@@ -282,3 +282,43 @@ def test_the_scorer_reads_references_the_upstreams_never_see(openai_dep):  # noq
         assert ab.forget("voice") == 60 and ab.bodies("voice") == []
     finally:
         slow.close()
+
+
+def _prefers_slowly(body: dict) -> str:
+    """A judge that knows what it likes: the answer `slowly`, in whichever position."""
+    prompt = body["messages"][0]["content"]
+    assert body["response_format"]["schema"]["required"] == ["winner"]
+    return json.dumps({"winner": "A" if "Answer A:\nslowly" in prompt else "B"})
+
+
+def test_a_judge_compares_shadow_pairs_within_its_budget(openai_dep):  # noqa: F811
+    candidate = _SlowEngine(delay=0.0)
+    judge = _SlowEngine(delay=0.0, reply=_prefers_slowly)
+    try:
+        with pytest.raises(Exception, match="one of the experiment's arms"):
+            ab.start("voice", _candidate_on(candidate), 1.0, shadow=True,
+                     judge=ab.Judge("http://127.0.0.1:9/v1#brand-voice"))  # fmt: skip
+        with pytest.raises(Exception, match="shadow"):
+            ab.start("voice", "voice-2", 1.0, judge=ab.Judge(judge.url + "/v1#judge"))
+        # a pair's prompts are ~700 characters: at $100/1M tokens in, ~$0.02 a pair; $0.2 buys ~10
+        rules = ab.Judge(judge.url + "/v1#judge", sample=1.0, price="100/0", max_usd=0.2)
+        exp = ab.start("voice", "voice-2", 1.0, shadow=True, judge=rules)
+        with running() as url:
+            client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+            for i in range(30):
+                client.chat.completions.create(model="voice", messages=QUESTION, user=f"u{i}")
+            deadline = time.monotonic() + 20
+            while candidate.requests < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # the last verdicts are written by the shadow workers
+            _settled(60)
+        now = ab.status(exp.id)
+        judged = now.signals["judge"]
+        pairs = judge.requests // 2  # both orders
+        assert 5 <= pairs < 30 and judged.n_incumbent == judged.n_candidate == pairs
+        assert judged.incumbent == 0.0 and judged.candidate == 100.0
+        assert 0 < now.judge_usd <= 0.2  # capped, estimated before each pair
+        assert now.arms["candidate"].requests == 30  # the judge's calls are no arm's traffic
+    finally:
+        candidate.close()
+        judge.close()
