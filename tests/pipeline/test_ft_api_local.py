@@ -36,7 +36,9 @@ def test_local_job_through_the_api(converter_cache, tiny_sp, tmp_path, monkeypat
             model="local:" + str(tiny_sp),
             training_file=file.id,
             suffix="tiny",
-            hyperparameters={"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 10},
+            # one example a step: 64 steps, so training outlasts a few polls (a tiny model
+            # trains 16 steps of 4 in under one poll interval, and then no poll saw it run)
+            hyperparameters={"n_epochs": 2, "batch_size": 1, "learning_rate_multiplier": 10},
             extra_body={"tunegate": {"lora_rank": 8, "max_seq_len": 128}},
         )
         assert job.tunegate["backend"] == "local" and job.tunegate["deploy_to"] == "llamacpp"
@@ -51,7 +53,7 @@ def test_local_job_through_the_api(converter_cache, tiny_sp, tmp_path, monkeypat
                 page = client.fine_tuning.jobs.list_events(job.id, limit=100)
                 running_metrics = max(running_metrics, sum(e.type == "metrics" for e in page.data))
             assert time.monotonic() < deadline, job
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert job.status == "succeeded", job.error
         assert running_metrics > 0
         assert job.fine_tuned_model == f"ft:model:tunegate:tiny:{job.id}"
