@@ -30,6 +30,7 @@ from gateway.journal.experiments import (
     Experiments,
 )
 from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.util.units import percentile
 
 
 @dataclass
@@ -183,11 +184,6 @@ def _arm_of(rec: UsageRecord, exp: Experiment) -> tuple[str, bool]:
     return arm, rec.status >= 400 or fell_back
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-
-
 def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
     """The experiment's arms and the candidate's delta on each signal, as of now."""
     with _store(journal_path) as store:
@@ -226,7 +222,7 @@ def status(ref: str, *, journal_path: Path | str | None = None) -> Status:
                 arm.scored += source == "app"
                 signal_scores[signal][name].append(score)
     for name, arm in arms.items():
-        arm.p50_ms, arm.p95_ms = _percentile(latency[name], 0.5), _percentile(latency[name], 0.95)
+        arm.p50_ms, arm.p95_ms = percentile(latency[name], 0.5), percentile(latency[name], 0.95)
     margin = float(exp.settings.get("margin") or 0.0)
     signals = {"success": difference(success["incumbent"], success["candidate"], margin)}
     for signal, by_arm in signal_scores.items():

@@ -3,49 +3,27 @@ share of the requests the incumbent answered and the candidate answered in shado
 compares the two answers in both orders (`gateway.evaluate.judge`: a JSON-schema verdict,
 temperature 0), and each side gets a `judge` score (1 a win, 0 a loss, 0.5 a tie or orders
 that disagree). Each pair's cost is estimated before the calls and the pair skipped once the
-experiment's judge spend would pass its `max_usd`; the estimate is metered as its own usage
+experiment's judge spend would pass its `max_usd` (`gateway.serve.spend`); the estimate is metered as its own usage
 row (arm `judge`), so the judge's bill is seen beside the arms'.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 from gateway.evaluate import judge as j
 from gateway.evaluate.generate import question_of
 from gateway.journal.experiments import Experiment, Experiments
-from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.journal.serving import UsageRecord
+from gateway.serve.spend import Spend
 from gateway.serve.split import position
 
 SCORES = {"a": (1.0, 0.0), "b": (0.0, 1.0)}  # outcome -> (incumbent, candidate)
 
 
-class JudgeBudget:
-    """What each experiment's judge has spent in this process, from the journal once, then
-    counted here; a pair's estimate is reserved before its calls, under a lock, so workers
-    judging at the same moment cannot pass the cap together (the meter writes usage rows
-    later, so the journal alone lags)."""
-
-    def __init__(self, store: ServeStore):
-        self.store = store
-        self._spent: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def reserve(self, exp_id: str, usd: float, cap: float) -> bool:
-        with self._lock:
-            if exp_id not in self._spent:
-                rows = self.store.usage(experiment_id=exp_id)
-                self._spent[exp_id] = sum(r.cost_usd or 0.0 for r in rows if r.arm == "judge")
-            if self._spent[exp_id] + usd > cap:
-                return False
-            self._spent[exp_id] += usd
-            return True
-
-
 def judge_pair(
-    budget: JudgeBudget,
+    spend: Spend,
     exp: Experiment,
     body: dict[str, Any],
     request_id: str,
@@ -64,7 +42,7 @@ def judge_pair(
         j.pairwise_prompt(question, candidate, incumbent, rubric),
     ]
     usd = j.estimate_usd(shown, 1, j.JudgePrice.parse(how.get("price")))
-    if not budget.reserve(exp.id, usd, float(how["max_usd"])):
+    if not spend.reserve(exp.id, "judge", usd, float(how["max_usd"])):
         return None
     url, _, model = str(how["target"]).partition("#")
     start = time.perf_counter()
@@ -73,7 +51,7 @@ def judge_pair(
         ask = j.http_ask(url.rstrip("/"), model)
         (result,) = j.pairwise([(0, question, incumbent, candidate)], ask, rubric)
         inc, cand = SCORES.get(result.outcome, (0.5, 0.5))
-        kept = Experiments(budget.store)
+        kept = Experiments(spend.store)
         kept.add_feedback(request_id, inc, "judge", None)
         kept.add_feedback(f"{request_id}-shadow", cand, "judge", None)
     except Exception as exc:  # a judge that fails is recorded, never raised

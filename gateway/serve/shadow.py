@@ -19,10 +19,11 @@ from typing import Any
 
 from gateway.journal.experiments import Experiment, Experiments
 from gateway.journal.serving import ServeStore, UsageRecord
-from gateway.serve.judging import JudgeBudget, judge_pair
+from gateway.serve.judging import judge_pair
 from gateway.serve.proxy import Outcome, Unreachable
 from gateway.serve.registry import Registry, Target
 from gateway.serve.scoring import answer_of, observe
+from gateway.serve.spend import Spend
 
 QUEUE = 64  # copies waiting; past this they are dropped
 WORKERS = 2
@@ -49,11 +50,10 @@ class Shadow:
     queue: asyncio.Queue[_Copy] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     dropped: int = 0
     sent: int = 0
-    _spent: dict[str, float] = field(default_factory=dict)  # experiment id -> shadow $ so far
-    judging: JudgeBudget | None = None
+    spend: Spend = field(init=False)  # what copies and the judge have cost
 
     def __post_init__(self) -> None:
-        self.judging = JudgeBudget(self.store)
+        self.spend = Spend(self.store)
 
     def offer(
         self,
@@ -67,7 +67,7 @@ class Shadow:
         """Queue a copy of an answered request for the candidate; False when it was not (the
         queue is full, or the experiment's shadow budget is spent)."""
         cap = exp.settings.get("max_usd")
-        if cap is not None and self._spent_on(exp.id) >= float(cap):
+        if cap is not None and self.spend.spent(exp.id, "shadow") >= float(cap):
             return False
         copy = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         try:
@@ -76,12 +76,6 @@ class Shadow:
             self.dropped += 1
             return False
         return True
-
-    def _spent_on(self, exp_id: str) -> float:
-        if exp_id not in self._spent:  # once per process: what earlier runs spent
-            rows = self.store.usage(experiment_id=exp_id)
-            self._spent[exp_id] = sum(r.cost_usd or 0.0 for r in rows if r.arm == "shadow")
-        return self._spent[exp_id]
 
     async def work(self) -> None:
         """One worker: send copies until cancelled."""
@@ -119,7 +113,7 @@ class Shadow:
             answer = answer_of(content) if isinstance(content, bytes) else None
             if answer is not None and copy.incumbent_answer is not None:
                 judged = await asyncio.get_running_loop().run_in_executor(
-                    None, judge_pair, self.judging, copy.exp, copy.body, copy.request_id,
+                    None, judge_pair, self.spend, copy.exp, copy.body, copy.request_id,
                     copy.incumbent_answer, answer,
                 )  # fmt: skip
                 if judged is not None:
@@ -130,7 +124,7 @@ class Shadow:
         cost = (
             target.price.request_cost(out.prompt_tokens, out.completion_tokens) if target else None
         )
-        self._spent[copy.exp.id] = self._spent_on(copy.exp.id) + (cost or 0.0)
+        self.spend.add(copy.exp.id, "shadow", cost or 0.0)
         self.sent += 1
         self.submit(
             UsageRecord(

@@ -19,6 +19,7 @@ from gateway.errors import ServeError
 from gateway.journal import Journal
 from gateway.journal.deployments import Deployment, deployments
 from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.util.units import percentile
 
 DEFAULT_WINDOW_S = 30 * 86_400
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
@@ -43,13 +44,6 @@ def since_ts(text: str | None, now: float | None = None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.timestamp()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass

@@ -123,3 +123,11 @@ def human_hours(h: float) -> str:
     if h < 48:
         return f"{h:.1f} h"
     return f"{h / 24:.1f} d"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile of `values` by nearest rank (None for none): latencies in reports."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
