@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 
@@ -43,6 +44,7 @@ class Engine:
     ready: bool = False  # answered /v1/models (and passed its canary) since it was started
     canary: str | None = None  # the last isolation canary's summary
     retry_at: float = 0.0  # no restart before this (monotonic), after a failed start
+    first_start: bool = True  # none finished yet: requests wait for it rather than fall back
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -97,8 +99,9 @@ class Engines:
         return [e.to_json() for e in self._engines.values()]
 
     async def url(self, deployment_id: str, upstream: Upstream) -> str:
-        """The engine's base URL: started on first use (the request waits for it); once it has
-        run and is down, a restart begins in the background and this request is refused."""
+        """The engine's base URL: started on first use (the requests that come meanwhile wait
+        for it too); once it has run and is down, a restart begins in the background and this
+        request is refused (it falls back)."""
         engine = self._engines.get(deployment_id)
         if engine is None:
             log = self.log_dir / f"engine-{deployment_id}.log"
@@ -107,21 +110,33 @@ class Engines:
             # a group gained or lost a member: the new engine is a first start (requests wait)
             engine.stop()
             engine.upstream, engine.starts, engine.retry_at = upstream, 0, 0.0
+            engine.first_start = True
         if engine.serving:
             return engine.base_url
-        if engine.starts:
-            if not engine.lock.locked() and time.monotonic() >= engine.retry_at:
-                self._exited(engine)
-                self._restart(engine)
-            raise ServeError(
-                f"the engine for {deployment_id} is down (last exit code {engine.last_exit}); "
-                "it is being restarted",
-                where=str(engine.log),
-            )
-        async with engine.lock:
-            if not engine.serving:
+        if engine.starts and not engine.first_start:
+            self._down(engine)
+        async with engine.lock:  # the first start, or waiting for it
+            if engine.serving:
+                return engine.base_url
+            if engine.starts and not engine.first_start:  # the start we waited for failed
+                self._down(engine)
+            try:
                 await self._start(engine)
+            finally:
+                engine.first_start = False
         return engine.base_url
+
+    def _down(self, engine: Engine) -> NoReturn:
+        """Refuse a request to an engine that ran and is down, restarting it in the background
+        (no sooner than its backoff allows); the request falls back meanwhile."""
+        if not engine.lock.locked() and time.monotonic() >= engine.retry_at:
+            self._exited(engine)
+            self._restart(engine)
+        raise ServeError(
+            f"the engine for {engine.deployment_id} is down (last exit code {engine.last_exit}); "
+            "it is being restarted",
+            where=str(engine.log),
+        )
 
     async def _start(self, engine: Engine) -> None:
         engine.stop()  # what is left of the last run: reaped, its exit code kept
