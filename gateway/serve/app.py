@@ -116,7 +116,10 @@ class Gateway:
         while True:
             await anyio.sleep(every)
             try:
-                for exp in await anyio.to_thread.run_sync(auto_check, self.store.path):
+                decided = await anyio.to_thread.run_sync(auto_check, self.store.path)
+                if decided:  # this replica follows its own decision now, not at the refresh
+                    await anyio.to_thread.run_sync(lambda: self.registry.refresh(force=True))
+                for exp in decided:
                     print(f"tunegate serve: {exp.alias}: experiment {exp.id} {exp.state} "
                           f"({(exp.decision or {}).get('why')})", file=sys.stderr)  # fmt: skip
             except Exception:  # a failed check is retried next time, never the server's end
