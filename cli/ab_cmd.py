@@ -244,5 +244,9 @@ _ending(
     "promote",
     "End it for the candidate: it answers the alias first, the incumbent is its fallback.",
 )
-_ending("rollback", "End it for the incumbent: the alias stays as it was.")
+_ending(
+    "rollback",
+    "End it for the incumbent: the alias stays as it was. After a promotion, undo it: the alias"
+    " goes back to what it was, unless it changed since.",
+)
 _ending("stop", "End it without a decision: the alias stays as it was.")

@@ -7,7 +7,7 @@ and gives, per arm, requests, failures, latency p50/p95 and $/1k requests, and t
 delta on each signal with an interval valid however often it is read
 (`gateway.evaluate.sequential`). `promote` makes the candidate the alias's first deployment
 (the incumbent stays as its fallback), `rollback` and `stop` end it leaving the alias as it
-was; each is journaled with the numbers at that moment, and a second terminal racing the first
+was (a `rollback` after a promotion puts the alias back, unless it changed since); each is journaled with the numbers at that moment, and a second terminal racing the first
 is refused (`gateway.journal.experiments`).
 """
 
@@ -243,6 +243,7 @@ def _end(ref: str, state: str, journal_path: Path | str | None, **how: Any) -> E
             with Journal(store.path) as journal:
                 kept = [t for t in before if get_deployment(t, journal).id != exp.candidate]
         targets = [exp.candidate, *kept]
+        decision.update(alias_before=before, alias_after=targets)  # what a rollback restores
     with _store(journal_path) as store:
         return Experiments(store).end(exp.id, state, decision, alias_targets=targets)
 
@@ -253,8 +254,25 @@ def promote(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
 
 
 def rollback(ref: str, *, journal_path: Path | str | None = None) -> Experiment:
-    """End it for the incumbent: the alias stays as it was."""
-    return _end(ref, ROLLED_BACK, journal_path)
+    """End it for the incumbent: the alias stays as it was. A promoted experiment is undone:
+    the alias goes back to what it was before the promotion, if nothing changed it since."""
+    with _store(journal_path) as store:
+        exp = Experiments(store).get(ref)
+        if exp.state != PROMOTED:
+            return _end(ref, ROLLED_BACK, journal_path)
+        promotion = exp.decision or {}
+        if "alias_after" not in promotion:
+            raise ServeError(f"{exp.id} was promoted before promotions could be undone")
+        decision = {
+            **promotion,
+            "by": "hand",
+            "undid": PROMOTED,
+            "promotion_by": promotion["by"],
+            "why": f"the promotion ({promotion['by']}) was undone by hand",
+        }
+        return Experiments(store).undo_promotion(
+            exp.id, decision, promotion["alias_after"], promotion["alias_before"]
+        )
 
 
 def stop(ref: str, *, journal_path: Path | str | None = None) -> Experiment:

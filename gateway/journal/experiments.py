@@ -61,6 +61,10 @@ def _row(r: sqlite3.Row) -> Experiment:
     )
 
 
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back; the caller explains why."""
+
+
 class Experiments:
     """Experiments and feedback in the journal, through the server's store."""
 
@@ -150,6 +154,44 @@ class Experiments:
         if cur.rowcount != 1:
             done = self.get(exp.id)
             raise ServeError(f"experiment {exp.id} on '{exp.alias}' is already {done.state}")
+        return self.get(exp.id)
+
+    def undo_promotion(
+        self, ref: str, decision: dict[str, Any], promoted: list[str], restored: list[str]
+    ) -> Experiment:
+        """Roll back a promoted experiment: the alias goes back to `restored` only if it is
+        still `promoted` (what the promotion made it), in the same transaction as the state;
+        an alias changed since (by hand, or a later experiment) is refused, not overwritten."""
+        exp = self.get(ref)
+        if exp.state != PROMOTED:
+            raise ServeError(f"experiment {exp.id} on '{exp.alias}' is {exp.state}, not promoted")
+        now = time.time()
+        try:
+            with self.store.transaction() as db:
+                newer = db.execute(
+                    "SELECT id FROM experiments WHERE alias = ? AND created_at > ? LIMIT 1",
+                    (exp.alias, exp.created_at),
+                ).fetchone()
+                if newer is not None:
+                    raise _Refused(f"a later experiment ({newer['id']}) ran on '{exp.alias}'")
+                ended = db.execute(
+                    "UPDATE experiments SET state = ?, decision_json = ?, updated_at = ?"
+                    " WHERE id = ? AND state = ?",
+                    (ROLLED_BACK, json.dumps(decision), now, exp.id, PROMOTED),
+                )
+                if ended.rowcount != 1:
+                    raise _Refused(f"experiment {exp.id} was rolled back meanwhile")
+                alias = db.execute(
+                    "UPDATE aliases SET targets_json = ?, updated_at = ? WHERE name = ?"
+                    " AND targets_json = ?",
+                    (json.dumps(restored), now, exp.alias, json.dumps(promoted)),
+                )
+                if alias.rowcount != 1:
+                    raise _Refused(f"'{exp.alias}' changed since the promotion")
+        except _Refused as why:  # the transaction rolled back: nothing half-changed
+            raise ServeError(
+                f"cannot roll back {exp.id}: {why}", fix=f"tunegate aliases set {exp.alias} ..."
+            ) from None
         return self.get(exp.id)
 
     def _running(self, ref: str) -> Experiment:

@@ -94,7 +94,7 @@ def test_split_feedback_verdict_and_promotion(openai_dep):  # noqa: F811
     with ServeStore() as store:
         assert store.aliases()["voice"] == [candidate.id, "brand-voice"]
     with pytest.raises(Exception, match="promoted"):
-        ab.rollback("voice")
+        ab.stop("voice")  # decided: only `rollback` undoes a promotion (test_ab_faults)
 
 
 def test_a_failing_candidate_falls_back_and_the_experiment_survives_a_restart(openai_dep):  # noqa: F811
