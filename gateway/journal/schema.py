@@ -203,4 +203,27 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX experiment_bodies_exp ON experiment_bodies(experiment_id, created_at);
         """,
     ),
+    (
+        7,
+        """
+        CREATE TABLE teacher_answers (
+            key TEXT PRIMARY KEY,
+            teacher TEXT NOT NULL,
+            settings_sha TEXT NOT NULL,
+            prompt_sha TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            answer TEXT,
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            usd REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            asked_at REAL,
+            answered_at REAL
+        );
+        CREATE INDEX teacher_answers_run ON teacher_answers(teacher, settings_sha, state);
+        """,
+    ),
 ]
