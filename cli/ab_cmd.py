@@ -6,20 +6,7 @@ from typing import Any
 
 import click
 
-from cli.common import emit_json, handle_errors
-
-
-def _share(text: str) -> float:
-    """`10%`, `10` (percent) or `0.1` -> 0.1."""
-    raw = text.strip()
-    try:
-        value = float(raw.rstrip("%"))
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected a share such as 10%") from None
-    share = value / 100 if raw.endswith("%") or value > 1 else value
-    if not 0 < share <= 1:
-        raise click.BadParameter(f"{text!r}: a share is above 0% and at most 100%")
-    return share
+from cli.common import emit_json, handle_errors, parse_share
 
 
 @click.group("ab")
@@ -119,11 +106,11 @@ def ab_start(
     incumbent and the candidate's fallback. Docs: docs/serve.md#ab."""
     from gateway.facade import ab
 
-    rules = ab.Auto(min_requests, _share(max_error_rate)) if auto else None
+    rules = ab.Auto(min_requests, parse_share(max_error_rate)) if auto else None
     exp = ab.start(
         alias,
         candidate,
-        _share(share),
+        parse_share(share),
         margin=margin,
         auto=rules,
         shadow=shadow,
@@ -131,7 +118,7 @@ def ab_start(
         scorer=scorer,
         pattern=pattern,
         log_bodies_days=log_bodies_days,
-        judge=ab.Judge(judge, rubric, _share(judge_sample), judge_price, max_judge_usd)
+        judge=ab.Judge(judge, rubric, parse_share(judge_sample), judge_price, max_judge_usd)
         if judge
         else None,
     )
@@ -153,7 +140,7 @@ def ab_share(alias: str, share: str) -> None:
     """Change the candidate's share while it runs (the gateway follows within seconds)."""
     from gateway.facade import ab
 
-    exp = ab.set_share(alias, _share(share))
+    exp = ab.set_share(alias, parse_share(share))
     click.echo(f"{exp.id}: {exp.share:.0%} of {exp.alias}'s users go to the candidate")
 
 

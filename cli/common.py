@@ -40,3 +40,19 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def parse_share(text: str, *, zero: bool = False) -> float:
+    """`10%`, `10` (percent) or `0.1` -> 0.1 (a share of traffic or of a file); `zero` allows
+    0 and refuses 100% (a held-out share)."""
+    raw = text.strip()
+    try:
+        value = float(raw.rstrip("%"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a share such as 10%") from None
+    share = value / 100 if raw.endswith("%") or value > 1 else value
+    if zero and not 0 <= share < 1:
+        raise click.BadParameter(f"{text!r}: a held-out share is at least 0% and under 100%")
+    if not zero and not 0 < share <= 1:
+        raise click.BadParameter(f"{text!r}: a share is above 0% and at most 100%")
+    return share

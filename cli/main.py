@@ -16,6 +16,7 @@ from cli.catalog_cmds import hardware_cmd, models_cmd, prices_cmd
 from cli.config_cmd import config_group
 from cli.data_cmd import data_group
 from cli.deploy_cmds import chat_cmd, deploy_cmd, deployments_cmd, undeploy_cmd
+from cli.distill_cmd import distill_cmd
 from cli.doctor_cmd import doctor_cmd
 from cli.eval_cmd import eval_group
 from cli.export_cmd import export_cmd
@@ -69,6 +70,7 @@ for command in (
     keys_group,
     aliases_group,
     ab_group,
+    distill_cmd,
     migrate_group,
     models_cmd,
     hardware_cmd,

@@ -45,12 +45,15 @@ _EXPORTS = {
     "plan": "gateway.facade.plan",
     "JobSpec": "gateway.spec",
     "Range": "gateway.util.units",
+    "distill": "gateway.facade.distill",
+    "DistillOptions": "gateway.facade.distill",
 }
 __all__ = [
     "Artifact",
     "Catalog",
     "DatasetReport",
     "Deployment",
+    "DistillOptions",
     "Job",
     "JobSpec",
     "Journal",
@@ -64,6 +67,7 @@ __all__ = [
     "deploy",
     "deployments",
     "detect",
+    "distill",
     "doctor",
     "evaluate_job",
     "export",
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
     from gateway.data.report import DatasetReport, quick_report
     from gateway.errors import TunegateError
     from gateway.facade.deploy import chat, deploy, undeploy
+    from gateway.facade.distill import DistillOptions, distill
     from gateway.facade.doctor import doctor
     from gateway.facade.evaluate import task_eval
     from gateway.facade.export import export

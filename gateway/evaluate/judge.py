@@ -84,7 +84,7 @@ def pairwise_prompt(question: str, first: str, second: str, rubric: str) -> str:
 Ask = Callable[[str, dict[str, Any]], str]  # (prompt, JSON schema) -> the judge's raw reply
 
 
-def _verdict(raw: str, key: str) -> Any:
+def verdict_field(raw: str, key: str) -> Any:
     from gateway.evaluate.scorers import parse_json
 
     try:
@@ -118,8 +118,8 @@ def pairwise(
     """(line, question, answer A, answer B) judged in both orders."""
     out = []
     for line, question, a, b in rows:
-        first = _verdict(ask(pairwise_prompt(question, a, b, rubric), PAIRWISE), "winner")
-        swapped = _verdict(ask(pairwise_prompt(question, b, a, rubric), PAIRWISE), "winner")
+        first = verdict_field(ask(pairwise_prompt(question, a, b, rubric), PAIRWISE), "winner")
+        swapped = verdict_field(ask(pairwise_prompt(question, b, a, rubric), PAIRWISE), "winner")
         back = {"A": "B", "B": "A"}.get(swapped, swapped) if swapped else None
         out.append(PairResult(line, first, back, outcome(first, back)))
     return out
@@ -165,7 +165,7 @@ def pointwise_scorer(
         raw = ask(
             pointwise_prompt(questions.get(str(ref), ""), str(pred), str(ref), rubric), POINTWISE
         )
-        return float(_verdict(raw, "pass") is True)
+        return float(verdict_field(raw, "pass") is True)
 
     return judge
 
