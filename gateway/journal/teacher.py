@@ -104,3 +104,17 @@ class TeacherLedger:
                 "UPDATE teacher_answers SET state = ?, error = ? WHERE key = ? AND state != ?",
                 (FAILED, error[:500], key, ANSWERED),
             )
+
+
+def teacher_spend(journal: Journal) -> list[dict[str, Any]]:
+    """Per teacher and settings: answers, failures, calls left in flight by a stopped run,
+    tokens and dollars (the dashboard's distill page), newest first."""
+    rows = journal._db.execute(
+        "SELECT teacher, settings_sha, SUM(state = 'answered') AS answered,"
+        " SUM(state = 'failed') AS failed, SUM(state = 'asked') AS in_flight,"
+        " SUM(COALESCE(prompt_tokens, 0)) AS prompt_tokens,"
+        " SUM(COALESCE(completion_tokens, 0)) AS completion_tokens,"
+        " SUM(COALESCE(usd, 0)) AS usd, MIN(asked_at) AS first, MAX(answered_at) AS last"
+        " FROM teacher_answers GROUP BY teacher, settings_sha ORDER BY MAX(asked_at) DESC"
+    ).fetchall()
+    return [dict(r) for r in rows]

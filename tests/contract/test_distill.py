@@ -106,6 +106,16 @@ def test_bill_answers_and_the_rules_drop_exactly_the_planted(teacher, tmp_path):
     assert again.asked.reused == len(questions) and again.asked.answered == 0
     assert sum(teacher.paid.values()) == len(questions)
 
+    # the dashboard's distill page shows what the teacher was paid
+    import httpx
+
+    from gateway.serve import running
+
+    with running() as url:
+        page = httpx.get(url.rsplit("/v1", 1)[0] + "/ui/distill")
+    assert page.status_code == 200 and TEACHER in page.text
+    assert f"${spent:.4f}" in page.text and f"<td>{len(questions)}</td>" in page.text
+
 
 def test_faults_never_pay_twice(monkeypatch, tmp_path):
     faults = Faults(rate=0.35, seed=3, kinds=("429", "500", "503", "drop"))

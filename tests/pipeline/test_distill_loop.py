@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 pytest.importorskip("openai")
 pytest.importorskip("trl")
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
 
+from cli.main import main
 from gateway.facade.deploy import deploy
 from gateway.facade.distill import DistillOptions, Rules, Settings, distill
-from gateway.facade.distill.student import train_student
 from gateway.journal.serving import ServeStore
 from gateway.serve import running
 from tests.support.job_files import chats, write_jsonl
@@ -70,13 +72,23 @@ def test_teacher_to_student_with_the_agreement_and_the_bills(tiny_sp, tmp_path):
     job = (tmp_path / "set" / "job.yaml").read_text()
     assert "heldout.jsonl" in job and "tokens_per_day: 2000000" in job
 
-    report = train_student(result, backend="local", progress=False)
-    assert report.state == "succeeded"
-    agree = report.agreement
-    assert agree is not None and agree.n == 6 and 0.0 <= agree.low <= agree.share <= agree.high
-    assert report.base_agreement is not None and report.base_agreement.n == 6
-    assert agree.share >= report.base_agreement.share  # (the tiny teacher's answers are noise)
-    assert report.teacher_usd_month and report.teacher_usd_month > 0
-    assert report.student_usd_month is not None
-    (line,) = [x for x in report.lines() if "answers like the teacher" in x]
-    assert "of its monthly cost" in line and "2,000,000 tokens/day" in line
+    # the whole loop from the command line: the answers are journaled, so only the student
+    # trains; its report comes back with the dataset's
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump(STUDENT))
+    args = ["distill", "--teacher", "tiny-teacher", "--prompts", str(prompts), "--gateway", url,
+            "--price", "0.5/1.5", "--temperature", "1", "--max-tokens", "8", "--seed", "3",
+            "--heldout", "25%", "--keep-truncated", "--keep-near-duplicates",
+            "--out", str(tmp_path / "set"), "--student", str(tiny_sp), "--serve", "2M/day",
+            "--student-config", str(config), "--backend", "local", "--train", "--json"]  # fmt: skip
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert got["asked"]["reused"] == 24 and got["asked"]["answered"] == 0
+    report = got["student"]
+    assert report["state"] == "succeeded"
+    agree, base = report["agreement"], report["base_agreement"]
+    assert agree["n"] == base["n"] == 6 and agree["low"] <= agree["share"] <= agree["high"]
+    assert agree["share"] >= base["share"]  # (the tiny teacher's answers are noise)
+    assert report["teacher_usd_month"] > 0 and report["student_usd_month"] is not None
+    assert report["tokens_per_day"] == 2_000_000

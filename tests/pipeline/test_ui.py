@@ -261,6 +261,9 @@ def test_every_page_renders_offline_without_errors(browser, folder, tmp_path, wi
         page.goto(f"{ui}/experiments")
         assert page.get_by_role("heading", name="A/B experiments").count() == 1
         w.shoot(f"experiments-{tag}")
+        page.goto(f"{ui}/distill")
+        assert page.get_by_role("heading", name="Teachers and what they cost").count() == 1
+        w.shoot(f"distill-{tag}")
         page.goto(f"{ui}/plan?file=job.yaml")
         page.wait_for_selector("#cost-chart canvas")
         w.shoot(f"plan-{tag}")

@@ -89,6 +89,7 @@ class Ui:
             Route(r + "/data", self.data),
             Route(r + "/deployments", self.deployments),
             Route(r + "/experiments", self.experiments),
+            Route(r + "/distill", self.distill),
             Route(r + "/evals/{id}/{name}", self.eval_file),
             Mount(r + "/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
         ]
@@ -338,6 +339,13 @@ class Ui:
 
         found = await run_in_threadpool(experiment_rows, self.journal_path)
         return self._page(request, "experiments.html", "Experiments", experiments=found)
+
+    async def distill(self, request: Request) -> Response:
+        """What each teacher was asked and paid for distilled datasets (`tunegate distill`)."""
+        from gateway.serve.dashboard.views import distill_rows
+
+        found = await run_in_threadpool(distill_rows, self.journal_path)
+        return self._page(request, "distill.html", "Distill", teachers=found)
 
     async def eval_file(self, request: Request) -> Response:
         """A stored report's chart or Markdown, found through the journal (never a free path)."""

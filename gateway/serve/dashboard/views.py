@@ -388,3 +388,21 @@ def experiment_rows(journal_path: Path | str | None) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def distill_rows(journal_path: Path | str | None) -> list[dict[str, Any]]:
+    """What every teacher was asked and paid (`tunegate distill`), as the page shows it."""
+    from gateway.journal import Journal
+    from gateway.journal.teacher import teacher_spend
+
+    with Journal(journal_path) as journal:
+        rows = teacher_spend(journal)
+    return [
+        {
+            **r,
+            "settings": r["settings_sha"][:10],
+            "spent": f"${r['usd']:.4f}",
+            "last_seen": human_time(r["last"]) if r["last"] else "-",
+        }
+        for r in rows
+    ]
