@@ -29,10 +29,16 @@ from gateway.journal.teacher import ANSWERED, TeacherLedger, digest
 __all__ = ["DistillOptions", "DistillResult", "JudgeRule", "Rules", "Settings", "distill"]
 
 
-def _prompts(o: DistillOptions) -> tuple[list[P.Prompt], list[P.Prompt], dict[str, int], list[str]]:
+def _prompts(
+    o: DistillOptions, journal_path: Path | None
+) -> tuple[list[P.Prompt], list[P.Prompt], dict[str, int], list[str]]:
     if (o.prompts is None) == (o.from_traffic is None):
         raise SpecError("name the prompts: --prompts FILE or --from-traffic ALIAS (one of them)")
-    read = P.from_file(o.prompts) if o.prompts else P.from_traffic(str(o.from_traffic), o.since)
+    read = (
+        P.from_file(o.prompts)
+        if o.prompts
+        else P.from_traffic(str(o.from_traffic), o.since, journal_path)
+    )
     kept, repeats = P.unique(read)
     notes = [f"{len(repeats)} repeated prompts asked once"] if repeats else []
     dirty: list[tuple[P.Prompt, str]] = []
@@ -65,7 +71,7 @@ def distill(
     """Build (or resume) the distilled dataset. Refuses a teacher whose terms forbid it, and a
     bill whose cheapest estimate is over `max_usd`; stops at `max_usd` otherwise. `show` sees
     the bill before the first call ("before") and after the pilot ("pilot")."""
-    train, held, counts, notes = _prompts(o)
+    train, held, counts, notes = _prompts(o, journal_path)
     teacher = resolve(o.teacher, gateway=o.gateway, price=o.price)
     notes = check_terms(teacher, o.accept_terms_risk) + teacher.notes + notes
     if o.judge is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.catalog.teachers import UNKNOWN, Terms, provider, teachers, terms_for
-from gateway.errors import SpecError
+from gateway.errors import SpecError, TunegateError
 
 GATEWAY_URL = "http://127.0.0.1:8765/v1"  # `tunegate serve`'s default address
 
@@ -110,7 +110,7 @@ def _served(ref: str, gateway: str, stated: Price | None) -> Teacher | None:
             dep = get_deployment(first, journal)
             job = dep.meta.get("job")
             base = journal.get(job).base_model if job else None
-    except Exception:  # not a deployment: the caller says what a teacher can be
+    except TunegateError:  # not a deployment: the caller says what a teacher can be
         return None
     terms = terms_for(base or dep.name)
     notes = [] if stated else [f"{ref} is served by tunegate: its cost is in `tunegate usage`"]
