@@ -34,6 +34,7 @@ from gateway.journal.experiments import Experiments
 from gateway.journal.serving import ApiKey, ServeStore, key_hash
 from gateway.serve.meter import Meter
 from gateway.serve.metering import Metering
+from gateway.serve.metrics import CONTENT_TYPE, Metrics
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
 from gateway.serve.scoring import answer_of, observe, take_reference
@@ -84,6 +85,18 @@ class Gateway:
         self._advice: tuple[float, Any] | None = None
         self.ui_folder = ui_folder
         self.shadow = Shadow(self.registry, self.store, self.meter.submit, self._send_copy)
+        self.metrics = Metrics(self._state)
+        self.meter.observers.append(self.metrics.observe)
+
+    def _state(self) -> dict[str, Any]:
+        """What /tunegate/health and /metrics read: engines, the usage writer, shadow copies."""
+        m = self.meter
+        return {
+            "engines": self.engines.states(),
+            "meter": {"pending": m.pending, "written": m.written, "failures": m.failures,
+                      "last_batch_s": m.last_batch_s},
+            "shadow": {"sent": self.shadow.sent, "dropped": self.shadow.dropped},
+        }  # fmt: skip
 
     # lifecycle ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -147,6 +160,7 @@ class Gateway:
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/tunegate/advice", self.advice, methods=["GET"]),
             Route("/tunegate/health", self.health, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/tunegate/feedback", self.feedback, methods=["POST"]),
             *FtRoutes(self.ft, self._auth, self.meter.spend).routes(),
         ]
@@ -227,11 +241,15 @@ class Gateway:
         return JSONResponse({"request_id": rid, "score": score})
 
     async def health(self, request: Request) -> Response:
-        meter = {"written": self.meter.written, "failures": self.meter.failures}
-        shadow = {"sent": self.shadow.sent, "dropped": self.shadow.dropped}
-        return JSONResponse(
-            {"ok": True, "engines": self.engines.states(), "meter": meter, "shadow": shadow}
-        )
+        return JSONResponse({"ok": True, **self._state()})
+
+    async def prometheus(self, request: Request) -> Response:
+        """Prometheus metrics (gateway.serve.metrics); a key is needed once keys exist."""
+        _, denied = self._auth(request)
+        if denied:
+            return denied
+        body = await anyio.to_thread.run_sync(self.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
 
     async def chat(self, request: Request) -> Response:
         return await self._proxy(request, "chat")

@@ -13,6 +13,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from gateway.journal.serving import ServeStore, UsageRecord
 
@@ -35,6 +36,9 @@ class Meter:
         self._lock = threading.Lock()
         self.written = 0
         self.failures = 0
+        self.last_batch_s = 0.0  # how long the last batch took to commit
+        # told of every record as it is submitted (the Prometheus counters); never raise
+        self.observers: list[Callable[[UsageRecord], None]] = []
         self._thread = threading.Thread(target=self._run, name="tunegate-meter", daemon=True)
         self._thread.start()
 
@@ -45,7 +49,17 @@ class Meter:
                     self._spend[record.key_id] = (
                         self._spend.get(record.key_id, 0.0) + record.cost_usd
                     )
+        for observe in self.observers:
+            try:
+                observe(record)
+            except Exception as exc:  # a metric must never fail a request
+                print(f"tunegate serve: metrics: {exc!r}", file=sys.stderr)
         self._queue.put(record)
+
+    @property
+    def pending(self) -> int:
+        """Records submitted and not yet written (the buffer's depth)."""
+        return self._queue.qsize()
 
     def spend(self, key_id: str) -> float:
         """This month's metered spend for a key."""
@@ -77,7 +91,9 @@ class Meter:
     def _write(self, batch: list[UsageRecord]) -> None:
         for attempt in range(5):
             try:
+                began = time.perf_counter()
                 self.store.add_usage(batch)
+                self.last_batch_s = time.perf_counter() - began
                 self.written += len(batch)
                 return
             except Exception as exc:  # a locked or full disk must not kill the writer
