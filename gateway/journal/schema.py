@@ -226,4 +226,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX teacher_answers_run ON teacher_answers(teacher, settings_sha, state);
         """,
     ),
+    (
+        8,
+        """
+        CREATE TABLE responses (
+            id TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            key_id TEXT,
+            messages_json TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX responses_created ON responses(created_at);
+        """,
+    ),
 ]

@@ -37,6 +37,7 @@ from gateway.serve.metering import Metering
 from gateway.serve.metrics import CONTENT_TYPE, Metrics
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
+from gateway.serve.responses import ResponsesShape, ShapeError
 from gateway.serve.scoring import answer_of, observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
@@ -156,6 +157,7 @@ class Gateway:
             *ui.routes(),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/responses", self.responses, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/tunegate/advice", self.advice, methods=["GET"]),
@@ -268,6 +270,10 @@ class Gateway:
             param="model",
         )
 
+    async def responses(self, request: Request) -> Response:
+        """OpenAI's Responses API over each upstream's chat API (gateway.serve.responses)."""
+        return await self._proxy(request, "responses")
+
     async def _proxy(self, request: Request, route: str) -> Response:
         start = time.perf_counter()
         rid = "req-" + uuid.uuid4().hex
@@ -286,6 +292,16 @@ class Gateway:
                 ),
                 "bad body",
             )
+        shape = (
+            ResponsesShape(self.store, key.id if key else None) if route == "responses" else None
+        )
+        if shape is not None:
+            try:
+                body = await anyio.to_thread.run_sync(shape.to_chat, body)
+            except ShapeError as exc:
+                bad = error(400, str(exc), "invalid_request_error", param=exc.param)
+                return meter.refused(bad, str(exc))
+            route = "chat"  # what the upstreams are sent; the record keeps "responses"
         meter.body = body
         if key is not None and key.monthly_budget_usd is not None:
             spent = self.meter.spend(key.id)
@@ -349,6 +365,12 @@ class Gateway:
                 if shadowed:
                     answered = answer_of(content) if isinstance(content, bytes) else None
                     self.shadow.offer(experiment, body, route, rid, reference, answered)
+            if shape is not None and status < 400:
+                content = (
+                    await anyio.to_thread.run_sync(shape.answer, "resp_" + rid[4:], content)
+                    if isinstance(content, bytes)
+                    else shape.events("resp_" + rid[4:], content)
+                )
             if isinstance(content, bytes):
                 return Response(content, status, headers=headers)
             return StreamingResponse(content, status, headers=headers)

@@ -196,3 +196,35 @@ def test_mlx_engine_behind_the_gateway(tiny_sp, tmp_path):
     q4 = deploy(str(adapter), "mlx", name="tiny-q4")
     config = json.loads((Path(q4.endpoint) / "config.json").read_text())
     assert config["quantization"]["bits"] == 4 and q4.artifact_id is None
+
+
+def test_responses_api_over_a_llama_cpp_engine(smollm2_gguf):
+    """`client.responses.create`, plain and streamed, through the door to llama-cpp-python's
+    server (which speaks only chat completions): the same greedy text as a chat request."""
+    deploy(str(smollm2_gguf.files[0]), "llamacpp", name="lumen-local")
+    with running() as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        chat = client.chat.completions.create(model="lumen-local", **ASK)
+        text = chat.choices[0].message.content
+        got = client.responses.create(
+            model="lumen-local", input="What is 2 + 2?", max_output_tokens=24, temperature=0
+        )
+        assert got.output_text == text and got.usage.input_tokens == chat.usage.prompt_tokens
+        events = list(
+            client.responses.create(
+                model="lumen-local",
+                input="What is 2 + 2?",
+                max_output_tokens=24,
+                temperature=0,
+                stream=True,
+            )
+        )
+        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        assert deltas == text and events[-1].type in ("response.completed", "response.incomplete")
+        follow = client.responses.create(
+            model="lumen-local", input="And 3 + 3?", previous_response_id=got.id,
+            max_output_tokens=8, temperature=0,
+        )  # fmt: skip
+        assert follow.output_text
+    rows = _settled(4)
+    assert [r.route for r in rows].count("responses") == 3
