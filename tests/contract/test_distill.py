@@ -219,3 +219,25 @@ def test_a_judge_keeps_what_it_passes_and_is_never_paid_twice(teacher, tmp_path)
             distill(_options(tmp_path, [*questions, "which shelf has the saw"], judge=costly))
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
     assert prov["filters"]["judge"]["target"].endswith("#judge")
+
+
+TOOLS = [{"type": "function", "function": {"name": "find_drill", "description": "where a drill is",
+          "parameters": {"type": "object", "properties": {"drill": {"type": "integer"}}}}}]  # fmt: skip
+
+
+def test_tool_calling_prompts_give_tool_calling_examples(teacher, tmp_path):
+    rows = [
+        {"messages": [{"role": "user", "content": f"find drill {i}{' [badtool]' if i == 3 else ''}"}],
+         "tools": TOOLS}
+        for i in range(6)
+    ]  # fmt: skip
+    prompts = tmp_path / "tools.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = distill(_options(tmp_path, [], prompts=prompts, rules=Rules(keep="tool")))
+    assert result.filtered.counts()["keep"] == 1  # the call whose arguments are not JSON
+    train = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert len(train) == 5 and all(r["tools"] == TOOLS for r in train)
+    calls = [r["messages"][-1]["tool_calls"][0]["function"] for r in train]
+    assert all(c["name"] == "find_drill" for c in calls)
+    assert sorted(json.loads(c["arguments"])["drill"] for c in calls) == [0, 1, 2, 4, 5]
+    assert all(r["messages"][-1]["content"] is None for r in train)

@@ -67,13 +67,34 @@ class TeacherFake(FakeAPI):
         if hold:
             self.release.wait(60)
             return Reply(500, {"error": {"message": "abandoned: the client went away"}})
-        answer, reason = scripted(question)
         words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         with self._lock:
             self.paid[question] += 1
+        if body.get("tools"):
+            return tool_call(body, question, words)
+        answer, reason = scripted(question)
         return openai_chat(
             body["model"], answer, reason, (words, max(1, len(answer.split()))), body
         )
+
+
+def tool_call(body: dict[str, Any], question: str, words: int) -> Reply:
+    """A tool-calling answer: the first offered function, called with the drill's number
+    (`[badtool]`: arguments that are not JSON)."""
+    name = body["tools"][0]["function"]["name"]
+    number = "".join(c for c in question if c.isdigit()) or "0"
+    args = "{not json" if "[badtool]" in question else json.dumps({"drill": int(number)})
+    call = {
+        "id": "call_" + number,
+        "type": "function",
+        "function": {"name": name, "arguments": args},
+    }
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return Reply(200, {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": words, "completion_tokens": 12, "total_tokens": words + 12},
+    })  # fmt: skip
 
 
 def prompts_file(path: Any, questions: list[str]) -> Any:

@@ -9,6 +9,7 @@ budget and the concurrency, so a kill -9 loses at most the calls in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -80,12 +81,26 @@ def approx_tokens(messages: Messages) -> int:
     return round(chars / CHARS_PER_TOKEN) + 4 * len(messages)
 
 
-def call(teacher: Teacher, client: Any, messages: Messages, s: Settings, key: str) -> CallResult:
+def _answer_text(message: Any) -> str:
+    """The answer as the ledger keeps it: the text, or the tool calls as
+    `{"tool_calls": [...]}` JSON (what the `tool` scorer and the dataset writer read)."""
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        return json.dumps({"tool_calls": [c.model_dump(exclude_none=True) for c in calls]})
+    return message.content or ""
+
+
+def call(
+    teacher: Teacher, client: Any, messages: Messages, s: Settings, key: str,
+    tools: list[Any] | None = None,
+) -> CallResult:  # fmt: skip
     """One teacher answer, retried on 429 (its retry-after honoured), 5xx and lost
     connections, never after an answer came back. Runs in a worker thread."""
     out = CallResult(key)
     attempts = int(os.environ.get("TUNEGATE_DISTILL_ATTEMPTS", "8"))
     extra = {k: v for k, v in (("top_p", s.top_p), ("seed", s.seed)) if v is not None}
+    if tools:
+        extra["tools"] = tools
     for attempt in range(1, attempts + 1):
         try:
             res = client.chat.completions.create(
@@ -103,7 +118,7 @@ def call(teacher: Teacher, client: Any, messages: Messages, s: Settings, key: st
             continue
         choice = res.choices[0]
         usage = res.usage
-        out.text = choice.message.content or ""
+        out.text = _answer_text(choice.message)
         out.finish_reason = choice.finish_reason
         out.tokens = (
             (usage.prompt_tokens, usage.completion_tokens)
@@ -196,7 +211,7 @@ def ask_all(
 ) -> AskReport:
     """Ask the teacher for every (prompt, sample) the ledger lacks; what is there is reused."""
     known = ledger.known()
-    todo: list[tuple[str, int, Messages]] = []  # (prompt sha, sample, what is sent)
+    todo: list[tuple[str, int, Messages, Any]] = []  # (prompt sha, sample, messages, tools)
     report = AskReport(total=len(prompts) * settings.n)
     run = _Run(teacher, ledger, settings, max_usd, report)
     for prompt in prompts:
@@ -211,7 +226,7 @@ def ask_all(
             if row is not None and row.state == ASKED:
                 report.in_flight_before += 1
                 report.worst_usd_in_flight += run.worst(messages)
-            todo.append((prompt.sha, sample, messages))
+            todo.append((prompt.sha, sample, messages, prompt.tools))
     limiter = Limiter(concurrency, max_concurrency)
     client = teacher.client(timeout_s)
     running: dict[Future[CallResult], str] = {}
@@ -219,7 +234,7 @@ def ask_all(
     try:
         while todo or running:
             while todo and len(running) < limiter.limit and not report.stopped_at_cap:
-                prompt_sha, sample, messages = todo[0]
+                prompt_sha, sample, messages, tools = todo[0]
                 cost = run.worst(messages)
                 if not run.affordable(cost):
                     report.stopped_at_cap = True
@@ -227,7 +242,7 @@ def ask_all(
                 todo.pop(0)
                 key = ledger.asking(prompt_sha, sample)  # journaled before it goes out
                 run.reserved[key] = cost
-                running[pool.submit(call, teacher, client, messages, settings, key)] = key
+                running[pool.submit(call, teacher, client, messages, settings, key, tools)] = key
             if report.stopped_at_cap and not running:
                 break
             if not running:

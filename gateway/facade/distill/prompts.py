@@ -27,11 +27,12 @@ Messages = list[dict[str, Any]]
 class Prompt:
     messages: Messages
     source: str  # file:line, or the request id it came from
-    reference: str | None = None
+    reference: str | None = None  # text, or {"tool_calls": [...]} as JSON
+    tools: list[Any] | None = None  # offered to the teacher, written with the example
 
     @property
     def sha(self) -> str:
-        return digest(self.messages)
+        return digest([self.messages, self.tools] if self.tools else self.messages)
 
     def text(self) -> str:
         return "\n".join(str(m.get("content") or "") for m in self.messages)
@@ -49,9 +50,10 @@ def _of_example(ex: Example, where: str) -> Prompt | None:
         if last_user is None:
             return None
         after = msgs[last_user + 1 :]
-        ref = after[-1].get("content") if after and after[-1].get("role") == "assistant" else None
-        ref = ref if isinstance(ref, str) else _column_reference(ex)
-        return Prompt(msgs[: last_user + 1], where, ref)
+        last = after[-1] if after and after[-1].get("role") == "assistant" else {}
+        ref = json.dumps({"tool_calls": last["tool_calls"]}) if last.get("tool_calls") else None
+        ref = ref or (last.get("content") if isinstance(last.get("content"), str) else None)
+        return Prompt(msgs[: last_user + 1], where, ref or _column_reference(ex), ex.tools or None)
     if ex.kind in ("prompt", "text") and isinstance(ex.text, str) and ex.text.strip():
         return Prompt([{"role": "user", "content": ex.text}], where, _column_reference(ex))
     if ex.kind == "preference" and ex.messages:

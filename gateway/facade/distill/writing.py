@@ -31,8 +31,20 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def _chat(item: Item) -> dict[str, Any]:
+    """The example in OpenAI's chat format: a tool-calling answer as `tool_calls`, with the
+    `tools` the teacher was offered."""
     answer = item.answer.answer if item.answer else ""
-    return {"messages": [*item.prompt.messages, {"role": "assistant", "content": answer}]}
+    reply: dict[str, Any] = {"role": "assistant", "content": answer}
+    if item.prompt.tools and answer.startswith('{"tool_calls"'):
+        reply = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": json.loads(answer)["tool_calls"],
+        }
+    row: dict[str, Any] = {"messages": [*item.prompt.messages, reply]}
+    if item.prompt.tools:
+        row["tools"] = item.prompt.tools
+    return row
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
