@@ -115,7 +115,7 @@ def distill(
         result.asked = ask_all(teacher, ledger, everything, o.settings, max_usd=o.max_usd,
                                concurrency=o.concurrency, progress=o.progress)  # fmt: skip
         _fold_pilot(result.asked, first)
-        known = ledger.known()
+        known = {k: a for k, a in ledger.known().items() if a.prompt_sha in shas}
     items = [
         Item(p, s, known.get(ledger.key(p.sha, s))) for p in train for s in range(o.settings.n)
     ]
