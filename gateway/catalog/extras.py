@@ -72,6 +72,7 @@ EXTRAS: dict[str, Extra] = {
                 "httptools",
                 "python-multipart",
                 "jinja2",
+                "prometheus-client",
                 "llama-cpp-python",
             ),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
@@ -104,6 +105,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "uvloop": ("uvloop", "serve"),
     "httptools": ("httptools", "serve"),
     "python_multipart": ("python-multipart", "serve"),
+    "prometheus_client": ("prometheus-client", "serve"),
     "sse_starlette": ("llama-cpp-python", "serve"),  # what llama_cpp.server needs ([server])
     "starlette_context": ("llama-cpp-python", "serve"),
     "gguf": ("gguf", "gguf"),

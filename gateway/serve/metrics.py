@@ -34,6 +34,9 @@ class Metrics:
     def __init__(self, state: Callable[[], dict[str, Any]]):
         """`state()` gives the gauges read at scrape time: engines (their `states()`), meter
         (pending, written, failures, last_batch_s) and shadow (sent, dropped)."""
+        from gateway.catalog.extras import require
+
+        require("prometheus_client", what="tunegate serve's /metrics")
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)
