@@ -15,20 +15,49 @@ from gateway.journal.serving import ServeStore
 RETENTION_S = 30 * 86_400
 
 
-def save(store: ServeStore, rid: str, model: str, key_id: str | None, messages: list) -> None:
+def save(
+    store: ServeStore,
+    rid: str,
+    model: str,
+    key_id: str | None,
+    messages: list,
+    response: dict[str, Any],
+) -> None:
     now = time.time()
     with store.transaction() as db:
         db.execute(
-            "INSERT OR REPLACE INTO responses (id, model, key_id, messages_json, created_at)"
-            " VALUES (?,?,?,?,?)",
-            (rid, model, key_id, json.dumps(messages), now),
+            "INSERT OR REPLACE INTO responses (id, model, key_id, messages_json, response_json,"
+            " created_at) VALUES (?,?,?,?,?,?)",
+            (rid, model, key_id, json.dumps(messages), json.dumps(response), now),
         )
         db.execute("DELETE FROM responses WHERE created_at < ?", (now - RETENTION_S,))
 
 
-def conversation(store: ServeStore, rid: str, key_id: str | None) -> list[dict[str, Any]] | None:
-    """The stored conversation of `rid`, if this key (or, without keys, anyone) made it."""
-    rows = store._read("SELECT key_id, messages_json FROM responses WHERE id = ?", (rid,))
+def _mine(store: ServeStore, rid: str, key_id: str | None) -> Any:
+    """The row of `rid`, if this key (or, without keys, anyone) made it."""
+    rows = store._read("SELECT * FROM responses WHERE id = ?", (rid,))
     if not rows or (rows[0]["key_id"] or None) != (key_id or None):
         return None
-    return list(json.loads(rows[0]["messages_json"]))
+    return rows[0]
+
+
+def conversation(store: ServeStore, rid: str, key_id: str | None) -> list[dict[str, Any]] | None:
+    """The stored conversation of `rid` up to and including its answer."""
+    row = _mine(store, rid, key_id)
+    return list(json.loads(row["messages_json"])) if row is not None else None
+
+
+def response(store: ServeStore, rid: str, key_id: str | None) -> dict[str, Any] | None:
+    """The stored `response` object (`GET /v1/responses/{id}`)."""
+    row = _mine(store, rid, key_id)
+    if row is None or not row["response_json"]:
+        return None
+    return dict(json.loads(row["response_json"]))
+
+
+def delete(store: ServeStore, rid: str, key_id: str | None) -> bool:
+    if _mine(store, rid, key_id) is None:
+        return False
+    with store.transaction() as db:
+        db.execute("DELETE FROM responses WHERE id = ?", (rid,))
+    return True

@@ -239,4 +239,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX responses_created ON responses(created_at);
         """,
     ),
+    (
+        9,
+        """
+        ALTER TABLE responses ADD COLUMN response_json TEXT;
+        """,
+    ),
 ]

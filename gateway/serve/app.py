@@ -37,7 +37,7 @@ from gateway.serve.metering import Metering
 from gateway.serve.metrics import CONTENT_TYPE, Metrics
 from gateway.serve.proxy import Outcome, Unreachable, via_chat, via_http
 from gateway.serve.registry import Registry, Target
-from gateway.serve.responses import ResponsesShape, ShapeError
+from gateway.serve.responses import ResponsesShape, ShapeError, stored_routes
 from gateway.serve.scoring import answer_of, observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
@@ -165,6 +165,7 @@ class Gateway:
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/tunegate/feedback", self.feedback, methods=["POST"]),
             *FtRoutes(self.ft, self._auth, self.meter.spend).routes(),
+            *stored_routes(self.store, self._auth),
         ]
         return Starlette(routes=routes, lifespan=self.lifespan)
 

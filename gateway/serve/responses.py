@@ -151,20 +151,19 @@ class ResponsesShape:
             },
         }  # fmt: skip
 
-    def _keep(self, rid: str, text: str) -> None:
+    def _keep(self, rid: str, text: str, response: dict[str, Any]) -> None:
         if self.request.get("store", True) is not False:
             convo = [*self.messages, {"role": "assistant", "content": text}]
-            stored.save(self.store, rid, self.request["model"], self.key_id, convo)
+            stored.save(self.store, rid, self.request["model"], self.key_id, convo, response)
 
     def answer(self, rid: str, content: bytes) -> bytes:
         """A chat completion as a `response` (kept for `previous_response_id`)."""
         chat = json.loads(content)
         choice = (chat.get("choices") or [{}])[0]
         text = (choice.get("message") or {}).get("content") or ""
-        self._keep(rid, text)
-        return json.dumps(
-            self._response(rid, text, chat.get("usage") or {}, choice.get("finish_reason"))
-        ).encode()
+        done = self._response(rid, text, chat.get("usage") or {}, choice.get("finish_reason"))
+        self._keep(rid, text, done)
+        return json.dumps(done).encode()
 
     async def events(self, rid: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """A chat completion stream as the Responses event stream."""
@@ -200,8 +199,8 @@ class ResponsesShape:
             if closing is not None:
                 await closing()
         whole = "".join(seen.text)
-        await anyio.to_thread.run_sync(self._keep, rid, whole)
         done = self._response(rid, whole, seen.usage, seen.finish)
+        await anyio.to_thread.run_sync(self._keep, rid, whole, done)
         yield event("response.output_text.done", text=whole, logprobs=[], **where)
         yield event("response.content_part.done", part={**part, "text": whole}, **where)
         yield event("response.output_item.done", output_index=0, item=done["output"][0])
@@ -232,3 +231,39 @@ class _Seen:
                 deltas.append(delta)
         self.text.extend(deltas)
         return deltas
+
+
+def stored_routes(store: ServeStore, auth: Any) -> list[Any]:
+    """`GET` and `DELETE /v1/responses/{id}`: a stored response, for the key that made it
+    (anyone's is a 404, as OpenAI answers for an id it does not know)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    def missing(rid: str) -> Response:
+        body = {"message": f"Response with id '{rid}' not found.", "type": "invalid_request_error",
+                "param": "response_id", "code": None}  # fmt: skip
+        return JSONResponse({"error": body}, 404)
+
+    async def retrieve(request: Request) -> Response:
+        key, denied = auth(request)
+        if denied:
+            return denied
+        rid = request.path_params["id"]
+        found = await anyio.to_thread.run_sync(stored.response, store, rid, key.id if key else None)
+        return JSONResponse(found) if found is not None else missing(rid)
+
+    async def delete(request: Request) -> Response:
+        key, denied = auth(request)
+        if denied:
+            return denied
+        rid = request.path_params["id"]
+        gone = await anyio.to_thread.run_sync(stored.delete, store, rid, key.id if key else None)
+        if not gone:
+            return missing(rid)
+        return JSONResponse({"id": rid, "object": "response.deleted", "deleted": True})
+
+    return [
+        Route("/v1/responses/{id}", retrieve, methods=["GET"]),
+        Route("/v1/responses/{id}", delete, methods=["DELETE"]),
+    ]

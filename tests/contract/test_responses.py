@@ -118,3 +118,19 @@ def test_a_stored_response_belongs_to_its_key(openai_dep):  # noqa: F811
         with pytest.raises(openai.BadRequestError, match="not found"):
             them.responses.create(model="brand-voice", input="more", previous_response_id=first.id)
         assert me.responses.create(model="brand-voice", input="more", previous_response_id=first.id)
+
+        # retrieve and delete: the stored response, for its key only
+        got = me.responses.retrieve(first.id)
+        assert got.id == first.id and got.output_text == first.output_text
+        with pytest.raises(openai.NotFoundError):
+            them.responses.retrieve(first.id)
+        with pytest.raises(openai.NotFoundError):
+            them.responses.delete(first.id)
+        me.responses.delete(first.id)
+        with pytest.raises(openai.NotFoundError):
+            me.responses.retrieve(first.id)
+        with pytest.raises(openai.BadRequestError, match="not found"):
+            me.responses.create(model="brand-voice", input="x", previous_response_id=first.id)
+        unstored = me.responses.create(model="brand-voice", input="forget me", store=False)
+        with pytest.raises(openai.NotFoundError):
+            me.responses.retrieve(unstored.id)
