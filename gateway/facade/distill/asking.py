@@ -16,13 +16,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.data.tokens import CHARS_PER_TOKEN, TEMPLATE_TOKENS_PER_MESSAGE
 from gateway.facade.distill.prompts import Messages, Prompt
 from gateway.facade.distill.teacher import Teacher
 from gateway.journal.teacher import ANSWERED, ASKED, TeacherLedger
 from gateway.util.progress import step_line
 from gateway.util.retry import backoff_s, describe, retryable, status_of
-
-CHARS_PER_TOKEN = 4.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,9 @@ class AskReport:
 
 
 def approx_tokens(messages: Messages) -> int:
+    """The data toolkit's approximation (characters / 4, and the chat overhead a message)."""
     chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return round(chars / CHARS_PER_TOKEN) + 4 * len(messages)
+    return round(chars / CHARS_PER_TOKEN) + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
 
 
 def _answer_text(message: Any) -> str:
