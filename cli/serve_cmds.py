@@ -24,8 +24,17 @@ from cli.common import emit_json, handle_errors
     metavar="BASE",
     help="The base model the fine-tuning API trains when a request says `model: auto`.",
 )
+@click.option(
+    "--store",
+    metavar="URL",
+    envvar="TUNEGATE_STORE",
+    help="postgresql://USER@HOST/DB shared by several replicas (default: the journal file;"
+    " also TUNEGATE_STORE or serve.store in the config). docs/serve.md#replicas",
+)
 @handle_errors
-def serve_cmd(host: str, port: int, log_prompts: bool, ft_model: str | None) -> None:
+def serve_cmd(
+    host: str, port: int, log_prompts: bool, ft_model: str | None, store: str | None
+) -> None:
     """Serve every live deployment behind one OpenAI-compatible API.
 
     Point any OpenAI client at http://HOST:PORT/v1 and use a deployment's name (or an alias)
@@ -36,10 +45,17 @@ def serve_cmd(host: str, port: int, log_prompts: bool, ft_model: str | None) -> 
     (`tunegate ui`). Without API keys (`tunegate keys create`) it listens on loopback only.
     Docs: docs/serve.md, docs/ft-api.md, docs/ui.md.
     """
+    import os
+
+    from gateway.journal.db import resolve
+    from gateway.journal.sql import safe_where
     from gateway.serve import serve
 
-    click.echo(f"tunegate serve: http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
-    serve(host, port, log_prompts=log_prompts, ft_model=ft_model)
+    if store:  # every part of this process (registry, fine-tuning API, advice) uses it
+        os.environ["TUNEGATE_STORE"] = store
+    where = safe_where(resolve(store))
+    click.echo(f"tunegate serve: http://{host}:{port}/v1 (Ctrl-C stops); store: {where}", err=True)
+    serve(host, port, log_prompts=log_prompts, ft_model=ft_model, journal_path=store)
 
 
 @click.command("ui")

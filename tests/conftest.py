@@ -58,6 +58,38 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL for the session (Debian's package; `.ci/run` installs it). CI sets
+    TUNEGATE_REQUIRE_POSTGRES so a missing server fails there instead of skipping."""
+    from tests.support import postgres
+
+    if postgres.binaries() is None:
+        if os.environ.get("TUNEGATE_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg")
+    with postgres.server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A throwaway database on the session's server, dropped after the test."""
+    from tests.support.postgres import fresh_database
+
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path) -> str:
+    """The same store test on both stores: the journal file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "tg-home" / "journal.db")
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def catalog() -> Catalog:
     return load_catalog()

@@ -21,6 +21,8 @@ ENV = {  # (section, key) -> environment variable that overrides it
     ("bedrock", "region"): "TUNEGATE_BEDROCK_REGION",
     ("skypilot", "bucket"): "TUNEGATE_SKYPILOT_BUCKET",
     ("skypilot", "python"): "TUNEGATE_SKYPILOT_PYTHON",
+    ("serve", "store"): "TUNEGATE_STORE",
+    ("serve", "usage_retention_days"): "TUNEGATE_USAGE_RETENTION_DAYS",
 }
 
 
@@ -64,9 +66,26 @@ class SkyPilotSettings(_Section):
         return v.rstrip("/") if v else v
 
 
+class ServeSettings(_Section):
+    """The gateway's store (docs/serve.md#replicas)."""
+
+    # postgresql://user@host/db shared by every replica, or a journal file (default: the
+    # journal under TUNEGATE_HOME)
+    store: str | None = None
+    usage_retention_days: float = 90.0  # request rows older than this become daily totals
+
+    @field_validator("usage_retention_days")
+    @classmethod
+    def _retention(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("keep at least one day of request rows")
+        return v
+
+
 class Config(_Section):
     bedrock: BedrockSettings = BedrockSettings()
     skypilot: SkyPilotSettings = SkyPilotSettings()
+    serve: ServeSettings = ServeSettings()
 
 
 def config_path() -> Path:

@@ -77,6 +77,12 @@ EXTRAS: dict[str, Extra] = {
             ),
             "llama-cpp-python compiles from source: about 5 minutes on 2 cores, cached after",
         ),
+        Extra(
+            "postgres",
+            "a PostgreSQL store shared by several `tunegate serve` replicas (--store postgresql://)",
+            ("psycopg", "psycopg-pool"),
+            "psycopg[binary] brings its own libpq",
+        ),
     )
 }
 
@@ -119,6 +125,8 @@ MODULES: dict[str, tuple[str, str]] = {
     "ollama": ("ollama", "ollama"),
     "numpy": ("numpy", "data"),
     "pyarrow": ("pyarrow", "data"),
+    "psycopg": ("psycopg", "postgres"),
+    "psycopg_pool": ("psycopg-pool", "postgres"),
 }
 
 

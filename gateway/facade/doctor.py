@@ -54,6 +54,7 @@ def doctor(
         *_runners(clouds),
         *_credentials(),
         _home(),
+        _store(),
         *(canaries() if canary else []),
     ]
 
@@ -271,6 +272,33 @@ def _home() -> Check:
         "" if ok else "exports and training checkpoints (less than 2 GB free)",
         "" if ok else "free disk space, or set TUNEGATE_HOME to a larger disk",
     )
+
+
+def _store() -> Check:
+    """Where the journal lives and whether it answers: the file, or the shared PostgreSQL."""
+    import time
+
+    from gateway.errors import TunegateError
+    from gateway.journal import SCHEMA_VERSION, Journal
+    from gateway.journal.db import resolve
+    from gateway.journal.sql import is_url, safe_where
+
+    target = resolve(None)
+    where = safe_where(target)
+    if not is_url(target) and not Path(target).exists():
+        return Check("store", "store", True, f"{where} (not created yet)")
+    began = time.perf_counter()
+    try:
+        with Journal(target) as journal:
+            version = journal.version
+            journal.db.execute("SELECT 1").fetchall()
+            ms = (time.perf_counter() - began) * 1000
+            kind = journal.db.dialect
+    except TunegateError as exc:
+        return Check("store", "store", False, f"{where}: {exc.message}", "the journal and the gateway",
+                     exc.fix or "")  # fmt: skip
+    return Check("store", "store", True, f"{kind} at {where}, schema {version}/{SCHEMA_VERSION}, "
+                 f"opened and read in {ms:.0f} ms")  # fmt: skip
 
 
 def _size(root: Path) -> int:

@@ -1,25 +1,24 @@
-"""The job journal: SQLite under $TUNEGATE_HOME, written *before* every remote side effect.
+"""The job journal, written *before* every remote side effect: SQLite under $TUNEGATE_HOME,
+or a PostgreSQL store shared by gateway replicas (`gateway.journal.db`).
 
-Jobs, their events, artifacts, deployments and eval reports survive crashes: WAL mode, one
-transaction per write, versioned migrations (PRAGMA user_version). Values that look like
-secrets are dropped before anything is stored.
+Jobs, their events, artifacts, deployments and eval reports survive crashes: one transaction
+per write, versioned migrations from one definition. Values that look like secrets are
+dropped before anything is stored.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.catalog import tunegate_home
 from gateway.errors import JournalError
+from gateway.journal.db import Database, open_database, resolve
 from gateway.journal.schema import MIGRATIONS
 from gateway.util.retry import redact
 
@@ -91,39 +90,19 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-@contextmanager
-def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction on `db` (BEGIN IMMEDIATE: other writers wait), committed when the
-    block ends, rolled back when it raises."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 class Journal:
-    """The SQLite journal. One instance per process; safe across processes (WAL, busy timeout)."""
+    """The journal: SQLite by default, or the PostgreSQL store replicas share. One instance
+    per use; safe across processes (WAL and a busy timeout, or PostgreSQL's own locking)."""
 
     def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path else tunegate_home() / "journal.db"
+        self.path: Path | str = resolve(path)  # the file, or the store's URL
         self.reconciled = False  # set once jobs a crash left are reconciled (facade.launch)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(
-                f"cannot open the journal: {exc}",
-                where=str(self.path),
-                fix="set TUNEGATE_HOME to a writable directory",
-            ) from None
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        self._db: Database = open_database(self.path)
+        self._db.migrate(MIGRATIONS)
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -134,28 +113,12 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return immediate(self._db)
+    def _tx(self) -> AbstractContextManager[Any]:
+        return self._db.transaction()
 
     @property
     def version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        current = self.version
-        if current > SCHEMA_VERSION:
-            raise JournalError(
-                f"the journal is at schema version {current}, newer than this tunegate knows ({SCHEMA_VERSION})",
-                where=str(self.path),
-                fix="upgrade tunegate",
-            )
-        for version, sql in MIGRATIONS:
-            if version <= current:
-                continue
-            with self._tx() as db:
-                for statement in filter(str.strip, sql.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
+        return self._db.version()
 
     # jobs ---------------------------------------------------------------------------------
     def record_intent(
@@ -291,12 +254,12 @@ class Journal:
         """Append an event; one with a `remote_id` already recorded for the job is skipped
         (returns 0), so polling a provider's event list twice stores each event once."""
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO events (job_id, ts, kind, message, step, data_json, remote_id)"
-                " VALUES (?,?,?,?,?,?,?)",
+            row = db.execute(
+                "INSERT INTO events (job_id, ts, kind, message, step, data_json, remote_id)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
                 (job_id, ts or time.time(), kind, redact(message), step, _dump(data), remote_id),
-            )
-        return int(cur.lastrowid or 0) if cur.rowcount else 0
+            ).fetchall()  # read to the end: SQLite will not commit a statement still stepping
+        return int(row[0][0]) if row else 0
 
     def events(self, job_id: str, after: int = 0) -> list[EventRecord]:
         rows = self._db.execute(
@@ -403,8 +366,11 @@ class Journal:
         """One stored eval report (task, regress, compare, export gate), linked to its job."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO evals (id, job_id, kind, target, verdict, summary_json,"
-                " path, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO evals (id, job_id, kind, target, verdict, summary_json, path,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+                " job_id = excluded.job_id, kind = excluded.kind, target = excluded.target,"
+                " verdict = excluded.verdict, summary_json = excluded.summary_json,"
+                " path = excluded.path, created_at = excluded.created_at",
                 (report_id, job_id, kind, target, verdict, _dump(summary), path, time.time()),
             )
 
@@ -415,7 +381,7 @@ class Journal:
         return [{**dict(r), "summary": _load(r["summary_json"])} for r in rows.fetchall()]
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
+def _job(row: Any) -> JobRecord:
     return JobRecord(
         row["id"],
         row["provider"],

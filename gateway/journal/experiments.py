@@ -10,7 +10,6 @@ racing leave exactly one decision and a whole alias.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ class Experiment:
         return asdict(self)
 
 
-def _row(r: sqlite3.Row) -> Experiment:
+def _row(r: Any) -> Experiment:
     return Experiment(
         r["id"],
         r["alias"],
@@ -88,7 +87,7 @@ class Experiments:
                     (exp_id, alias, incumbent, candidate, share, RUNNING, json.dumps(settings),
                      now, now),
                 )  # fmt: skip
-        except sqlite3.IntegrityError:
+        except self.store.db.integrity_errors:
             raise ServeError(
                 f"an experiment already runs on '{alias}'",
                 fix=f"tunegate ab status {alias}; end it with stop, promote or rollback",
@@ -237,8 +236,11 @@ class Experiments:
         now = time.time()
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO experiment_bodies (request_id, experiment_id, arm,"
-                " prompt_json, answer, created_at) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO experiment_bodies (request_id, experiment_id, arm, prompt_json,"
+                " answer, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (request_id) DO UPDATE"
+                " SET experiment_id = excluded.experiment_id, arm = excluded.arm,"
+                " prompt_json = excluded.prompt_json, answer = excluded.answer,"
+                " created_at = excluded.created_at",
                 (request_id, exp.id, arm, prompt_json, answer, now),
             )
             db.execute(

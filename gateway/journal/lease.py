@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from gateway.journal.db import local_dir
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -26,12 +28,12 @@ except ImportError:  # Windows
 _STARTED = time.time()
 
 
-def _path(journal_path: Path, job_id: str) -> Path:
-    return Path(journal_path).parent / "leases" / f"{job_id}.lock"
+def _path(journal_path: Path | str, job_id: str) -> Path:
+    return local_dir(journal_path) / "leases" / f"{job_id}.lock"
 
 
 @contextlib.contextmanager
-def hold(journal_path: Path, job_id: str) -> Iterator[None]:
+def hold(journal_path: Path | str, job_id: str) -> Iterator[None]:
     """Hold the lease on `job_id` for the duration of the block."""
     path = _path(journal_path, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,7 @@ def hold(journal_path: Path, job_id: str) -> Iterator[None]:
         fh.close()  # closing drops the lock
 
 
-def held(journal_path: Path, job_id: str) -> bool:
+def held(journal_path: Path | str, job_id: str) -> bool:
     """Whether a live process holds the lease on `job_id` now."""
     path = _path(journal_path, job_id)
     try:

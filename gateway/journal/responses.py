@@ -26,8 +26,11 @@ def save(
     now = time.time()
     with store.transaction() as db:
         db.execute(
-            "INSERT OR REPLACE INTO responses (id, model, key_id, messages_json, response_json,"
-            " created_at) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO responses (id, model, key_id, messages_json, response_json,"
+            " created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+            " model = excluded.model, key_id = excluded.key_id,"
+            " messages_json = excluded.messages_json, response_json = excluded.response_json,"
+            " created_at = excluded.created_at",
             (rid, model, key_id, json.dumps(messages), json.dumps(response), now),
         )
         db.execute("DELETE FROM responses WHERE created_at < ?", (now - RETENTION_S,))

@@ -245,4 +245,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE responses ADD COLUMN response_json TEXT;
         """,
     ),
+    (
+        10,
+        """
+        CREATE TABLE usage_daily (
+            day REAL NOT NULL,
+            model TEXT NOT NULL,
+            route TEXT NOT NULL,
+            deployment_id TEXT NOT NULL DEFAULT '',
+            target TEXT NOT NULL DEFAULT '',
+            key_id TEXT NOT NULL DEFAULT '',
+            experiment_id TEXT NOT NULL DEFAULT '',
+            arm TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            fallbacks INTEGER NOT NULL,
+            estimated INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            latency_ms_sum REAL NOT NULL,
+            PRIMARY KEY (day, model, route, deployment_id, target, key_id, experiment_id, arm)
+        );
+        CREATE INDEX usage_daily_key ON usage_daily(key_id, day);
+        """,
+    ),
 ]

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ServeError
-from gateway.journal import Journal, immediate
+from gateway.journal import Journal
+from gateway.journal.db import open_database
 
 KEY_PREFIX = "tgk_"
 
@@ -84,17 +84,16 @@ class ServeStore:
     def __init__(self, path: Path | str | None = None):
         with Journal(path) as journal:  # creates the file and applies migrations
             self.path = journal.path
-        self._db = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        self.db = open_database(self.path, threads=True)
+        # one SQLite connection is shared by the request path and the usage writer, so its
+        # users take turns; PostgreSQL's pool gives each its own connection
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.db.dialect == "sqlite" else contextlib.nullcontext()
         )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self.db.close()
 
     def __enter__(self) -> ServeStore:
         return self
@@ -107,22 +106,22 @@ class ServeStore:
             db.executemany(sql, rows)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """One write transaction, holding the store's lock: for changes that must not be
         seen half made (an experiment's end and its alias)."""
-        with self._lock, immediate(self._db) as db:
+        with self._lock, self.db.transaction() as db:
             yield db
 
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self.db.execute(sql, args).fetchall()
 
     # usage --------------------------------------------------------------------------------
     def add_usage(self, records: list[UsageRecord]) -> None:
         """Write a batch in one transaction; a request id already written is skipped."""
         marks = ",".join("?" * len(_COLUMNS))
         self._write(
-            f"INSERT OR IGNORE INTO usage ({','.join(_COLUMNS)}) VALUES ({marks})",
+            f"INSERT INTO usage ({','.join(_COLUMNS)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
             [tuple(getattr(r, c) for c in _COLUMNS) for r in records],
         )
 
@@ -153,12 +152,47 @@ class ServeStore:
             for r in rows
         ]
 
-    def spend_since(self, since: float) -> dict[str, float]:
-        """Metered spend per key since `since` (for budgets)."""
+    def missing_usage(self, request_ids: list[str]) -> set[str]:
+        """The request ids among these that have no usage row."""
+        have: set[str] = set()
+        for i in range(0, len(request_ids), 500):
+            chunk = request_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT request_id FROM usage WHERE request_id IN ({marks})", tuple(chunk)
+            )
+            have.update(r["request_id"] for r in rows)
+        return set(request_ids) - have
+
+    def spend_since(self, since: float, upto_id: int | None = None) -> dict[str, float]:
+        """Metered spend per key since `since` (a day boundary: budgets start on the 1st),
+        rolled-up days included; with `upto_id`, only rows up to that id."""
+        spend: dict[str, float] = {}
         rows = self._read(
             "SELECT key_id, SUM(cost_usd) AS usd FROM usage WHERE ts >= ? AND key_id IS NOT NULL"
+            " AND id <= ? GROUP BY key_id",
+            (since, 2**62 if upto_id is None else upto_id),
+        ) + self._read(
+            "SELECT key_id, SUM(cost_usd) AS usd FROM usage_daily WHERE day >= ? AND key_id != ''"
             " GROUP BY key_id",
             (since,),
+        )
+        for r in rows:
+            spend[r["key_id"]] = spend.get(r["key_id"], 0.0) + float(r["usd"] or 0.0)
+        return spend
+
+    def last_usage_id(self) -> int:
+        """The newest usage row's id. Writers take turns (one write transaction at a time on
+        either store), so every row at or below it is committed: a safe place to resume."""
+        return int(self._read("SELECT MAX(id) FROM usage")[0][0] or 0)
+
+    def spend_after(self, since: float, after_id: int, upto_id: int) -> dict[str, float]:
+        """Spend per key of the rows after `after_id` up to `upto_id`: what every replica
+        metered since this one last looked (the shared budget's refresh)."""
+        rows = self._read(
+            "SELECT key_id, SUM(cost_usd) AS usd FROM usage WHERE id > ? AND id <= ?"
+            " AND ts >= ? AND key_id IS NOT NULL GROUP BY key_id",
+            (after_id, upto_id, since),
         )
         return {r["key_id"]: float(r["usd"] or 0.0) for r in rows}
 

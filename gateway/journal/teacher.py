@@ -62,7 +62,7 @@ class TeacherLedger:
 
     def known(self) -> dict[str, TeacherAnswer]:
         """Every row of this teacher and settings, by key."""
-        rows = self.journal._db.execute(
+        rows = self.journal.db.execute(
             "SELECT * FROM teacher_answers WHERE teacher = ? AND settings_sha = ?",
             (self.teacher, self.settings_sha),
         ).fetchall()
@@ -75,7 +75,7 @@ class TeacherLedger:
             db.execute(
                 "INSERT INTO teacher_answers (key, teacher, settings_sha, prompt_sha, sample,"
                 " state, attempts, asked_at) VALUES (?,?,?,?,?,?,1,?) ON CONFLICT(key) DO UPDATE"
-                " SET state = excluded.state, attempts = attempts + 1, asked_at = excluded.asked_at"
+                " SET state = excluded.state, attempts = teacher_answers.attempts + 1, asked_at = excluded.asked_at"
                 " WHERE teacher_answers.state != 'answered'",
                 (key, self.teacher, self.settings_sha, prompt_sha, sample, ASKED, time.time()),
             )
@@ -109,9 +109,10 @@ class TeacherLedger:
 def teacher_spend(journal: Journal) -> list[dict[str, Any]]:
     """Per teacher and settings: answers, failures, calls left in flight by a stopped run,
     tokens and dollars (the dashboard's distill page), newest first."""
-    rows = journal._db.execute(
-        "SELECT teacher, settings_sha, SUM(state = 'answered') AS answered,"
-        " SUM(state = 'failed') AS failed, SUM(state = 'asked') AS in_flight,"
+    rows = journal.db.execute(
+        "SELECT teacher, settings_sha, SUM(CASE WHEN state = 'answered' THEN 1 ELSE 0 END)"
+        " AS answered, SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed,"
+        " SUM(CASE WHEN state = 'asked' THEN 1 ELSE 0 END) AS in_flight,"
         " SUM(COALESCE(prompt_tokens, 0)) AS prompt_tokens,"
         " SUM(COALESCE(completion_tokens, 0)) AS completion_tokens,"
         " SUM(COALESCE(usd, 0)) AS usd, MIN(asked_at) AS first, MAX(answered_at) AS last"
