@@ -42,6 +42,7 @@ from gateway.serve.scoring import answer_of, observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
+from gateway.serve.upkeep import roll_up_forever, spool_dir
 
 KEYS_REFRESH_S = 5.0
 ADVICE_CACHE_S = 60.0
@@ -72,7 +73,7 @@ class Gateway:
 
         self.store = ServeStore(journal_path)
         self.registry = Registry(self.store, self.store.path)
-        self.meter = Meter(self.store)
+        self.meter = Meter(self.store, spool_dir(self.store.path))
         self.log_prompts = log_prompts
         timeout = float(os.environ.get("TUNEGATE_UPSTREAM_TIMEOUT_S", "600"))
         self.client = httpx.AsyncClient(
@@ -95,7 +96,7 @@ class Gateway:
         return {
             "engines": self.engines.states(),
             "meter": {"pending": m.pending, "written": m.written, "failures": m.failures,
-                      "last_batch_s": m.last_batch_s},
+                      "last_batch_s": m.last_batch_s, "recovered": m.recovered},
             "shadow": {"sent": self.shadow.sent, "dropped": self.shadow.dropped},
         }  # fmt: skip
 
@@ -104,14 +105,16 @@ class Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self.engines.watch())
-        deciding = loop.create_task(self._decide_experiments())
+        tasks = [
+            loop.create_task(self._decide_experiments()),
+            loop.create_task(roll_up_forever(self.store)),
+        ]
         shadows = [loop.create_task(self.shadow.work()) for _ in range(SHADOW_WORKERS)]
         try:
             yield
         finally:
             watcher.cancel()
-            deciding.cancel()
-            for task in shadows:
+            for task in [*tasks, *shadows]:
                 task.cancel()
             await self.client.aclose()
             self.close()

@@ -2,8 +2,10 @@
 one writer thread commits batches to the journal (a transaction per batch, not per request),
 and closing drains the queue, so a clean shutdown loses no record.
 
-Budgets need spend *now*, so the meter also keeps this month's spend per key in memory,
-loaded from the journal at start and bumped as records are submitted.
+Budgets need spend *now*, so the meter also keeps this month's spend per key in memory:
+the store's, refreshed as batches go in (so replicas on one PostgreSQL share it), plus this
+replica's records not yet written. Records go to a local spool first (`spool.py`), so a
+`kill -9` loses none.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from gateway.journal.serving import ServeStore, UsageRecord
+from gateway.serve.spool import Spool, recover
 
 BATCH = 500
 WAIT_S = 0.05
+REFRESH_S = 0.25  # how often an idle replica reads the spend the others wrote
 
 
 def month_start(now: float | None = None) -> float:
@@ -28,12 +33,26 @@ def month_start(now: float | None = None) -> float:
 
 
 class Meter:
-    def __init__(self, store: ServeStore):
+    """The usage writer and the budget's view of spend.
+
+    Spend for a budget is the store's (every replica's written records, refreshed after each
+    batch and every REFRESH_S when idle) plus this replica's records not written yet. Another
+    replica's requests are seen once it has written them and this one has refreshed: a key
+    can overspend by at most the requests in flight on all replicas plus about WAIT_S +
+    REFRESH_S of the others' traffic (docs/serve.md#replicas).
+    """
+
+    def __init__(self, store: ServeStore, spool_dir: Path | None = None):
         self.store = store
-        self._queue: queue.SimpleQueue[UsageRecord | None] = queue.SimpleQueue()
-        self._month = month_start()
-        self._spend = store.spend_since(self._month)
+        self._queue: queue.SimpleQueue[tuple[int, UsageRecord] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self.recovered = recover(spool_dir, store) if spool_dir else 0
+        self._spool = Spool(spool_dir) if spool_dir else None
+        self._month = month_start()
+        self._mark = store.last_usage_id()  # rows up to here are in _shared
+        self._shared = store.spend_since(self._month, self._mark)
+        self._unwritten: dict[str, float] = {}  # this replica's, submitted and not yet written
+        self._seq = 0
         self.written = 0
         self.failures = 0
         self.last_batch_s = 0.0  # how long the last batch took to commit
@@ -43,18 +62,17 @@ class Meter:
         self._thread.start()
 
     def submit(self, record: UsageRecord) -> None:
-        if record.key_id and record.cost_usd:
-            with self._lock:
-                if record.ts >= self._month:
-                    self._spend[record.key_id] = (
-                        self._spend.get(record.key_id, 0.0) + record.cost_usd
-                    )
         for observe in self.observers:
             try:
                 observe(record)
             except Exception as exc:  # a metric must never fail a request
                 print(f"tunegate serve: metrics: {exc!r}", file=sys.stderr)
-        self._queue.put(record)
+        with self._lock:
+            if record.key_id and record.cost_usd and record.ts >= self._month:
+                key = record.key_id
+                self._unwritten[key] = self._unwritten.get(key, 0.0) + record.cost_usd
+            self._seq = self._spool.append(record) if self._spool else self._seq + 1
+            self._queue.put((self._seq, record))
 
     @property
     def pending(self) -> int:
@@ -62,17 +80,18 @@ class Meter:
         return self._queue.qsize()
 
     def spend(self, key_id: str) -> float:
-        """This month's metered spend for a key."""
+        """This month's metered spend for a key, on every replica of the store."""
         with self._lock:
-            current = month_start()
-            if current != self._month:  # a new month: budgets start again
-                self._month, self._spend = current, {}
-            return self._spend.get(key_id, 0.0)
+            return self._shared.get(key_id, 0.0) + self._unwritten.get(key_id, 0.0)
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=REFRESH_S)
+            except queue.Empty:
+                self._refresh([], 0)
+                continue
             if first is None:
                 break
             batch = [first]
@@ -86,7 +105,34 @@ class Meter:
                     stopping = True
                     break
                 batch.append(item)
-            self._write(batch)
+            records = [r for _, r in batch]
+            self._write(records)
+            self._refresh(records, batch[-1][0])
+
+    def _refresh(self, written: list[UsageRecord], upto: int) -> None:
+        """Read what every replica wrote since the last look; forget our own `written`."""
+        try:
+            current = month_start()
+            if current != self._month:  # a new month: budgets start again
+                mark = self.store.last_usage_id()
+                shared, increments = self.store.spend_since(current, mark), {}
+            else:
+                mark = self.store.last_usage_id()
+                shared, increments = None, self.store.spend_after(self._month, self._mark, mark)
+        except Exception as exc:  # the store is away: budgets use what was last seen
+            print(f"tunegate serve: could not read shared spend: {exc}", file=sys.stderr)
+            return
+        with self._lock:
+            if shared is not None:
+                self._month, self._shared, self._unwritten = current, shared, {}
+            for rec in written:
+                if rec.key_id and rec.cost_usd and rec.key_id in self._unwritten:
+                    self._unwritten[rec.key_id] -= rec.cost_usd
+            for key, usd in increments.items():
+                self._shared[key] = self._shared.get(key, 0.0) + usd
+            self._mark = mark
+            if upto and self._spool:
+                self._spool.committed(upto)
 
     def _write(self, batch: list[UsageRecord]) -> None:
         for attempt in range(5):
@@ -106,6 +152,8 @@ class Meter:
                 time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
-        """Write everything submitted, then stop the writer."""
+        """Write everything submitted, then stop the writer (and remove the spool)."""
         self._queue.put(None)
         self._thread.join(timeout=30)
+        if self._spool:
+            self._spool.close(clean=not self._thread.is_alive() and not self.failures)

@@ -123,6 +123,10 @@ class _Scraped:
             "tunegate_usage_last_batch_seconds", "How long the last batch took to write.",
             meter["last_batch_s"],
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "tunegate_usage_recovered", "Usage records a stopped gateway had spooled, written at start.",
+            meter["recovered"],
+        )  # fmt: skip
         yield CounterMetricFamily("tunegate_shadow_sent", "A/B shadow copies sent.", shadow["sent"])
         yield CounterMetricFamily(
             "tunegate_shadow_dropped", "A/B shadow copies dropped (queue full or over budget).",

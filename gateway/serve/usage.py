@@ -18,6 +18,7 @@ from exporters.deploy import price_of
 from gateway.errors import ServeError
 from gateway.journal import Journal
 from gateway.journal.deployments import Deployment, deployments
+from gateway.journal.rollup import DailyUsage, daily
 from gateway.journal.serving import ServeStore, UsageRecord
 from gateway.util.units import percentile
 
@@ -113,6 +114,7 @@ def usage(
     since = until - DEFAULT_WINDOW_S if since is None else since
     with ServeStore(journal_path) as store:
         records = store.usage(since=since)
+        days = daily(store, since)  # rows past the retention, as daily totals
         keys = {k.id: k.name for k in store.keys(all=True)}
         if by == "arm":  # experiment id -> its alias, to name the rows
             from gateway.journal.experiments import Experiments
@@ -128,6 +130,11 @@ def usage(
                 rows[gid] = _new_row(by, gid, rec, deps, keys)
             _add(rows[gid], rec)
             latencies.setdefault(gid, []).append(rec.latency_ms)
+        for day in days:  # no percentiles for them: only totals are kept
+            gid = _group_id(by, day)
+            if gid not in rows:
+                rows[gid] = _new_row(by, gid, day, deps, keys)
+            _add_day(rows[gid], day)
         if by == "deployment":
             for gid, row in rows.items():
                 dep = deps.get(gid or "")
@@ -138,20 +145,24 @@ def usage(
                 if price.kind == "hourly" and dep.state == "live":
                     row.hourly_usd = price.usd_per_hour * _hours_live(dep, since, until)
     for gid, row in rows.items():
-        row.p50_ms = percentile(latencies[gid], 0.5)
-        row.p99_ms = percentile(latencies[gid], 0.99)
+        row.p50_ms = percentile(latencies.get(gid, []), 0.5)
+        row.p99_ms = percentile(latencies.get(gid, []), 0.99)
     ordered = sorted(rows.values(), key=lambda r: (-r.tokens, -r.requests, r.group))
     return UsageReport(since, until, by, ordered)
 
 
-def _group_id(by: str, rec: UsageRecord) -> str | None:
+def _group_id(by: str, rec: UsageRecord | DailyUsage) -> str | None:
     if by == "arm":
         return f"{rec.experiment_id}:{rec.arm}" if rec.experiment_id else None
     return rec.deployment_id if by == "deployment" else rec.key_id
 
 
 def _new_row(
-    by: str, gid: str | None, rec: UsageRecord, deps: dict[str, Deployment], keys: dict[str, str]
+    by: str,
+    gid: str | None,
+    rec: UsageRecord | DailyUsage,
+    deps: dict[str, Deployment],
+    keys: dict[str, str],
 ) -> UsageRow:
     if by == "arm":
         if gid is None:
@@ -173,3 +184,13 @@ def _add(row: UsageRow, rec: UsageRecord) -> None:
     row.completion_tokens += rec.completion_tokens
     row.estimated += rec.estimated
     row.metered_usd += rec.cost_usd or 0.0
+
+
+def _add_day(row: UsageRow, day: DailyUsage) -> None:
+    row.requests += day.requests
+    row.errors += day.errors
+    row.fallbacks += day.fallbacks
+    row.prompt_tokens += day.prompt_tokens
+    row.completion_tokens += day.completion_tokens
+    row.estimated += day.estimated
+    row.metered_usd += day.cost_usd

@@ -1,5 +1,6 @@
-"""A/B under faults: a gateway killed with SIGKILL mid-experiment loses only the usage records
-of its last moments and carries on splitting when it comes back (the same users on the same
+"""A/B under faults: a gateway killed with SIGKILL mid-experiment has the usage records of its
+last moments unwritten, and the next start writes them from its spool; it carries on splitting
+when it comes back (the same users on the same
 arms); `promote`, `rollback` and `stop` from three terminals at once leave one decision and a
 whole alias; a promotion is undone only while the alias is still what it made it."""
 
@@ -114,9 +115,12 @@ def test_kill_9_mid_experiment_loses_only_the_last_moments(voice):
     assert all(kept[a[0]].arm in ("incumbent", "candidate") for a in answered if a[0] in kept)
     arm_of = {a[2]: a[1] for a in answered}
 
-    # a new gateway: the experiment still runs, each user on the arm they had
+    # a new gateway: it writes what the killed one had spooled and not written, so no
+    # answered request is unmetered; the experiment still runs, each user on the arm they had
     assert ab.status("voice").experiment.running
     with running() as url:
+        with ServeStore() as store:
+            assert not store.missing_usage([a[0] for a in answered])
         client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
         again = {user: _ask(client, user)[1] for user in list(arm_of)[:40]}
     assert again == {user: arm_of[user] for user in again}

@@ -140,32 +140,14 @@ class FtStore(ServeStore):
     ) -> FtJob | None:
         """Claim `request_key` for a new job; None if another create holds it already."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                taken = self._db.execute(
-                    "SELECT 1 FROM ft_jobs WHERE request_key = ?", (request_key,)
-                ).fetchone()
-                if taken is None:
-                    self._db.execute(
-                        "INSERT INTO ft_jobs (request_key, content_sha, key_id, state, request_json,"
-                        " deploy_to, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                        (
-                            request_key,
-                            sha,
-                            key_id,
-                            "launching",
-                            json.dumps(body),
-                            deploy_to,
-                            now,
-                            now,
-                        ),
-                    )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        return None if taken is not None else self.ft_by_key(request_key)
+        with self.transaction() as db:  # one writer at a time, on every replica of the store
+            claimed = db.execute(
+                "INSERT INTO ft_jobs (request_key, content_sha, key_id, state, request_json,"
+                " deploy_to, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (request_key) DO NOTHING RETURNING seq",
+                (request_key, sha, key_id, "launching", json.dumps(body), deploy_to, now, now),
+            ).fetchall()
+        return self.ft_by_key(request_key) if claimed else None
 
     def ft_by_key(self, request_key: str) -> FtJob | None:
         rows = self._read("SELECT * FROM ft_jobs WHERE request_key = ?", (request_key,))
@@ -202,7 +184,7 @@ class FtStore(ServeStore):
         if expect is not None:
             sql, args = sql + " AND state = ?", [*args, expect]
         with self._lock:
-            cur = self._db.execute(sql, args)
+            cur = self.db.execute(sql, args)
         return cur.rowcount > 0
 
 
