@@ -2,6 +2,10 @@
 gateway against the same upstream called directly, and LiteLLM's proxy on the same upstream
 side by side when it is installed (`pip install 'litellm[proxy]'`; not a tunegate dependency).
 
+`--postgres URL` (or `--postgres auto`: a throwaway server from Debian's `postgresql`, as the
+tests start it) adds the gateway on a PostgreSQL store beside the one on SQLite, so the
+store's cost on the door is read side by side (goal, issue 38: < 0.5 ms p50 over SQLite).
+
 The default upstream is a minimal OpenAI-compatible server that answers at once, so the
 numbers are the gateways' own cost, not generation's. `--gguf FILE` puts llama-cpp-python's
 server (the engine `tunegate serve` runs for GGUF deployments) behind both instead.
@@ -9,6 +13,7 @@ server (the engine `tunegate serve` runs for GGUF deployments) behind both inste
 Goal (issue 19): p50 overhead under 2 ms, >= 0.9x the direct throughput, ahead of LiteLLM.
 
     python bench/serve.py [--requests 400] [--concurrency 32] [--gguf FILE] [--litellm EXE]
+                          [--postgres URL|auto]
 
 Not a timed test: it prints medians and ratios.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -105,9 +111,14 @@ def _upstream(gguf: Path | None) -> tuple[subprocess.Popen[bytes], str, str]:
     return proc, base, model
 
 
-def _tunegate(base: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`tunegate serve` in its own process, with one deployment that is the upstream."""
+def _tunegate(
+    base: str, home: Path, store: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`tunegate serve` in its own process, with one deployment that is the upstream; on the
+    journal file, or on the PostgreSQL `store`."""
     env = {**os.environ, "TUNEGATE_HOME": str(home)}
+    if store:
+        env["TUNEGATE_STORE"] = store
     code = (
         "from gateway.journal import Journal\n"
         "with Journal() as j:\n"
@@ -189,15 +200,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--gguf", type=Path, help="front llama-cpp-python's server on this GGUF")
     parser.add_argument("--litellm", help="the litellm command (e.g. in its own venv)")
+    parser.add_argument("--postgres", help="also the gateway on this PostgreSQL store (or auto)")
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         try:
             upstream, base, model = _upstream(args.gguf)
             procs.append(upstream)
             gateway, tg_url = _tunegate(base, Path(tmp) / "home")
             procs.append(gateway)
             routes = {"direct": base, "tunegate": tg_url}
+            if args.postgres:
+                store = args.postgres
+                if store == "auto":
+                    sys.path.insert(0, str(ROOT))
+                    from tests.support import postgres
+
+                    store = stack.enter_context(postgres.server())
+                pg, routes["tunegate-pg"] = _tunegate(base, Path(tmp) / "home-pg", store)
+                procs.append(pg)
             lite = _litellm(base, model, Path(tmp), args.litellm)
             if lite is None:
                 print("LiteLLM: not installed (pip install 'litellm[proxy]' to compare)")
@@ -224,6 +245,12 @@ def main() -> None:
         f"\ntunegate: +{t50 - d50:.2f} ms at p50 (goal < 2), {trps / drps:.2f}x direct "
         "throughput (goal >= 0.9)"
     )
+    if "tunegate-pg" in rows:
+        p50, _, rps = rows["tunegate-pg"]
+        print(
+            f"PostgreSQL store: {p50 - t50:+.2f} ms at p50 over SQLite (goal < 0.5), "
+            f"{rps / trps:.2f}x its throughput"
+        )
     if "litellm" in rows:
         l50, _, lrps = rows["litellm"]
         print(
