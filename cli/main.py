@@ -31,7 +31,14 @@ from cli.jobs_cmds import (
 )
 from cli.migrate_cmd import migrate_group
 from cli.plan_cmd import plan_cmd
-from cli.serve_cmds import aliases_group, keys_group, serve_cmd, ui_cmd, usage_cmd
+from cli.serve_cmds import (
+    aliases_group,
+    keys_group,
+    replicas_cmd,
+    serve_cmd,
+    ui_cmd,
+    usage_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -67,6 +74,7 @@ for command in (
     serve_cmd,
     ui_cmd,
     usage_cmd,
+    replicas_cmd,
     keys_group,
     aliases_group,
     ab_group,

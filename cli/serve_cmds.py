@@ -285,3 +285,28 @@ def aliases_remove(name: str) -> None:
     if not removed:
         raise ServeError(f"no alias '{name}'", fix="`tunegate aliases list` shows them")
     click.echo(f"removed {name}")
+
+
+@click.command("replicas")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def replicas_cmd(as_json: bool) -> None:
+    """The `tunegate serve` replicas alive on this store, and the engines each runs.
+
+    Each replica writes a heartbeat every 5 s and removes it on a clean stop; one not seen
+    for 15 s, or on this machine whose process has exited, is left out. Local engines (llama.cpp, MLX) run on the replica that started
+    them. Docs: docs/serve.md#replicas.
+    """
+    from gateway.journal.replicas import alive
+    from gateway.journal.serving import ServeStore
+
+    with ServeStore() as store:
+        found = alive(store)
+    if as_json:
+        emit_json([r.to_json() for r in found])
+        return
+    if not found:
+        click.echo("no gateway replica is running on this store (`tunegate serve` starts one)")
+    for r in found:
+        engines = ", ".join(r.engines) or "no engine"
+        click.echo(f"{r.id}  {r.address or '-'}  since {_when(r.started_at)}  engines: {engines}")

@@ -268,6 +268,15 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (day, model, route, deployment_id, target, key_id, experiment_id, arm)
         );
         CREATE INDEX usage_daily_key ON usage_daily(key_id, day);
+        CREATE TABLE replicas (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            address TEXT,
+            started_at REAL NOT NULL,
+            seen_at REAL NOT NULL,
+            engines_json TEXT NOT NULL
+        );
         """,
     ),
 ]

@@ -80,6 +80,7 @@ def serve(
 
     _check_bind(host, journal_path)
     gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
+    gateway.upkeep.address = f"{host}:{port}"
     uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
 
 
@@ -102,6 +103,7 @@ def running(
     _check_bind(host, journal_path)
     port = port or free_port()
     gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
+    gateway.upkeep.address = f"{host}:{port}"
     server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
     thread.start()

@@ -42,7 +42,7 @@ from gateway.serve.scoring import answer_of, observe, take_reference
 from gateway.serve.shadow import WORKERS as SHADOW_WORKERS
 from gateway.serve.shadow import Shadow
 from gateway.serve.split import arm_of, parse_feedback, subject
-from gateway.serve.upkeep import roll_up_forever, spool_dir
+from gateway.serve.upkeep import Upkeep, spool_dir
 
 KEYS_REFRESH_S = 5.0
 ADVICE_CACHE_S = 60.0
@@ -87,6 +87,9 @@ class Gateway:
         self._advice: tuple[float, Any] | None = None
         self.ui_folder = ui_folder
         self.shadow = Shadow(self.registry, self.store, self.meter.submit, self._send_copy)
+        self.upkeep = Upkeep(
+            self.store, self.engines.states, lambda: self.registry.refresh(force=True)
+        )
         self.metrics = Metrics(self._state)
         self.meter.observers.append(self.metrics.observe)
 
@@ -94,6 +97,7 @@ class Gateway:
         """What /tunegate/health and /metrics read: engines, the usage writer, shadow copies."""
         m = self.meter
         return {
+            "replica": self.upkeep.id,
             "engines": self.engines.states(),
             "meter": {"pending": m.pending, "written": m.written, "failures": m.failures,
                       "last_batch_s": m.last_batch_s, "recovered": m.recovered},
@@ -105,10 +109,7 @@ class Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = loop.create_task(self.engines.watch())
-        tasks = [
-            loop.create_task(self._decide_experiments()),
-            loop.create_task(roll_up_forever(self.store)),
-        ]
+        tasks = [loop.create_task(job) for job in self.upkeep.tasks()]
         shadows = [loop.create_task(self.shadow.work()) for _ in range(SHADOW_WORKERS)]
         try:
             yield
@@ -125,25 +126,9 @@ class Gateway:
             return await via_chat(target, body, route, done)
         return await via_http(self.client, self.engines, target, body, route, done)
 
-    async def _decide_experiments(self) -> None:
-        """`tunegate ab start --auto`: promote or roll back when the numbers are clear."""
-        from gateway.facade.ab import auto_check
-
-        every = float(os.environ.get("TUNEGATE_AB_CHECK_S", "30"))
-        while True:
-            await anyio.sleep(every)
-            try:
-                decided = await anyio.to_thread.run_sync(auto_check, self.store.path)
-                if decided:  # this replica follows its own decision now, not at the refresh
-                    await anyio.to_thread.run_sync(lambda: self.registry.refresh(force=True))
-                for exp in decided:
-                    print(f"tunegate serve: {exp.alias}: experiment {exp.id} {exp.state} "
-                          f"({(exp.decision or {}).get('why')})", file=sys.stderr)  # fmt: skip
-            except Exception:  # a failed check is retried next time, never the server's end
-                traceback.print_exc(file=sys.stderr)
-
     def close(self) -> None:
         self.engines.close()
+        self.upkeep.close()
         self.meter.close()
         self.ft.close()
         self.store.close()

@@ -1,6 +1,6 @@
 """Three real `tunegate serve` processes on one PostgreSQL (a throwaway database on a server
 the tests start), behind no balancer: the clients spread themselves. Under a bounded load
-(3 replicas x 30 clients x 20 requests, official async SDK), one replica is killed with
+(3 replicas x 50 clients x 20 requests, official async SDK), one replica is killed with
 SIGKILL and started again: no answered request lacks its usage record. A key's budget stops
 within its stated tolerance across replicas, an alias set anywhere is seen everywhere within
 the registry's refresh, and a fine-tuning create sent to every replica at once (and an SDK
@@ -9,6 +9,7 @@ retry landing on another replica) makes one job."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import httpx
 import openai
 
 from exporters.deploy.process import free_port
+from gateway.journal.replicas import alive
 from gateway.journal.serving import ServeStore
 from gateway.serve.app import KEYS_REFRESH_S
 from gateway.serve.meter import REFRESH_S, WAIT_S
@@ -37,7 +39,7 @@ from tests.support.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = [{"role": "user", "content": "what is on shelf four today"}]
-CLIENTS, REQUESTS = 30, 20
+CLIENTS, REQUESTS = 50, 20
 
 
 class Replica:
@@ -150,8 +152,17 @@ def test_three_replicas_share_one_postgresql(fleet, shared):
     with ServeStore() as store:
         missing = store.missing_usage(answered)
     assert not missing, f"{len(missing)} of {len(answered)} answered requests were not metered"
-    said = replicas[2].stop()
+    listed = subprocess.run([sys.executable, "-m", "cli.main", "replicas", "--json"], cwd=ROOT,
+                            env=dict(os.environ), capture_output=True, text=True, check=True)  # fmt: skip
+    assert sorted(r["pid"] for r in json.loads(listed.stdout)) == sorted(
+        r.proc.pid for r in replicas
+    )  # the killed one ages out; its successor is listed
+    pid = replicas[2].proc.pid
+    said = replicas[2].stop()  # SIGTERM: everything written, its spool and heartbeat removed
     assert not unwritten or f"recovered {unwritten} usage record" in said, said[-2000:]
+    assert not list((Path(os.environ["TUNEGATE_HOME"]) / "serve" / "spool").glob(f"spool-{pid}-*"))
+    with ServeStore() as store:
+        assert pid not in {r.pid for r in alive(store)}
     print(f"{len(answered)} answered in {took:.1f} s across 3 replicas, one killed "
           f"({unwritten} records recovered from its spool); none lost")  # fmt: skip
 

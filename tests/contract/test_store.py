@@ -173,3 +173,22 @@ def test_two_meters_share_a_budget_and_the_spool_recovers_a_kill(store_target, t
         assert recover(tmp_path / "spool-c", one) == 2
         assert {r.request_id for r in one.usage(since=0)} == {"r1", "lost-1", "lost-2"}
         assert not list((tmp_path / "spool-c").iterdir())
+
+
+def test_replica_heartbeats(store_target):
+    import os
+    import socket
+
+    from gateway.journal.replicas import ALIVE_S, Replica, alive, beat, forget
+
+    me = Replica("r-1", socket.gethostname(), os.getpid(), "127.0.0.1:1", 1.0, 0.0, ["dep-a"])
+    gone = Replica("r-2", socket.gethostname(), 2**22 + 7, None, 2.0, 0.0, [])  # no such pid
+    far = Replica("r-3", "elsewhere", 1, None, 3.0, 0.0, [])
+    with ServeStore(store_target) as store:
+        for r in (me, gone, far):
+            beat(store, r)
+        beat(store, me)  # a second beat updates, never duplicates
+        assert [(r.id, r.engines) for r in alive(store)] == [("r-1", ["dep-a"]), ("r-3", [])]
+        assert alive(store, now=time.time() + ALIVE_S + 1) == []  # missed beats
+        forget(store, "r-1")
+        assert [r.id for r in alive(store)] == ["r-3"]

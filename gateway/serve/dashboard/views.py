@@ -331,6 +331,8 @@ def traffic(journal_path: Path | str | None = None, window_days: float = 7.0) ->
 
     from gateway.facade.advice import advise
     from gateway.journal.deployments import deployments
+    from gateway.journal.replicas import alive
+    from gateway.journal.serving import ServeStore
     from gateway.serve.usage import usage
 
     since = time.time() - window_days * 86_400
@@ -354,7 +356,13 @@ def traffic(journal_path: Path | str | None = None, window_days: float = 7.0) ->
     with Journal(journal_path) as journal:
         deps = [{**d.to_json(), "created": human_time(d.created_at)} for d in deployments(journal)]
     advice = [a.to_json() for a in advise(journal_path, window_days=window_days)]
-    return {"window_days": window_days, "tables": tables, "deployments": deps, "advice": advice}
+    with ServeStore(journal_path) as store:
+        replicas = [
+            {**r.to_json(), "since": human_time(r.started_at), "seen": human_time(r.seen_at)}
+            for r in alive(store)
+        ]
+    return {"window_days": window_days, "tables": tables, "deployments": deps, "advice": advice,
+            "replicas": replicas}  # fmt: skip
 
 
 def experiment_rows(journal_path: Path | str | None) -> list[dict[str, Any]]:

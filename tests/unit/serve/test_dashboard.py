@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,9 @@ def test_plan_and_traffic_pages_mark_measured_volume(together_job, tmp_path, web
         traffic = client.get("/ui/deployments").text
         assert "brand-voice" in traffic and "10k" in traffic  # tokens/day of the deployment
         assert "stays the cheapest" in traffic  # the advice at measured volume
+        for _ in range(40):  # this gateway's heartbeat lists it among the replicas
+            if gw.upkeep.id in traffic:
+                break
+            time.sleep(0.05)
+            traffic = client.get("/ui/deployments").text
+        assert gw.upkeep.id in traffic and "Gateway replicas" in traffic
