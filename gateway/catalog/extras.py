@@ -80,7 +80,7 @@ EXTRAS: dict[str, Extra] = {
         Extra(
             "postgres",
             "a PostgreSQL store shared by several `tunegate serve` replicas (--store postgresql://)",
-            ("psycopg", "psycopg-pool"),
+            ("psycopg",),
             "psycopg[binary] brings its own libpq",
         ),
     )
@@ -126,7 +126,6 @@ MODULES: dict[str, tuple[str, str]] = {
     "numpy": ("numpy", "data"),
     "pyarrow": ("pyarrow", "data"),
     "psycopg": ("psycopg", "postgres"),
-    "psycopg_pool": ("psycopg-pool", "postgres"),
 }
 
 

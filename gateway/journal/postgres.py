@@ -1,4 +1,4 @@
-"""The journal on PostgreSQL: psycopg 3 with one connection pool per URL and process.
+"""The journal on PostgreSQL: psycopg 3, with a small pool of connections per URL and process.
 
 Statements arrive in the journal's dialect (`?` placeholders); they are rewritten once and
 cached. Migrations are the SQLite ones with PostgreSQL's column types, applied under an
@@ -23,9 +23,10 @@ from gateway.journal.sql import check_version, safe_where, statements
 
 WRITER_LOCK = 0x7475_6E65  # "tune": the advisory lock every write transaction holds
 MIGRATION_LOCK = WRITER_LOCK + 1
-POOL_MAX = 8
+POOL_MAX = 8  # idle connections kept per URL and process
+CONNECT_S = 5  # a new connection's timeout: how long a statement waits for a store away
 
-_POOLS: dict[str, Any] = {}
+_POOLS: dict[str, _Pool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -118,25 +119,61 @@ def _configure(conn: Any) -> None:
     conn.adapters.register_loader("numeric", NumberLoader)
 
 
-def _pool(url: str) -> Any:
+class _Pool:
+    """Connections kept open between statements, at most POOL_MAX idle. A connection is made
+    when none is idle (connect timeout CONNECT_S) and dropped when it comes back broken, so a
+    store that went away is reached again by the next statement once it is back: no backoff
+    of the pool's own stands between the meter's retry and the restarted server."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        conn = psycopg.connect(
+            self.url, autocommit=True, row_factory=_row_factory, connect_timeout=CONNECT_S
+        )
+        _configure(conn)
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if conn.closed or conn.broken or conn.info.transaction_status != 0:  # not IDLE
+                conn.close()
+            else:
+                with self._lock:
+                    keep = len(self._idle) < POOL_MAX
+                    if keep:
+                        self._idle.append(conn)
+                if not keep:
+                    conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _pool(url: str) -> _Pool:
     with _POOLS_LOCK:
         if url not in _POOLS:
-            require("psycopg", "psycopg_pool", what="a PostgreSQL store")
-            from psycopg_pool import ConnectionPool
-
-            pool = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=POOL_MAX,
-                kwargs={"autocommit": True, "row_factory": _row_factory},
-                configure=_configure,
-                open=False,
-                name="tunegate",
-            )
+            require("psycopg", what="a PostgreSQL store")
+            pool = _Pool(url)
             try:
-                pool.open(wait=True, timeout=10)
+                with pool.connection() as conn:
+                    conn.execute("SELECT 1")
             except Exception as exc:
-                pool.close()
                 raise JournalError(
                     f"cannot reach the PostgreSQL store: {str(exc).splitlines()[0]}",
                     where=safe_where(url),
@@ -150,7 +187,7 @@ def _pool(url: str) -> Any:
 def _close_pools() -> None:
     with _POOLS_LOCK:
         for pool in _POOLS.values():
-            pool.close(timeout=2)
+            pool.close()
         _POOLS.clear()
 
 

@@ -160,7 +160,12 @@ class Gateway:
     # auth ---------------------------------------------------------------------------------
     def keys(self) -> dict[str, ApiKey]:
         if time.monotonic() - self._keys_loaded > KEYS_REFRESH_S:
-            self._keys, self._keys_loaded = self.store.key_hashes(), time.monotonic()
+            try:
+                self._keys = self.store.key_hashes()
+            except Exception:  # the store is away: the keys last read stand, retried later
+                if self._keys_loaded < 0:
+                    raise
+            self._keys_loaded = time.monotonic()
         return self._keys
 
     def _auth(self, request: Request) -> tuple[ApiKey | None, Response | None]:
@@ -264,6 +269,10 @@ class Gateway:
         return await self._proxy(request, "responses")
 
     async def _proxy(self, request: Request, route: str) -> Response:
+        if self.meter.full:  # the store has been away too long: no unmetered answers
+            return error(
+                503, "usage store unavailable; retry shortly", "server_error", "store_down"
+            )
         start = time.perf_counter()
         rid = "req-" + uuid.uuid4().hex
         key, denied = self._auth(request)

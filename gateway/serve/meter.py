@@ -24,6 +24,7 @@ from gateway.serve.spool import Spool, recover
 BATCH = 500
 WAIT_S = 0.05
 REFRESH_S = 0.25  # how often an idle replica reads the spend the others wrote
+MAX_PENDING = 50_000  # records held while the store is away; past it the gateway answers 503
 
 
 def month_start(now: float | None = None) -> float:
@@ -52,7 +53,9 @@ class Meter:
         self._mark = store.last_usage_id()  # rows up to here are in _shared
         self._shared = store.spend_since(self._month, self._mark)
         self._unwritten: dict[str, float] = {}  # this replica's, submitted and not yet written
-        self._seq = 0
+        self._seq = 0  # records submitted
+        self._committed = 0  # records written, by sequence number
+        self._closing = False
         self.written = 0
         self.failures = 0
         self.last_batch_s = 0.0  # how long the last batch took to commit
@@ -73,6 +76,11 @@ class Meter:
                 self._unwritten[key] = self._unwritten.get(key, 0.0) + record.cost_usd
             self._seq = self._spool.append(record) if self._spool else self._seq + 1
             self._queue.put((self._seq, record))
+
+    @property
+    def full(self) -> bool:
+        """The buffer is at its bound (the store has refused writes for a while)."""
+        return self._queue.qsize() >= MAX_PENDING
 
     @property
     def pending(self) -> int:
@@ -106,8 +114,10 @@ class Meter:
                     break
                 batch.append(item)
             records = [r for _, r in batch]
-            self._write(records)
-            self._refresh(records, batch[-1][0])
+            if self._write(records):
+                self._refresh(records, batch[-1][0])
+            else:  # stopping with the store away: these stay in the spool for the next start
+                break
 
     def _refresh(self, written: list[UsageRecord], upto: int) -> None:
         """Read what every replica wrote since the last look; forget our own `written`."""
@@ -131,29 +141,42 @@ class Meter:
             for key, usd in increments.items():
                 self._shared[key] = self._shared.get(key, 0.0) + usd
             self._mark = mark
-            if upto and self._spool:
-                self._spool.committed(upto)
+            if upto:
+                self._committed = upto
+                if self._spool:
+                    self._spool.committed(upto)
 
-    def _write(self, batch: list[UsageRecord]) -> None:
-        for attempt in range(5):
+    def _write(self, batch: list[UsageRecord]) -> bool:
+        """Write one batch, retrying while the store is away (a batch is never dropped: the
+        buffer's bound turns a long outage into 503s, not lost records)."""
+        attempt = 0
+        while True:
             try:
                 began = time.perf_counter()
                 self.store.add_usage(batch)
                 self.last_batch_s = time.perf_counter() - began
                 self.written += len(batch)
-                return
-            except Exception as exc:  # a locked or full disk must not kill the writer
-                if attempt == 4:
-                    self.failures += len(batch)
-                    print(
-                        f"tunegate serve: could not write {len(batch)} usage records: {exc}",
-                        file=sys.stderr,
-                    )
-                time.sleep(0.2 * (attempt + 1))
+                return True
+            except Exception as exc:  # a locked or full disk, a store restarting
+                attempt += 1
+                self.failures += 1
+                if attempt == 1 or attempt % 20 == 0:
+                    print(f"tunegate serve: could not write {len(batch)} usage records "
+                          f"(attempt {attempt}; kept and retried): {exc}", file=sys.stderr)  # fmt: skip
+                if self._closing and attempt >= 5:
+                    return False  # stopping with the store away: the spool keeps them
+                time.sleep(min(5.0, 0.2 * attempt))
 
     def close(self) -> None:
-        """Write everything submitted, then stop the writer (and remove the spool)."""
+        """Write everything submitted, then stop the writer (and remove the spool when all
+        of it is in the store; otherwise the next start writes it)."""
+        self._closing = True
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=60)
         if self._spool:
-            self._spool.close(clean=not self._thread.is_alive() and not self.failures)
+            done = not self._thread.is_alive() and self._unwritten_count() == 0
+            self._spool.close(clean=done)
+
+    def _unwritten_count(self) -> int:
+        with self._lock:
+            return self._seq - self._committed

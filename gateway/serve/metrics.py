@@ -116,7 +116,7 @@ class _Scraped:
             "tunegate_usage_written", "Usage records written.", meter["written"]
         )
         yield CounterMetricFamily(
-            "tunegate_usage_write_failures", "Usage records the store refused (after retries).",
+            "tunegate_usage_write_failures", "Batch writes the store refused (each is kept and retried).",
             meter["failures"],
         )  # fmt: skip
         yield GaugeMetricFamily(

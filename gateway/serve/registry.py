@@ -6,6 +6,7 @@ unknown, and the server says so instead of answering with another model.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,16 @@ class Registry:
         engine's adapters and each request's pick), so the group's targets are rebuilt."""
         if not force and time.monotonic() - self._loaded < REFRESH_S:
             return
+        try:
+            self._reload()
+        except Exception as exc:  # the store is away: serve what was last read, retry later
+            if not self._live and not self._aliases:
+                raise
+            print(f"tunegate serve: could not reload deployments ({exc}); serving the last "
+                  "view", file=sys.stderr)  # fmt: skip
+            self._loaded = time.monotonic()
+
+    def _reload(self) -> None:
         with Journal(self.journal_path) as journal:
             live = [d for d in deployments(journal) if d.state == "live"]
             groups = _groups(live)

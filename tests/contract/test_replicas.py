@@ -224,3 +224,49 @@ def test_a_fine_tuning_create_is_one_job_across_replicas(fleet, shared, tmp_path
     first = create(clients[1], {"x-stainless-retry-count": "0"})
     retry = create(clients[2], {"x-stainless-retry-count": "1"})
     assert retry == first and len(fake.jobs) == before + 2
+
+
+@pytest.fixture
+def own_server(monkeypatch):
+    """A PostgreSQL of this test's own (it is stopped and started), the store from the start."""
+    from tests.support.postgres import Server
+
+    pg = Server()
+    pg.start()
+    monkeypatch.setenv("TUNEGATE_STORE", pg.url)
+    try:
+        yield pg
+    finally:
+        pg.remove()
+
+
+def test_a_store_away_too_long_turns_into_503_not_unmetered_answers(
+    own_server,
+    openai_dep,  # noqa: F811
+    monkeypatch,
+):
+    """The gateway keeps answering while its store restarts (records wait in the buffer; the
+    deployments and keys last read stand); only at the buffer's bound does it refuse, and
+    every answer is metered once the store is back."""
+    from gateway.serve import meter, running
+
+    pg, (_, dep) = own_server, openai_dep
+    monkeypatch.setattr(meter, "MAX_PENDING", 5)
+    with running(journal_path=pg.url) as url:
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        ask = client.chat.completions.with_raw_response.create
+        answered = [ask(model=dep.name, messages=QUESTION, max_tokens=4).headers["x-request-id"]]
+        pg.stop()
+        time.sleep(max(REGISTRY_REFRESH_S, KEYS_REFRESH_S) + 0.2)  # both reload, and fail
+        refused = 0
+        for _ in range(12):
+            try:
+                raw = ask(model=dep.name, messages=QUESTION, max_tokens=4)
+                answered.append(raw.headers["x-request-id"])
+            except openai.InternalServerError as exc:
+                assert exc.status_code == 503 and "store_down" in str(exc.body)
+                refused += 1
+        assert refused and len(answered) >= 5
+        pg.start()
+        with ServeStore(pg.url) as store:
+            assert until(lambda: not store.missing_usage(answered), timeout=30)

@@ -192,3 +192,41 @@ def test_replica_heartbeats(store_target):
         assert alive(store, now=time.time() + ALIVE_S + 1) == []  # missed beats
         forget(store, "r-1")
         assert [r.id for r in alive(store)] == ["r-3"]
+
+
+def test_the_meter_keeps_every_record_while_postgresql_is_down(postgres_server, tmp_path):
+    """The store stops mid-stream and comes back: batches are retried, none dropped; a stop
+    while it is away leaves the spool for the next start."""
+    from tests.support.postgres import Server
+
+    pg = Server()
+    pg.start()
+    try:
+        with ServeStore(pg.url) as store:
+            meter = Meter(store, tmp_path / "spool")
+            for i in range(5):
+                meter.submit(_record(f"before-{i}"))
+            assert until_written(meter, 5)
+            pg.stop()
+            for i in range(5):
+                meter.submit(_record(f"during-{i}"))
+            time.sleep(1.0)  # the writer fails and keeps them
+            assert meter.failures >= 1 and meter.pending + meter.written >= 5
+            pg.start()
+            assert until_written(meter, 10, timeout=30)
+            assert len(store.usage(since=0)) == 10
+            pg.stop()  # away again, and the gateway stops: the spool keeps the records
+            meter.submit(_record("at-stop"))
+            meter.close()
+            pg.start()
+            assert recover(tmp_path / "spool", store) == 1
+            assert len(store.usage(since=0)) == 11
+    finally:
+        pg.remove()
+
+
+def until_written(meter: Meter, n: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while meter.written < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return meter.written >= n

@@ -39,31 +39,55 @@ def _as_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+class Server:
+    """A PostgreSQL server in a temporary folder: started, stopped and started again (the
+    store-away tests), removed with its folder."""
+
+    def __init__(self) -> None:
+        bindir = binaries()
+        assert bindir is not None
+        self.bindir = bindir
+        self.folder = Path(tempfile.mkdtemp(prefix="tg-pg-"))
+        self.data, self.port = self.folder / "data", _free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        subprocess.run(_as_owner([str(bindir / "initdb"), "-D", str(self.data), "-A", "trust",
+                                  "-U", "postgres", "--no-sync", "-E", "UTF8"]), **_RUN)  # fmt: skip
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.folder} -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(_as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                                  str(self.folder / "server.log"), "-o", options, "-w", "-t",
+                                  "60", "start"]), **_RUN)  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it: `fast` keeps what was committed (this test server acknowledges commits
+        before their WAL is written, so `immediate` may lose the last ones)."""
+        subprocess.run(_as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
+                                  mode, "-w", "stop"]), capture_output=True)  # fmt: skip
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_RUN: dict = dict(check=True, capture_output=True, text=True)
+
+
 @contextlib.contextmanager
 def server() -> Iterator[str]:
     """Start a server; yields the URL of its `postgres` database."""
-    bindir = binaries()
-    assert bindir is not None
-    folder = Path(tempfile.mkdtemp(prefix="tg-pg-"))
-    data, port = folder / "data", _free_port()
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    run = dict(check=True, capture_output=True, text=True)
-    subprocess.run(_as_owner([str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                              "-U", "postgres", "--no-sync", "-E", "UTF8"]), **run)  # fmt: skip
-    log = folder / "server.log"
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
-        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
-                              "-o", options, "-w", "-t", "60", "start"]), **run)  # fmt: skip
+    found = Server()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        found.start()
+        yield found.url
     finally:
-        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                  "-w", "stop"]), capture_output=True)  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
+        found.remove()
 
 
 @contextlib.contextmanager
@@ -81,7 +105,7 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
         with postgres._POOLS_LOCK:  # this process's pools on it go first
             for url in [u for u in postgres._POOLS if u.endswith("/" + name)]:
-                postgres._POOLS.pop(url).close(timeout=2)
+                postgres._POOLS.pop(url).close()
         deadline = time.monotonic() + 10
         with psycopg.connect(admin_url, autocommit=True) as conn:
             while True:
