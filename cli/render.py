@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gateway.cost.offer import RENTED
 from gateway.facade.plan import Plan
 from gateway.util.units import DAYS_PER_MONTH, Range, human_hours, human_usd
 
@@ -58,7 +59,7 @@ def plan(result: Plan, show_all: bool = False) -> None:
     for route in (r for r in result.prompt_only if r.wins):
         _prompt_row(table, route, days)
     for offer in result.offers:
-        if not offer.feasible and offer.kind == "rented" and not show_all:
+        if not offer.feasible and offer.kind == RENTED and not show_all:
             hidden += 1
             continue
         vram = "-"

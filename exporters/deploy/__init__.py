@@ -21,6 +21,7 @@ DEPLOYERS: dict[str, str] = {
     "together": "exporters.deploy.together:TogetherServing",
     "fireworks": "exporters.deploy.fireworks:FireworksServing",
     "bedrock": "exporters.deploy.bedrock:BedrockImport",
+    "rented": "exporters.deploy.rented:RentedFleet",
 }
 TARGETS: tuple[str, ...] = tuple(DEPLOYERS)
 

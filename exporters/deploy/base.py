@@ -55,6 +55,10 @@ class DeployOptions:
     host: str | None = None
     progress: bool = False
     engine: str = "auto"  # auto | shared | own (targets that share an engine between adapters)
+    on: str | None = None  # the cloud a rented fleet is held to (`--on`)
+    serve: float | None = None  # tokens/day a fleet is sized for (`--serve`)
+    spot: bool = False  # spot replicas with an on-demand floor
+    scale_to_zero: bool = False  # no replica while there is no traffic
 
     def given(self) -> set[str]:
         """The target-specific options set (`progress` is for every target)."""

@@ -36,10 +36,13 @@ class PlanContext:
     @property
     def context_tokens(self) -> int:
         """Typical request length when serving (prompt + answer), for KV-cache sizing."""
-        return int(min(self.spec.training.max_seq_len, max(256.0, self.report.avg_tokens * 2)))
+        from gateway.cost.serving import serving_context
+
+        return serving_context(self.spec.training.max_seq_len, self.report.avg_tokens)
 
 
 NOT_LAUNCHABLE = "not launchable from here"  # how an offer's `needs` says it
+RENTED = "rented"  # the kind of an offer on rented GPUs (SkyPilot)
 
 
 @dataclass

@@ -259,22 +259,59 @@ def cheapest_rented(
     output_share: float,
     derate: Range | None = None,
 ) -> ServeRoute | None:
-    routes = [
-        rented_route(
+    fleet = rented_fleet(
+        model, tokens_per_day, always_on, catalog, context_tokens, output_share, derate=derate
+    )
+    return fleet.route if fleet else None
+
+
+def serving_context(max_seq_len: int, avg_tokens: float) -> int:
+    """Typical request length when serving (prompt + answer), for KV-cache sizing: twice the
+    training examples' average, at least 256, at most the training context."""
+    return int(min(max_seq_len, max(256.0, avg_tokens * 2)))
+
+
+@dataclass(frozen=True)
+class RentedFleet:
+    """The rented route as something to deploy: which GPU, where, how many, at what price."""
+
+    route: ServeRoute
+    hardware: Hardware
+    rent: Any  # RentOffer: the cloud and $/h per GPU
+
+
+def rented_fleet(
+    model: ModelInfo,
+    tokens_per_day: float,
+    always_on: bool,
+    catalog: Catalog,
+    context_tokens: int,
+    output_share: float,
+    cloud: str | None = None,
+    derate: Range | None = None,
+) -> RentedFleet | None:
+    """The cheapest rented fleet (the plan's rented serving route; on a tie, the one with
+    more headroom), held to `cloud` when given; only GPUs SkyPilot can rent by name."""
+
+    def key(f: RentedFleet) -> tuple[float, float]:
+        cap = f.route.capacity_tok_s.likely if f.route.capacity_tok_s else 0.0
+        return (f.route.usd_month.likely, -cap)
+
+    best: RentedFleet | None = None
+    for hw in catalog.hardware.values():
+        if hw.vendor != "nvidia" or not hw.skypilot:
+            continue
+        if cloud is not None:
+            hw = hw.model_copy(update={"rent": [r for r in hw.rent if r.cloud == cloud]})
+        rent = hw.cheapest_rent()
+        if rent is None:
+            continue
+        route = rented_route(
             model, hw, tokens_per_day, always_on, catalog, context_tokens, output_share, derate
         )
-        for hw in catalog.hardware.values()
-        if hw.vendor == "nvidia"
-    ]
-    feasible = [r for r in routes if r.feasible]
-    return (
-        min(
-            feasible,
-            key=lambda r: (r.usd_month.likely, -r.capacity_tok_s.likely if r.capacity_tok_s else 0),
-        )
-        if feasible
-        else None
-    )
+        if route.feasible and (best is None or key(RentedFleet(route, hw, rent)) < key(best)):
+            best = RentedFleet(route, hw, rent)
+    return best
 
 
 def breakeven_tokens_per_day(

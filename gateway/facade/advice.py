@@ -173,8 +173,9 @@ def advise_one(
     job = job_of(dep, journal)
     advice = Advice(dep.name, dep.id, job.id if job else None, volume, price.label, current)
     at = f"at the measured {human_count(volume.tokens_per_day)} tokens/day"
+    idle = _idle_note(dep, volume, current, threshold, catalog)
     if job is None:
-        advice.message = f"{at}, {dep.name} costs {_usd(current)}/month ({price.label}); no job recorded to re-price"
+        advice.message = f"{at}, {dep.name} costs {_usd(current)}/month ({price.label}); no job recorded to re-price{idle}"
         return advice
     the_plan = plan(spec_at(job, volume), report=job_report(job), catalog=catalog)
     here = _route(dep.target)
@@ -199,7 +200,29 @@ def advise_one(
             f"{at}, {dep.name} on {price.label} ({_usd(current)}/month) stays the cheapest within "
             f"{threshold:.0%}; next best: {best.serve} at {_usd(advice.best_usd_month)}/month"
         )
+    advice.message += idle
     return advice
+
+
+def _idle_note(
+    dep: Deployment, volume: Volume, current: float | None, threshold: float, catalog: Catalog
+) -> str:
+    """For a fleet that stays on: what scaling to zero would save at the measured traffic,
+    when the target can say and it is worth the threshold."""
+    from exporters.deploy import get_deployer
+
+    deployer = get_deployer(dep.target)
+    if current is None or not hasattr(deployer, "scaled_to_zero_usd_month"):
+        return ""
+    idle = deployer.scaled_to_zero_usd_month(
+        dep, volume.tokens_per_day, volume.output_share, catalog
+    )
+    if idle is None or idle >= current * (1 - threshold):
+        return ""
+    return (
+        f"; scale to zero would save {human_usd(current - idle)}/month at your measured traffic "
+        f"(`tunegate deploy {(dep.meta or {}).get('job') or dep.name} --to {dep.target} --scale-to-zero`)"
+    )
 
 
 def _usd(value: float | None) -> str:

@@ -25,7 +25,12 @@ from gateway.journal.deployments import deployments as deployments
 
 __all__ = ["TARGETS", "ChatReply", "Deployment", "chat", "deploy", "deployments", "undeploy"]
 AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
-AUTO_MLX = "q4"  # what deploying a job to --to mlx exports, as mlx-community publishes models
+AUTO_MLX = "q4"
+ACCOUNTING = (
+    "accrued_usd",
+    "status_at",
+    "replicas_alive",
+)  # `live_status`'s running cost  # what deploying a job to --to mlx exports, as mlx-community publishes models
 
 
 def deploy(
@@ -39,6 +44,10 @@ def deploy(
     host: str | None = None,
     progress: bool = False,
     engine: str = "auto",
+    on: str | None = None,
+    serve: float | None = None,
+    spot: bool = False,
+    scale_to_zero: bool = False,
     journal: Journal | None = None,
 ) -> Deployment:
     """Deploy `source` (a job id, artifact id, `Artifact`, GGUF file or export folder) to `to`.
@@ -50,7 +59,9 @@ def deploy(
 
     journal = journal or Journal()
     deployer = get_deployer(to)
-    options = DeployOptions(system, template, stops, host, progress, engine)
+    options = DeployOptions(
+        system, template, stops, host, progress, engine, on, serve, spot, scale_to_zero
+    )
     extra = sorted(options.given() - deployer.options)
     if extra:
         flags = ", ".join("--" + ("stop" if k == "stops" else k) for k in extra)
@@ -60,6 +71,11 @@ def deploy(
             fix=f"they apply to --to {' or '.join(takes)}" if takes else None,
         )
     src = for_deploy(source, journal)
+    same = _same(journal, to, src, name) if getattr(deployer, "resumable", False) else None
+    if same is not None and same.state == "pending":  # cut off after its remote step began
+        return _resume(journal, same, deployer)
+    if same is not None:  # live: the target changes it in place (its identity is kept)
+        src = replace(src, peers=(same,))
     wants = deployer.wants
     if isinstance(deployer, Shares):
         live = tuple(d for d in deployments(journal) if d.target == to and d.state == "live")
@@ -74,6 +90,8 @@ def deploy(
     prepared = deployer.prepare(src, name, options)
     if src.notes:  # e.g. the smaller quants that failed verification, kept with the deployment
         prepared.meta = {**prepared.meta, "export_notes": list(src.notes)}
+    if same is not None:
+        return _resume(journal, same, deployer, prepared)
     return _record(journal, to, prepared, deployer.deploy)
 
 
@@ -252,6 +270,72 @@ def _record(journal: Journal, target: str, prep: Prepared, make: Any) -> Deploym
             meta=extra.meta,
         )
     return get_deployment(dep, journal)
+
+
+def _same(journal: Journal, to: str, src: DeploySource, name: str | None) -> Deployment | None:
+    """The deployment of this job to this target (by that name, when one is given) that a
+    killed deploy left pending, or that is live: a target that can resume finishes or changes
+    it rather than making a second one."""
+    if src.job is None:
+        return None
+    for dep in deployments(journal, all=True):  # newest first
+        ours = dep.target == to and (dep.meta or {}).get("job") == src.job.id
+        if ours and dep.state in ("pending", "live") and name in (None, dep.name):
+            return dep
+    return None
+
+
+def _resume(
+    journal: Journal, dep: Deployment, deployer: Any, prepared: Prepared | None = None
+) -> Deployment:
+    """Run the remote step again: from what was journaled (the target finds what it made,
+    its names chosen before the first remote call, and adopts it), or with a changed spec
+    `prepared` for the same deployment (the target updates it in place)."""
+    prepared = prepared or Prepared(dep.name, dict(dep.meta or {}), dep.endpoint, dep.artifact_id)
+    before = dict(dep.meta or {})
+    kept = {k: before[k] for k in ACCOUNTING if k in before}  # what it has cost so far stays
+    prepared.meta = {**kept, **prepared.meta}
+    if prepared.meta != before:  # the new spec is journaled before the remote step
+        journal.update_deployment(dep.id, meta=prepared.meta)
+    try:
+        made = dict(deployer.deploy(prepared))
+    except Exception:
+        if dep.state == "live":  # the old version still answers: it stays as it was
+            journal.update_deployment(dep.id, meta=before)
+        else:
+            journal.update_deployment(dep.id, state="failed")
+        raise
+    endpoint = made.pop("endpoint", None) or dep.endpoint
+    journal.update_deployment(
+        dep.id, state="live", endpoint=endpoint, meta={**prepared.meta, **made}
+    )
+    return get_deployment(dep.id, journal)
+
+
+def live_status(dep: Deployment, journal: Journal | None = None) -> dict[str, Any] | None:
+    """What the target says of a live deployment now (a rented fleet's replicas and their
+    states), for targets that can tell; None for the others. Each answer also accrues the
+    running cost: the replicas seen alive last time x their $/h x the hours since."""
+    import time
+
+    deployer = get_deployer(dep.target)
+    if not hasattr(deployer, "live_status") or dep.state != "live":
+        return None
+    journal = journal or Journal()
+    now_status = deployer.live_status(dep)
+    meta, now = dict(dep.meta or {}), time.time()
+    before = deployer.price(dep, None, _catalog()).usd_per_hour  # at the count seen last
+    since = float(meta.get("status_at") or dep.created_at)
+    meta["accrued_usd"] = float(meta.get("accrued_usd") or 0.0) + before * (now - since) / 3600
+    meta["replicas_alive"], meta["status_at"] = int(now_status.get("alive") or 0), now
+    journal.update_deployment(dep.id, meta=meta)
+    return {**now_status, "accrued_usd": meta["accrued_usd"]}
+
+
+def _catalog() -> Any:
+    from gateway.catalog import load_catalog
+
+    return load_catalog()
 
 
 def undeploy(ref: str, journal: Journal | None = None) -> Deployment:

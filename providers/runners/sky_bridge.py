@@ -19,6 +19,14 @@ It imports only `sky` and the standard library. Commands:
 | `queue` | `name` (a prefix) | the managed jobs of that name: id, status, failure reason, recoveries, cost |
 | `cancel` | `job_id` | - |
 | `logs` | `job_id`, `tail` | the job's last log lines |
+| `serve_task` | a task with `service` | its YAML config (probe headers redacted), and read back |
+| `serve_up` | a task with `service`, `name` | the service's name and endpoint |
+| `serve_status` | `name` | the service: status, endpoint, version, `spec_sha`, replicas and their states |
+| `serve_update` | a task with `service`, `name` | the new version |
+| `serve_down` | `name` | - |
+
+A service's engine key arrives in `secrets.TG_ENGINE_KEY` and becomes the readiness probe's
+`Authorization` header; no answer carries it back.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ def _task(req: dict[str, Any]) -> Any:
         common["disk_size"] = int(req["disk_size"])
     if req.get("job_recovery"):
         common["job_recovery"] = req["job_recovery"]
+    if req.get("ports"):
+        common["ports"] = int(req["ports"])
     infras = req.get("infra") or [None]
     resources = [
         sky.Resources(accelerators={acc["name"]: int(acc["count"])}, infra=infra, **common)
@@ -244,6 +254,106 @@ def cmd_logs(req: dict[str, Any]) -> dict[str, Any]:
         job_id=int(req["job_id"]), follow=False, tail=int(req.get("tail") or 200), output_stream=out
     )
     return {"text": out.getvalue()}
+
+
+# SkyServe ---------------------------------------------------------------------------------
+KEY_VAR = "TG_ENGINE_KEY"
+
+
+def _service_task(req: dict[str, Any]) -> Any:
+    """`_task` plus its `service:` section. The replica port is set on the resources *and*
+    the service: `sky.serve.up` does not copy one to the other as the CLI does, and without
+    the service's port every replica launch fails silently (serving-scale.md, trap 1)."""
+    from sky.serve import SkyServiceSpec
+
+    port = int(req["port"])
+    task = _task({**req, "ports": port})
+    service = dict(req["service"])
+    probe = dict(service.get("readiness_probe") or {})
+    key = (req.get("secrets") or {}).get(KEY_VAR)
+    if key:
+        probe["headers"] = {**(probe.get("headers") or {}), "Authorization": f"Bearer {key}"}
+    service["readiness_probe"] = probe
+    service["ports"] = port
+    task.set_service(SkyServiceSpec.from_yaml_config(service))
+    return task
+
+
+def _hide_key(config: Any) -> Any:
+    probe = ((config or {}).get("service") or {}).get("readiness_probe")
+    if isinstance(probe, dict) and probe.get("headers"):
+        probe["headers"] = {k: "<redacted>" for k in probe["headers"]}
+    return config
+
+
+def cmd_serve_task(req: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    import sky
+
+    config = _config(_service_task(req))
+    again = sky.Task.from_yaml_config(copy.deepcopy(config)).to_yaml_config()
+    return {"config": _hide_key(_public(config)), "round_trip": _hide_key(_public(again))}
+
+
+def cmd_serve_up(req: dict[str, Any]) -> dict[str, Any]:
+    import sky
+
+    name, endpoint = sky.get(sky.serve.up(_service_task(req), service_name=req["name"]))
+    return {"name": name, "endpoint": endpoint}
+
+
+def _spec_sha(yaml_content: Any) -> str | None:
+    import re
+
+    found = re.search(r"TG_SPEC_SHA['\"]?:\s*['\"]?([0-9a-f]{8,64})", str(yaml_content or ""))
+    return found.group(1) if found else None
+
+
+def cmd_serve_status(req: dict[str, Any]) -> dict[str, Any]:
+    import sky
+
+    records = sky.get(sky.serve.status([req["name"]]))
+    out = []
+    for r in records:
+        status = r.get("status")
+        replicas = [
+            {
+                "replica_id": i.get("replica_id"),
+                "status": getattr(i.get("status"), "value", str(i.get("status"))),
+                "endpoint": i.get("endpoint"),
+                "version": i.get("version"),
+                "is_spot": i.get("is_spot"),
+                "launched_at": i.get("launched_at"),
+            }
+            for i in r.get("replica_info") or []
+        ]
+        out.append({
+            "name": r.get("name"),
+            "status": getattr(status, "value", str(status)),
+            "endpoint": r.get("endpoint"),
+            "version": max(r.get("active_versions") or [0], default=0),
+            "policy": r.get("policy"),
+            "spec_sha": _spec_sha(r.get("yaml_content")),
+            "replicas": replicas,
+        })  # fmt: skip
+    return {"services": out}
+
+
+def cmd_serve_update(req: dict[str, Any]) -> dict[str, Any]:
+    import sky
+    from sky.serve import serve_utils
+
+    mode = serve_utils.UpdateMode(req.get("mode") or "rolling")
+    sky.get(sky.serve.update(_service_task(req), service_name=req["name"], mode=mode))
+    return {}
+
+
+def cmd_serve_down(req: dict[str, Any]) -> dict[str, Any]:
+    import sky
+
+    sky.get(sky.serve.down(service_names=[req["name"]]))
+    return {}
 
 
 COMMANDS = {name[4:]: fn for name, fn in dict(globals()).items() if name.startswith("cmd_")}

@@ -239,3 +239,51 @@ def test_states_metrics_and_adapter_from_the_bucket(monkeypatch):
             journal.update(again.id, remote_id="sky:7", state="queued")
         failed = Job(again.id).status()
         assert failed.state == "failed" and "no H100" in failed.error
+
+
+def test_the_plans_rented_fleet_is_the_service_and_it_round_trips(monkeypatch):
+    """`tunegate plan --serve 200M/day` and `deploy --to rented` agree on the fleet (Llama-3.1-8B:
+    RTX 3090s on RunPod, the issue's example), and the SkyServe task built for it survives
+    SkyPilot's own `Task.from_yaml_config`: the replica port on the resources *and* the
+    service, the adapter copied (`mode: COPY`: RunPod cannot mount a bucket), the autoscaling
+    policy with an on-demand floor under spot, the probe behind the engine key, which no
+    answer carries back."""
+    from exporters.deploy.base import DeployOptions, DeploySource
+    from exporters.deploy.rented import RentedFleet
+    from providers.runners import sky_serve
+
+    base = "meta-llama/Llama-3.1-8B-Instruct"
+    spec = JobSpec.from_options(None, base=base, method="lora").with_overrides(
+        {"serving": {"tokens_per_day": 200_000_000}}
+    )
+    the_plan = plan(spec, examples=5000, avg_tokens=600)
+    with Journal() as journal:
+        rec = journal.record_intent(
+            "local", "local", base, spec.model_dump(mode="json"),
+            estimate={"report": {"examples": 5000, "avg_tokens": 600}}, name="brand-voice",
+        )  # fmt: skip
+    deployer = RentedFleet()
+    prepared = deployer.prepare(
+        DeploySource(rec.id, job=rec), None, DeployOptions(serve=200e6, spot=True)
+    )
+    meta = prepared.meta
+    assert meta["route"] in {o.serve for o in the_plan.offers}  # the plan's own serving route
+    assert meta["cloud"] == "runpod" and meta["accelerator"] == "RTX3090"
+    assert meta["min_replicas"] >= 1 and meta["max_replicas"] > meta["min_replicas"]
+    assert meta["service"].startswith("tg-brand-voice-") and len(meta["service"]) <= 63
+    key = "tge-round-trip-secret-0123456789"
+    answer = _sky_jobs.bridge("serve_task", sky_serve.request(meta, key))
+    assert key not in json.dumps(answer)
+    for config in (answer["config"], answer["round_trip"]):
+        service, resources = config["service"], config["resources"]
+        assert service["ports"] == sky_serve.PORT and str(sky_serve.PORT) in str(resources["ports"])
+        assert resources["infra"] == "runpod" and resources["use_spot"] is True
+        assert service["readiness_probe"]["path"] == "/v1/models"
+        assert service["readiness_probe"]["headers"] == {"Authorization": "<redacted>"}
+        policy = service["replica_policy"]
+        assert policy["min_replicas"] == meta["min_replicas"]
+        assert policy["base_ondemand_fallback_replicas"] == 1
+        mount = config["file_mounts"][sky_serve.ADAPTER_DIR]
+        assert mount["mode"] == "COPY" and mount["source"] == meta["adapter_uri"]
+        assert config["envs"]["TG_SPEC_SHA"] == meta["spec_sha"]
+        assert "--api-key $TG_ENGINE_KEY" in config["run"] and "--enable-lora" in config["run"]

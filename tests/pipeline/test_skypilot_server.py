@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,96 +33,17 @@ from gateway.journal import Journal
 from providers.runners import sky_jobs as _sky_jobs
 from tests.support.job_files import chats, write_jsonl
 from tests.support.polling import until
+from tests.support.sky_server import BUCKET, SKY, skip_without_skypilot
+
+skip_without_skypilot()
 
 ROOT = Path(__file__).resolve().parents[2]
-SKY = ROOT / ".venv-sky" / "bin"
-if not (SKY / "sky").exists():
-    pytest.skip(
-        "SkyPilot's environment is missing (make test builds .venv-sky)", allow_module_level=True
-    )
-if not shutil.which("rsync"):
-    pytest.skip("SkyPilot needs the rsync binary (.ci/run installs it)", allow_module_level=True)
 pytestmark = pytest.mark.slow
-BUCKET = "tg-rented"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """moto's server, then SkyPilot's API server in a home of its own; both stopped after."""
-    home = tmp_path_factory.mktemp("sky-server-home")
-    catalogs = home / ".sky" / "catalogs"
-    catalogs.mkdir(parents=True)
-    shutil.copytree(ROOT / "tests" / "fixtures" / "sky_catalogs" / "v8", catalogs / "v8")
-    (home / ".sky" / "config.yaml").write_text(
-        yaml.safe_dump({"jobs": {"controller": {"consolidation_mode": True}}})
-    )
-    (home / ".aws").mkdir()
-    (home / ".aws" / "credentials").write_text(
-        "[default]\naws_access_key_id = test\naws_secret_access_key = test\n"
-    )
-    (home / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
-    # Vast and RunPod: clouds SkyPilot rents from but cannot mount a bucket on (their checks
-    # read a key file)
-    (home / ".config" / "vastai").mkdir(parents=True)
-    (home / ".config" / "vastai" / "vast_api_key").write_text("not-a-real-key\n")
-    (home / ".runpod").mkdir()
-    (home / ".runpod" / "config.toml").write_text('[default]\napi_key = "not-a-real-key"\n')
-    moto_port, sky_port, no_proxy = _port(), _port(), _port()
-    env = {
-        "HOME": str(home),
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
-        "SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{sky_port}",
-        "SKYPILOT_API_SERVER_LOCAL_PORT": str(sky_port),
-        # a provider's HTTPS API (Vast's, when a job starts provisioning) is refused here, on
-        # loopback, at once: nothing is rented and nothing leaves the machine
-        "HTTPS_PROXY": f"http://127.0.0.1:{no_proxy}",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    full = {**os.environ, **env}
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(moto_port)],
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import boto3
-
-        def bucket() -> bool:
-            try:
-                s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                                  aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
-                s3.create_bucket(Bucket=BUCKET)
-                return True
-            except Exception:
-                return False
-
-        assert until(bucket, 30, 0.3), "moto's server did not start"
-        started = subprocess.run(
-            [str(SKY / "sky"), "api", "start", "--port", str(sky_port)],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield env
-    finally:
-        subprocess.run(
-            [str(SKY / "sky"), "api", "stop"], env=full, capture_output=True, timeout=120
-        )
-        moto.terminate()
-        moto.wait(30)
+def server(sky_server):
+    return sky_server
 
 
 @pytest.fixture

@@ -157,3 +157,31 @@ def test_plan_job_id_prices_the_fleet_its_engine_group_shares(together_job):
     result = plan_job(job_id)
     assert result.plan.sharing.adapters == 3
     assert result.plan.sharing.volume_source == source
+
+
+def test_a_rented_fleet_that_stays_on_for_little_traffic_is_told_what_scaling_to_zero_saves(
+    together_job, monkeypatch
+):
+    """A rented fleet (2 x RTX 3090 on RunPod, always on) that measured 100k tokens/day: its
+    hours are its cost, and the advice says what scaling to zero between requests would save
+    at that traffic, with the command."""
+    from exporters.deploy.base import DeployOptions, DeploySource
+    from exporters.deploy.rented import RentedFleet
+
+    job_id, _ = together_job
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_BUCKET", "s3://fleet-bucket/jobs")
+    with Journal() as journal:
+        job = journal.get(job_id)
+        meta = (
+            RentedFleet()
+            .prepare(DeploySource(job_id, job=job), "fleet", DeployOptions(serve=200e6))
+            .meta
+        )
+        dep = journal.add_deployment(
+            None, "rented", "fleet", endpoint="http://127.0.0.1:9", state="live", meta=meta
+        )
+    plant(dep, 1000, 100, span_s=DAY)  # 100k tokens/day
+    (advice,) = [a for a in advise() if a.deployment_id == dep]
+    assert "scale to zero would save $" in advice.message, advice.message
+    assert f"tunegate deploy {job_id} --to rented --scale-to-zero" in advice.message
+    assert advice.current_usd_month and advice.current_usd_month > 100  # always on: its hours
