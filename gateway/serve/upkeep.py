@@ -24,6 +24,7 @@ from gateway.journal.rollup import roll_up
 from gateway.journal.serving import ServeStore
 
 ROLLUP_EVERY_S = 3600.0
+FLEETS_EVERY_S = 600.0  # how often the oldest replica asks rented fleets which replicas live
 
 
 def spool_dir(store_path: Path | str) -> Path:
@@ -65,7 +66,25 @@ class Upkeep:
         self.started_at = time.time()
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
-        return [roll_up_forever(self.store), self._beat_forever(), self._decide_forever()]
+        return [roll_up_forever(self.store), self._beat_forever(), self._decide_forever(),
+                self._fleets_forever()]  # fmt: skip
+
+    async def _fleets_forever(self) -> None:
+        """Keep the running cost of fleets billed by the hour (rented ones) accrued in the
+        journal while the gateway runs, not only when someone lists them. One replica does
+        it (the oldest alive), so hours are never added twice."""
+        from gateway.facade.deploy import deployments, live_status
+        from gateway.journal.replicas import alive
+
+        while True:
+            await anyio.sleep(FLEETS_EVERY_S)
+            try:
+                found = await anyio.to_thread.run_sync(alive, self.store)
+                if found and found[0].id == self.id:
+                    for dep in await anyio.to_thread.run_sync(deployments):
+                        await anyio.to_thread.run_sync(live_status, dep)
+            except Exception:  # asked again next time, never the server's end
+                traceback.print_exc(file=sys.stderr)
 
     def replica(self) -> Replica:
         running = [str(e["deployment"]) for e in self._engines() if e.get("url")]
