@@ -36,6 +36,11 @@ class RentedFleet:
 
         if src.job is None:
             return "--to rented serves a job's LoRA adapter: give a job id (`tunegate jobs`)"
+        if not _has_adapter(src.job):
+            return (
+                f"job {src.job.id} has no LoRA adapter here or in its bucket folder: --to rented"
+                " serves adapters with vLLM (a full fine-tune is not supported yet)"
+            )
         blocked = not_ready()
         return f"cannot rent from here: {blocked}" if blocked else None
 
@@ -168,6 +173,16 @@ class RentedFleet:
         alive = sum(1 for r in replicas if r.get("status") in ALIVE)
         return {"service": found.get("status"), "replicas": replicas, "alive": alive,
                 "version": found.get("version"), "endpoint": found.get("endpoint")}  # fmt: skip
+
+
+def _has_adapter(job: Any) -> bool:
+    """A rented job's adapter is in its bucket folder; any other's in its local folder."""
+    from gateway.journal.records import job_dir
+    from providers.jobdir import JobDir
+
+    if (job.remote or {}).get("bucket_jobdir"):
+        return True
+    return (JobDir(job_dir(job.id)).adapter / "adapter_config.json").is_file()
 
 
 def _smallest_fleet_price(base: str | None, catalog: Any) -> Any:

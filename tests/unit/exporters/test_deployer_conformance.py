@@ -139,3 +139,17 @@ def test_deploy_and_export_take_the_same_sources(tmp_path):
     assert for_export(str(tmp_path)) == str(tmp_path)
     with pytest.raises(tg.TunegateError, match="no job"):
         for_export("tg-nosuchjob")
+
+
+def test_a_rented_fleet_needs_a_job_with_an_adapter(monkeypatch):
+    """--to rented serves LoRA adapters: a job with none is refused before anything is
+    prepared, saying why."""
+    from exporters.deploy.base import DeploySource
+    from gateway.journal import Journal
+
+    monkeypatch.setenv("TUNEGATE_SKYPILOT_BUCKET", "s3://fleet-bucket/jobs")
+    with Journal() as journal:
+        rec = journal.record_intent("local", "local", "meta-llama/Llama-3.1-8B-Instruct", {})
+    why = registry.get_deployer("rented").accepts(DeploySource(rec.id, job=rec))
+    assert why and "no LoRA adapter" in why
+    assert "give a job id" in registry.get_deployer("rented").accepts(DeploySource("x.gguf"))
