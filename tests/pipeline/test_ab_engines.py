@@ -125,7 +125,9 @@ def test_two_llama_cpp_engines_split_promote_roll_back_and_judge(tiny_sp, tmp_pa
         assert {_ask(client, questions, i, lambda b, t: t)[0] for i in range(6)} == {tuned.id}
 
         # 2. a planted loss: the base, now the candidate, misses every reference
-        lost = ab.start("shelf", "tiny-base", 0.5, scorer="exact", auto=ab.Auto(min_requests=12))
+        # (30 a side: the 48 requests that check the split cannot decide it, so the check
+        # never races the decision)
+        lost = ab.start("shelf", "tiny-base", 0.5, scorer="exact", auto=ab.Auto(min_requests=30))
         time.sleep(REFRESH_S + 0.5)  # a running gateway sees it within REFRESH_S
         first = {i: _ask(client, questions, i, lambda b, t: t)[0] for i in range(24)}
         assert first == {i: _ask(client, questions, i, lambda b, t: t)[0] for i in range(24)}
