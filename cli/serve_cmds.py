@@ -45,14 +45,10 @@ def serve_cmd(
     (`tunegate ui`). Without API keys (`tunegate keys create`) it listens on loopback only.
     Docs: docs/serve.md, docs/ft-api.md, docs/ui.md.
     """
-    import os
-
     from gateway.journal.db import resolve
     from gateway.journal.sql import safe_where
     from gateway.serve import serve
 
-    if store:  # every part of this process (registry, fine-tuning API, advice) uses it
-        os.environ["TUNEGATE_STORE"] = store
     where = safe_where(resolve(store))
     click.echo(f"tunegate serve: http://{host}:{port}/v1 (Ctrl-C stops); store: {where}", err=True)
     serve(host, port, log_prompts=log_prompts, ft_model=ft_model, journal_path=store)

@@ -9,6 +9,7 @@ exists, so a gateway is never opened to a network by accident.
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,27 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@contextmanager
+def _store_default(journal_path: Path | str | None) -> Iterator[None]:
+    """A PostgreSQL store given to the gateway becomes this process's default while it runs:
+    what the gateway starts opens the journal by default (a fine-tuning API launch, the
+    advice, an --auto decision) and must land in the same store, not in a file beside it."""
+    from gateway.journal.sql import is_url
+
+    if not is_url(journal_path):
+        yield
+        return
+    before = os.environ.get("TUNEGATE_STORE")
+    os.environ["TUNEGATE_STORE"] = str(journal_path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TUNEGATE_STORE", None)
+        else:
+            os.environ["TUNEGATE_STORE"] = before
 
 
 def _check_bind(host: str, journal_path: Path | str | None) -> None:
@@ -78,10 +100,13 @@ def serve(
 
     from gateway.serve.app import Gateway
 
-    _check_bind(host, journal_path)
-    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
-    gateway.upkeep.address = f"{host}:{port}"
-    uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
+    with _store_default(journal_path):
+        _check_bind(host, journal_path)
+        gateway = Gateway(
+            journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder
+        )
+        gateway.upkeep.address = f"{host}:{port}"
+        uvicorn.Server(_config(gateway.app(), host, port)).run()  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -100,20 +125,23 @@ def running(
     from exporters.deploy.process import free_port
     from gateway.serve.app import Gateway
 
-    _check_bind(host, journal_path)
-    port = port or free_port()
-    gateway = Gateway(journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder)
-    gateway.upkeep.address = f"{host}:{port}"
-    server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise ServeError(f"the gateway did not start on {host}:{port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://{host}:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with _store_default(journal_path):
+        _check_bind(host, journal_path)
+        port = port or free_port()
+        gateway = Gateway(
+            journal_path, log_prompts=log_prompts, ft_model=ft_model, ui_folder=ui_folder
+        )
+        gateway.upkeep.address = f"{host}:{port}"
+        server = uvicorn.Server(_config(gateway.app(), host, port))  # type: ignore[arg-type]
+        thread = threading.Thread(target=server.run, name="tunegate-serve", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ServeError(f"the gateway did not start on {host}:{port}")
+            time.sleep(0.02)
+        try:
+            yield f"http://{host}:{port}/v1"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
