@@ -42,7 +42,6 @@ class Database(Protocol):
     integrity_errors: tuple[type[BaseException], ...]
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Cursor: ...
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None: ...
     def transaction(self) -> Any: ...  # a context manager yielding something with execute()
     def migrate(self, migrations: list[tuple[int, str]]) -> None: ...
     def version(self) -> int: ...
@@ -54,13 +53,27 @@ def default_target() -> str | Path:
     else the journal file under TUNEGATE_HOME."""
     if os.environ.get("TUNEGATE_STORE"):
         return os.environ["TUNEGATE_STORE"]
+    store = _configured_store()
+    return store or tunegate_home() / "journal.db"
+
+
+_CONFIGURED: dict[tuple[str, int], str | None] = {}
+
+
+def _configured_store() -> str | None:
+    """`serve.store` of the config file, read again only when the file changes: the journal
+    is opened often (a gateway's registry every few seconds), the config rarely edited."""
     from gateway.catalog.config import config_path, load_config
 
-    if config_path().exists():
-        store = load_config().serve.store
-        if store:
-            return store
-    return tunegate_home() / "journal.db"
+    path = config_path()
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return None
+    if stamp not in _CONFIGURED:
+        _CONFIGURED.clear()
+        _CONFIGURED[stamp] = load_config().serve.store
+    return _CONFIGURED[stamp]
 
 
 def resolve(target: Path | str | None) -> Path | str:
@@ -113,9 +126,6 @@ class SqliteDatabase:
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Cursor:
         return self._db.execute(sql, tuple(args))
-
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self._db.executemany(sql, (tuple(r) for r in rows))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

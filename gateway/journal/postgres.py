@@ -223,10 +223,6 @@ class PostgresDatabase:
         with self._pool.connection() as conn:
             return _Tx(conn).execute(sql, args)
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        with self.transaction() as tx:
-            tx.executemany(sql, rows)
-
     @contextmanager
     def transaction(self, lock: int = WRITER_LOCK) -> Iterator[_Tx]:
         with self._pool.connection() as conn, conn.transaction():

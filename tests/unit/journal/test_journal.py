@@ -2,6 +2,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,24 @@ def test_a_version_1_journal_is_migrated_with_its_jobs(tmp_path):
         assert j.add_event("tg-old", "remote", "step 1", remote_id="ev-1")
         assert j.add_event("tg-old", "remote", "step 1 again", remote_id="ev-1") == 0
         assert [e.message for e in j.events("tg-old")] == ["step 1"]
+
+
+def test_the_store_comes_from_the_environment_then_the_config_then_the_home(monkeypatch, tmp_path):
+    """`TUNEGATE_STORE` wins; else `serve.store` of the config, read again when it changes;
+    else the journal file under TUNEGATE_HOME."""
+    import os
+    import time
+
+    from gateway.catalog.config import config_path, set_value
+    from gateway.journal.db import resolve
+
+    home = Path(os.environ["TUNEGATE_HOME"])
+    assert resolve(None) == home / "journal.db"
+    set_value("serve.store", "postgresql://tg@127.0.0.1:1/a")
+    assert resolve(None) == "postgresql://tg@127.0.0.1:1/a"
+    time.sleep(0.01)
+    set_value("serve.store", str(tmp_path / "other.db"))
+    os.utime(config_path(), ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert resolve(None) == tmp_path / "other.db"
+    monkeypatch.setenv("TUNEGATE_STORE", "postgresql://tg@127.0.0.1:1/b")
+    assert resolve(None) == "postgresql://tg@127.0.0.1:1/b"
