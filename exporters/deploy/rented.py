@@ -1,107 +1,125 @@
 """Rented GPUs through SkyServe: the plan's rented serving route, deployed.
 
 The fleet is the plan's (`gateway.cost.serving.rented_fleet`: the cheapest GPU that keeps up
-at the volume, its cloud, the replicas); the engine is vLLM with the job's LoRA adapter,
-copied to each replica (`mode: COPY`, so RunPod and Vast, which cannot mount a bucket, serve
-too); the service autoscales between the plan's replicas and more on QPS, spot with an
-on-demand floor when asked. `providers.runners.sky_serve` holds the service and the
-never-twice rule; this module is the `Deployer` seam: what the journal records, how
-`tunegate serve` reaches it, and what it costs while it runs.
+at the volume, its cloud, the replicas). The engine is vLLM with the job's LoRA adapter,
+joined with the other LoRA fine-tunes of its base in one service when their terms agree
+(`exporters.deploy.rented_service`), or llama.cpp's server on the GGUF of a full fine-tune (or
+of an adapter vLLM cannot apply). What the replicas need is copied to each (`mode: COPY`, so
+RunPod and Vast, which cannot mount a bucket, serve too); the service autoscales between the
+plan's replicas and more on QPS, spot with an on-demand floor when asked.
+`providers.runners.sky_serve` holds the service and the never-twice rule; this module is the
+`Deployer` seam: what the journal records, how `tunegate serve` reaches it, and what it costs
+while it runs.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from pathlib import Path
 from typing import Any
 
+from exporters.deploy import rented_service as rs
 from exporters.deploy.base import DeployOptions, DeploySource, Messages, Prepared, Upstream, Wants
 from gateway.errors import DeployError
 from gateway.journal.deployments import ChatReply, Deployment
 
 TARGET = "rented"
 ALIVE = ("READY", "NOT_READY", "STARTING", "PROVISIONING", "PENDING")  # billed or about to be
+STATUS_FRESH_S = 5.0  # one SkyServe answer serves every member of a service listed at once
+_ASKED: dict[str, tuple[float, Any]] = {}
 
 
 class RentedFleet:
     target = TARGET
     wants: Wants = "job"
     hosts = "hosted"
-    options = frozenset({"on", "serve", "spot", "scale_to_zero"})
+    options = frozenset({"on", "serve", "spot", "scale_to_zero", "engine"})
     resumable = True  # a pending deployment is resumed by the next deploy of its job
+
+    def wants_for(self, src: DeploySource, options: DeployOptions) -> Wants:
+        """The job itself (vLLM serves its adapter), or its GGUF for llama.cpp: a full
+        fine-tune, or an adapter vLLM cannot apply (DoRA, whole replaced tensors)."""
+        if src.job is None or (_has_adapter(src.job) and not _vllm_problems(src.job)):
+            return "job"
+        return "gguf"
 
     def accepts(self, src: DeploySource) -> str | None:
         from providers.runners.sky_jobs import not_ready
 
         if src.job is None:
-            return "--to rented serves a job's LoRA adapter: give a job id (`tunegate jobs`)"
-        if not _has_adapter(src.job):
-            return (
-                f"job {src.job.id} has no LoRA adapter here or in its bucket folder: --to rented"
-                " serves adapters with vLLM (a full fine-tune is not supported yet)"
-            )
+            return "--to rented serves a job: give a job id (`tunegate jobs`)"
+        if _gguf(src) is None and not _has_adapter(src.job):
+            return f"job {src.job.id} has no LoRA adapter or GGUF export to serve"
         blocked = not_ready()
         return f"cannot rent from here: {blocked}" if blocked else None
 
     def prepare(self, src: DeploySource, name: str | None, options: DeployOptions) -> Prepared:
+        from gateway.catalog import load_catalog
         from providers.runners import sky_serve
 
-        job = src.job
+        job, same, gguf = src.job, src.same, _gguf(src)
         assert job is not None
-        fleet, volume = _fleet(job, options)
-        route, hw, rent = fleet.route, fleet.hardware, fleet.rent
-        same = src.peers[0] if src.peers else None  # live: changed in place, same service
         name = name or (same.name if same else (job.name or job.id).lower())
-        service = (
-            str(same.meta["service"]) if same else sky_serve.service_name(name, uuid.uuid4().hex)
+        terms, catalog = _terms(job, options), load_catalog()
+        me = rs.member(name, "", _rank(job), _volume(job, options), _context(job))
+        service, alone = _service(src, me, terms, options, catalog, gguf is not None)
+        service = service or sky_serve.service_name(name, uuid.uuid4().hex)
+        me["uri"] = own_uri = (
+            _model_uri(gguf, service) if gguf else _adapter_uri(job, service, name)
         )
-        always_on = _always_on(job) and not options.scale_to_zero
-        replicas = max(1, route.replicas) if always_on else 0
-        per_request = _context(job)
-        cap = route.capacity_tok_s.likely if route.capacity_tok_s else 1.0
-        meta: dict[str, Any] = {
-            "job": job.id,
-            "base": job.base_model,
-            "service": service,
-            "engine": "vllm",
-            "lora_name": name,
-            "lora_rank": int(((job.spec or {}).get("lora") or {}).get("r") or 16),
-            "adapter_uri": _adapter_uri(job, service),
-            "accelerator": hw.skypilot,
-            "hardware": hw.id,
-            "gpus": route.gpus,
-            "cloud": rent.cloud,
-            "min_replicas": replicas,
-            "max_replicas": max(replicas + 1, math.ceil(replicas * 1.5), route.replicas),
-            "target_qps": round(cap * 0.7 / per_request, 3),
-            "spot": bool(options.spot),
-            "ondemand_base": 1 if options.spot else 0,
-            "usd_per_gpu_hour": (rent.spot_usd_per_hour if options.spot else None)
-            or rent.usd_per_hour,
-            "price_source": rent.source,
-            "route": route.label,
-            "plan_usd_month": round(route.usd_month.likely, 2),
-            "tokens_per_day": volume,
-        }
+        others = rs.members(service, src.peers)  # oldest first: a member keeps its place
+        group = [me if d.id == getattr(same, "id", None) else rs.member_of(d) for d in others]
+        if not any(m is me for m in group):
+            group.append(me)
+        engine = "llamacpp" if gguf else "vllm"
+        meta = rs.fleet_meta(job.base_model, group, terms, catalog, engine=engine)
+        meta.update(service=service, job=job.id, lora_name=name, lora_rank=me["rank"],
+                    tokens_per_day=me["tokens_per_day"], own_context=me["context"])  # fmt: skip
+        if gguf is not None:
+            from importlib.metadata import version
+
+            meta.update(
+                model_uri=own_uri, gguf_path=str(gguf), llama_cpp=version("llama-cpp-python")
+            )
+        else:
+            meta["adapter_uri"] = own_uri
+        if alone:
+            meta["own_service"] = alone
         meta["spec_sha"] = sky_serve.spec_sha(meta)
-        return Prepared(name, meta, remote=True)
+        return Prepared(name, meta, remote=True, artifact_id=src.artifact_id)
 
     def deploy(self, prepared: Prepared) -> dict[str, Any]:
         from providers.runners import sky_serve
 
         meta = prepared.meta
-        _upload_adapter(meta)
+        _upload(meta)
         made = sky_serve.up_or_adopt(meta)
+        _sync_members(meta, prepared.name)
         endpoint = str(made.get("endpoint") or "")
         if endpoint and "://" not in endpoint:
             endpoint = "http://" + endpoint
         return {**made, "endpoint": endpoint or None}
 
     def undeploy(self, dep: Deployment) -> None:
+        """The last member takes the service down; any other leaves it, and the service is
+        updated to the rest (their fleet re-sized to their traffic)."""
+        from gateway.catalog import load_catalog
+        from gateway.journal.deployments import deployments
         from providers.runners import sky_serve
 
-        sky_serve.down(str(dep.meta["service"]))
+        service = str(dep.meta["service"])
+        rest = rs.members(service, deployments(), but=dep.id)
+        if not rest:
+            sky_serve.down(service)
+            return
+        first = rest[0].meta
+        terms = {k: first.get(k) for k in ("spot", "always_on", "held_to", "output_share")}
+        group = [rs.member_of(d) for d in rest]
+        meta = {**first, **rs.fleet_meta(str(first["base"]), group, terms, load_catalog(),
+                                          engine=str(first["engine"]))}  # fmt: skip
+        meta["spec_sha"] = sky_serve.spec_sha(meta)
+        sky_serve.up_or_adopt(meta)
+        _sync_members(meta, "")
 
     def upstream(self, dep: Deployment) -> Upstream:
         from providers.runners.sky_serve import engine_key
@@ -130,7 +148,7 @@ class RentedFleet:
 
     def price(self, dep: Deployment, base: str | None, catalog: Any) -> Any:
         """Hourly: the replicas SkyServe last reported alive (the plan's count until it has
-        been asked) x GPUs x the offer's $/h."""
+        been asked) x GPUs x the offer's $/h, times this member's share of the service."""
         from gateway.cost.deployments import Price
 
         meta = dep.meta or {}
@@ -140,22 +158,26 @@ class RentedFleet:
         replicas = int(meta.get("min_replicas") or 0) if alive is None else int(alive)
         gpus, usd = int(meta.get("gpus") or 1), float(meta.get("usd_per_gpu_hour") or 0)
         label = f"{replicas} x {gpus} x {meta.get('hardware')} ({meta.get('cloud')})"
+        part = rs.share(meta)
+        if part < 1:
+            n = len(meta.get("members") or [])
+            label = f"{part:.0%} of {label}, shared by {n} fine-tunes"
         if meta.get("plan_usd_month") is not None:  # beside what the plan estimated
-            label += f", plan ${float(meta['plan_usd_month']):,.0f}/month"
-        return Price("hourly", label, usd_per_hour=replicas * gpus * usd,
+            label += f", plan ${float(meta['plan_usd_month']) * part:,.0f}/month"
+        return Price("hourly", label, usd_per_hour=replicas * gpus * usd * part,
                      source=str(meta.get("price_source") or ""))  # fmt: skip
 
     def scaled_to_zero_usd_month(
         self, dep: Deployment, tokens_per_day: float, output_share: float, catalog: Any
     ) -> float | None:
         """What the same fleet would cost a month if it scaled to zero between requests at
-        this traffic (busy hours only); None when it already does."""
+        this traffic (busy hours only); None when it already does, or when others share it."""
         from gateway.cost.serving import rented_route
 
         meta = dep.meta or {}
         hw = catalog.hardware.get(str(meta.get("hardware")))
-        if not meta.get("min_replicas") or hw is None:
-            return None
+        if not meta.get("min_replicas") or hw is None or rs.share(meta) < 1:
+            return None  # already at zero; or shared (one member's traffic is not the fleet's)
         hw = hw.model_copy(update={"rent": [r for r in hw.rent if r.cloud == meta.get("cloud")]})
         route = rented_route(catalog.model(str(meta["base"])), hw, tokens_per_day, False, catalog,
                              1024, output_share)  # fmt: skip
@@ -163,10 +185,16 @@ class RentedFleet:
 
     def live_status(self, dep: Deployment) -> dict[str, Any]:
         """What SkyServe says now: the service's state and each replica's (with `alive`, the
-        ones billed or about to be)."""
+        ones billed or about to be). Members of one service listed together ask once."""
+        import time
+
         from providers.runners import sky_serve
 
-        found = sky_serve.status(str(dep.meta["service"]))
+        service = str(dep.meta["service"])
+        asked_at, found = _ASKED.get(service, (0.0, None))
+        if time.monotonic() - asked_at > STATUS_FRESH_S:
+            found = sky_serve.status(service, reasons=True)
+            _ASKED[service] = (time.monotonic(), found)
         if found is None:
             return {"service": "absent", "replicas": [], "alive": 0}
         replicas = found.get("replicas") or []
@@ -180,6 +208,8 @@ def _has_adapter(job: Any) -> bool:
     from gateway.journal.records import job_dir
     from providers.jobdir import JobDir
 
+    if (job.spec or {}).get("method") == "full":
+        return False
     if (job.remote or {}).get("bucket_jobdir"):
         return True
     return (JobDir(job_dir(job.id)).adapter / "adapter_config.json").is_file()
@@ -206,6 +236,38 @@ def _always_on(job: Any) -> bool:
     return bool(((job.spec or {}).get("serving") or {}).get("always_on", True))
 
 
+def _terms(job: Any, options: DeployOptions) -> dict[str, Any]:
+    """What a service's members must agree on (`rented_service.to_join`)."""
+    serving = (job.spec or {}).get("serving") or {}
+    return {"spot": bool(options.spot), "held_to": options.on,
+            "always_on": _always_on(job) and not options.scale_to_zero,
+            "output_share": float(serving.get("output_share") or 0.25)}  # fmt: skip
+
+
+def _service(
+    src: DeploySource,
+    me: dict[str, Any],
+    terms: dict[str, Any],
+    options: DeployOptions,
+    catalog: Any,
+    gguf: bool,
+) -> tuple[str | None, str]:
+    """The service this deployment belongs to (its own when it is live, else one to join
+    under `--engine auto|shared`), or None and why it gets one of its own."""
+    if src.same is not None:
+        return str(src.same.meta["service"]), str(src.same.meta.get("own_service") or "")
+    if gguf:
+        return None, src.alone_because or "a full fine-tune: llama.cpp serves its GGUF alone"
+    if options.engine == "own":
+        return None, rs.OWN
+    base = src.job.base_model  # type: ignore[union-attr]
+    service, why = rs.to_join(src.peers, me, base, terms, catalog)
+    if service is None and options.engine == "shared":
+        raise DeployError(f"cannot join a rented service of {base}: {why}",
+                          fix="--engine auto gives it a service of its own")  # fmt: skip
+    return service, why
+
+
 def _context(job: Any) -> int:
     from gateway.cost.serving import serving_context
 
@@ -214,11 +276,11 @@ def _context(job: Any) -> int:
     return serving_context(seq, float(report.get("avg_tokens") or 256))
 
 
-def _fleet(job: Any, options: DeployOptions) -> tuple[Any, float]:
-    from gateway.catalog import load_catalog
-    from gateway.cost.serving import rented_fleet
+def _rank(job: Any) -> int:
+    return int(((job.spec or {}).get("lora") or {}).get("r") or 16)
 
-    catalog = load_catalog()
+
+def _volume(job: Any, options: DeployOptions) -> float:
     serving = (job.spec or {}).get("serving") or {}
     volume = float(options.serve or serving.get("tokens_per_day") or 0)
     if volume <= 0:
@@ -226,45 +288,80 @@ def _fleet(job: Any, options: DeployOptions) -> tuple[Any, float]:
             "a rented fleet is sized to its traffic, and this job states none",
             fix="--serve 200M/day (or serving.tokens_per_day in the job file)",
         )
-    always_on = _always_on(job) and not options.scale_to_zero
-    fleet = rented_fleet(
-        catalog.model(job.base_model), volume, always_on, catalog, _context(job),
-        float(serving.get("output_share") or 0.25), cloud=options.on,
-    )  # fmt: skip
-    if fleet is None:
-        where = f" on {options.on}" if options.on else ""
-        raise DeployError(
-            f"no rented GPU{where} in the catalog can serve {job.base_model}",
-            fix="tunegate plan JOB --serve VOLUME shows the serving routes and why",
-        )
-    return fleet, volume
+    return volume
 
 
-def _adapter_uri(job: Any, service: str) -> str:
-    """The adapter in a bucket: the rented job's own folder, else where deploy uploads it."""
+def _gguf(src: DeploySource) -> Path | None:
+    path = src.path
+    return path if path is not None and path.suffix == ".gguf" and path.is_file() else None
+
+
+def _vllm_problems(job: Any) -> list[str]:
+    """Why vLLM cannot apply this job's local adapter (none for one only in a bucket)."""
+    from gateway.journal.records import job_dir
+    from providers.jobdir import JobDir
+
+    folder = JobDir(job_dir(job.id)).adapter
+    if not (folder / "adapter_config.json").is_file():
+        return []
+    from exporters.deploy.vllm import Vllm
+
+    return Vllm().join_problems(folder)
+
+
+def _adapter_uri(job: Any, service: str, name: str) -> str:
+    """The adapter in a bucket: the rented job's own folder, else where deploy uploads it
+    (a folder per member of the service)."""
     jobdir = (job.remote or {}).get("bucket_jobdir")
     if jobdir:
         return f"{str(jobdir).rstrip('/')}/adapter"
+    return f"{_bucket()}/deployments/{service}/adapters/{name}"
+
+
+def _model_uri(gguf: Path, service: str) -> str:
+    return f"{_bucket()}/deployments/{service}/model/{gguf.name}"
+
+
+def _bucket() -> str:
     from providers.runners.sky_jobs import _configured_bucket
 
-    return f"{_configured_bucket().rstrip('/')}/deployments/{service}/adapter"
+    return _configured_bucket().rstrip("/")
 
 
-def _upload_adapter(meta: dict[str, Any]) -> None:
-    """A job trained elsewhere: its adapter copied to the deployment's bucket folder (once)."""
-    uri = str(meta["adapter_uri"])
-    if f"/deployments/{meta['service']}/" not in uri:
-        return  # the rented job's own folder already holds it
-    from gateway.journal.records import job_dir
-    from providers.jobdir import JobDir
+def _upload(meta: dict[str, Any]) -> None:
+    """What the replicas copy, put in the deployment's bucket folder (once): the adapter of a
+    job trained elsewhere, or the GGUF. A rented job's own folder already holds its adapter."""
     from providers.runners.bucket import JobBucket
 
-    folder = JobDir(job_dir(str(meta["job"]))).adapter
-    if not (folder / "adapter_config.json").is_file():
-        raise DeployError(f"job {meta['job']} has no adapter at {folder}",
-                          fix=f"tunegate fetch {meta['job']}")  # fmt: skip
-    bucket = JobBucket(uri.rsplit("/", 2)[0], str(meta["service"]))
-    if not bucket.names("adapter"):
-        for path in sorted(Path(folder).iterdir()):
-            if path.is_file():
-                bucket.put(f"adapter/{path.name}", path)
+    service = str(meta["service"])
+    if meta.get("engine") == "llamacpp":
+        uri, files = str(meta["model_uri"]), [Path(str(meta["gguf_path"]))]
+        folder = "model"
+    else:
+        uri = str(meta["adapter_uri"])
+        if f"/deployments/{service}/" not in uri:
+            return
+        from gateway.journal.records import job_dir
+        from providers.jobdir import JobDir
+
+        adapter = JobDir(job_dir(str(meta["job"]))).adapter
+        if not (adapter / "adapter_config.json").is_file():
+            raise DeployError(f"job {meta['job']} has no adapter at {adapter}",
+                              fix=f"tunegate fetch {meta['job']}")  # fmt: skip
+        files = sorted(p for p in adapter.iterdir() if p.is_file())
+        folder = f"adapters/{meta['lora_name']}"
+    bucket = JobBucket(uri.split(f"/deployments/{service}/")[0] + "/deployments", service)
+    if not bucket.names(folder):
+        for path in files:
+            bucket.put(f"{folder}/{path.name}", path)
+
+
+def _sync_members(meta: dict[str, Any], but_name: str) -> None:
+    """Every other live member of the service gets the service's new spec and fleet."""
+    from gateway.journal import Journal
+    from gateway.journal.deployments import deployments
+
+    with Journal() as journal:
+        for dep in rs.members(str(meta["service"]), deployments(journal)):
+            if dep.name != but_name:
+                journal.update_deployment(dep.id, meta=rs.synced(dep, meta))

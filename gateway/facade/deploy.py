@@ -25,12 +25,8 @@ from gateway.journal.deployments import deployments as deployments
 
 __all__ = ["TARGETS", "ChatReply", "Deployment", "chat", "deploy", "deployments", "undeploy"]
 AUTO_QUANT = "q4_k_m"  # what deploying a job to a GGUF target exports, as Ollama users run
-AUTO_MLX = "q4"
-ACCOUNTING = (
-    "accrued_usd",
-    "status_at",
-    "replicas_alive",
-)  # `live_status`'s running cost  # what deploying a job to --to mlx exports, as mlx-community publishes models
+AUTO_MLX = "q4"  # what deploying a job to --to mlx exports, as mlx-community publishes models
+ACCOUNTING = ("accrued_usd", "status_at", "replicas_alive")  # `live_status`'s running cost
 
 
 def deploy(
@@ -74,15 +70,11 @@ def deploy(
     same = _same(journal, to, src, name) if getattr(deployer, "resumable", False) else None
     if same is not None and same.state == "pending":  # cut off after its remote step began
         return _resume(journal, same, deployer)
-    if same is not None:  # live: the target changes it in place (its identity is kept)
-        src = replace(src, peers=(same,))
-    wants = deployer.wants
-    if isinstance(deployer, Shares):
-        live = tuple(d for d in deployments(journal) if d.target == to and d.state == "live")
-        src = replace(src, peers=live)
-        wants = deployer.wants_for(src, options)
-        if wants == "gguf-adapter":
-            src, wants = _adapter(src, deployer, options, journal)
+    live = tuple(d for d in deployments(journal) if d.target == to and d.state == "live")
+    src = replace(src, peers=live, same=same)  # a live `same` is changed in place
+    wants = deployer.wants_for(src, options) if hasattr(deployer, "wants_for") else deployer.wants
+    if isinstance(deployer, Shares) and wants == "gguf-adapter":
+        src, wants = _adapter(src, deployer, options, journal)
     src = _ready(src, wants, journal, progress)
     why = deployer.accepts(src)
     if why:
@@ -328,6 +320,10 @@ def live_status(dep: Deployment, journal: Journal | None = None) -> dict[str, An
     since = float(meta.get("status_at") or dep.created_at)
     meta["accrued_usd"] = float(meta.get("accrued_usd") or 0.0) + before * (now - since) / 3600
     meta["replicas_alive"], meta["status_at"] = int(now_status.get("alive") or 0), now
+    meta["replica_states"] = [  # for the dashboard, which does not ask the target itself
+        {k: r.get(k) for k in ("replica_id", "status", "reason") if r.get(k) is not None}
+        for r in now_status.get("replicas") or []
+    ]
     journal.update_deployment(dep.id, meta=meta)
     return {**now_status, "accrued_usd": meta["accrued_usd"]}
 

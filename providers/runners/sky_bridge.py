@@ -21,7 +21,7 @@ It imports only `sky` and the standard library. Commands:
 | `logs` | `job_id`, `tail` | the job's last log lines |
 | `serve_task` | a task with `service` | its YAML config (probe headers redacted), and read back |
 | `serve_up` | a task with `service`, `name` | the service's name and endpoint |
-| `serve_status` | `name` | the service: status, endpoint, version, `spec_sha`, replicas and their states |
+| `serve_status` | `name`, `reasons` | the service: status, endpoint, version, `spec_sha`, replicas and their states (with `reasons`, why the failed ones failed) |
 | `serve_update` | a task with `service`, `name` | the new version |
 | `serve_down` | `name` | - |
 
@@ -310,6 +310,46 @@ def _spec_sha(yaml_content: Any) -> str | None:
     return found.group(1) if found else None
 
 
+# what each failed state means (sky/serve/serve_state.py), the reason when the log has none
+FAILED = {
+    "FAILED": "its setup or run command failed",
+    "FAILED_INITIAL_DELAY": "it did not pass the readiness probe within the initial delay",
+    "FAILED_PROBING": "it stopped answering the readiness probe",
+    "FAILED_PROVISION": "no machine could be provisioned for it",
+    "FAILED_CLEANUP": "tearing it down failed (a machine may be left running)",
+    "PREEMPTED": "the cloud took its machine back (spot preemption)",
+    "UNKNOWN": "SkyServe lost track of it",
+}
+REASON_WORDS = ("error", "exception", "failed", "unavailable", "quota", "denied", "not found")
+REASONS_AT_MOST = 3  # replica logs read per status (each is a request to the API server)
+
+
+def _failure_reason(service: str, replica_id: int, status: str) -> str:
+    """Why a replica failed: from the tail of its log (`reason_from_log`), else what its
+    state means."""
+    import contextlib
+    import io
+
+    import sky
+
+    buf = io.StringIO()
+    with contextlib.suppress(Exception):  # no log to read: the state's meaning stands
+        sky.serve.tail_logs(service, target="replica", replica_id=replica_id, follow=False,
+                            output_stream=buf, tail=200)  # fmt: skip
+    return reason_from_log(buf.getvalue()) or FAILED[status]
+
+
+def reason_from_log(text: str) -> str:
+    """The line of a replica's log that says what went wrong: the last exception's own line
+    (`RuntimeError: ...`), else the last line naming an error; ANSI colours stripped."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in text.splitlines()]
+    raised = [x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): \S", x)]
+    told = raised or [x for x in lines if any(w in x.lower() for w in REASON_WORDS)]
+    return told[-1][:300] if told else ""
+
+
 def cmd_serve_status(req: dict[str, Any]) -> dict[str, Any]:
     import sky
 
@@ -328,6 +368,9 @@ def cmd_serve_status(req: dict[str, Any]) -> dict[str, Any]:
             }
             for i in r.get("replica_info") or []
         ]
+        failed = [x for x in replicas if x["status"] in FAILED][-REASONS_AT_MOST:]
+        for x in failed if req.get("reasons") else []:
+            x["reason"] = _failure_reason(str(r.get("name")), int(x["replica_id"]), x["status"])
         out.append({
             "name": r.get("name"),
             "status": getattr(status, "value", str(status)),

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,21 @@ from providers.runners.sky_jobs import bridge
 
 PORT = 8080
 VLLM = "vllm>=0.8"
-ADAPTER_DIR = "/tunegate/adapter"
+ROOT = "/tunegate"  # on a replica: adapters/<member>/ (vLLM) or model/<file>.gguf (llama.cpp)
+KEY_VAR = "$TG_ENGINE_KEY"  # the engine key, a task secret, expanded by the replica's shell
+LLAMA_HOME = "$HOME/tunegate-llama"  # where a replica builds llama-server once
+LLAMA_SLOTS = 8  # requests llama-server decodes together on a replica
 PROBE_DELAY_S = 1200  # SkyServe's default: the image, the weights and the engine's warm-up
 DOWN_WAIT_S = 600.0
 # the spec fields a running service must match to be adopted as it is
-SPEC_KEYS = ("engine", "base", "adapter_uri", "lora_name", "accelerator", "gpus", "cloud",
-             "min_replicas", "max_replicas", "target_qps", "spot", "ondemand_base")  # fmt: skip
+SPEC_KEYS = ("engine", "base", "members", "model_uri", "llama_cpp", "context", "accelerator",
+             "gpus", "cloud", "min_replicas", "max_replicas", "target_qps", "spot",
+             "ondemand_base")  # fmt: skip
+# llama.cpp's server target as `make` builds it here (Makefile), plus CUDA on the replica
+LLAMA_CMAKE = ("-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON "
+               "-DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
+               "-DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF "
+               "-DLLAMA_OPENSSL=OFF -DGGML_CUDA=${TG_GGML_CUDA:-ON}")  # fmt: skip
 
 
 def service_name(name: str, key: str) -> str:
@@ -69,16 +79,71 @@ def engine_key(service: str, *, create: bool = False) -> str:
     return key
 
 
+def engine_argv(
+    meta: dict[str, Any],
+    *,
+    root: str = ROOT,
+    host: str = "0.0.0.0",
+    port: int = PORT,
+    binary: str | None = None,
+) -> list[str]:
+    """The replica's engine, behind the engine key (`KEY_VAR`): vLLM's OpenAI server with every
+    member's adapter (`--lora-modules`, one per fine-tune sharing the service), or llama.cpp's
+    server on a full fine-tune's GGUF. `root`/`host`/`port`/`binary` let a test run the very
+    same command on this machine."""
+    if meta["engine"] == "llamacpp":
+        model = f"{root}/model/{str(meta['model_uri']).rsplit('/', 1)[-1]}"
+        ctx = int(meta.get("context") or 2048) * LLAMA_SLOTS
+        name = str(meta["members"][0]["name"])
+        return [binary or f"{LLAMA_HOME}/llama-server", "--model", model, "--host", host,
+                "--port", str(port), "--api-key", KEY_VAR, "--alias", name, "--n-gpu-layers",
+                "999", "--ctx-size", str(ctx), "--parallel", str(LLAMA_SLOTS)]  # fmt: skip
+    members = list(meta["members"])
+    argv = [binary or "vllm", "serve", str(meta["base"]), "--host", host, "--port", str(port),
+            "--api-key", KEY_VAR, "--tensor-parallel-size", str(int(meta.get("gpus") or 1)),
+            "--enable-lora", "--max-loras", str(len(members)),
+            "--max-lora-rank", str(meta["max_lora_rank"]), "--lora-modules"]  # fmt: skip
+    for m in members:
+        module = {"name": m["name"], "path": f"{root}/adapters/{m['name']}",
+                  "base_model_name": meta["base"]}  # fmt: skip
+        argv.append(json.dumps(module))
+    return argv
+
+
 def run_command(meta: dict[str, Any]) -> str:
-    """vLLM's OpenAI server with the adapter, on the replica's port, behind the engine key."""
-    module = json.dumps(
-        {"name": meta["lora_name"], "path": ADAPTER_DIR, "base_model_name": meta["base"]}
-    )
-    return (
-        f"vllm serve {meta['base']} --host 0.0.0.0 --port {PORT} --api-key $TG_ENGINE_KEY"
-        f" --tensor-parallel-size {int(meta.get('gpus') or 1)} --enable-lora"
-        f" --max-lora-rank {int(meta.get('lora_rank') or 16)} --lora-modules '{module}'"
-    )
+    """`engine_argv` as the replica's shell runs it: the key (and $HOME) expanded there, the
+    rest quoted."""
+    return " ".join(a if a.startswith("$") else shlex.quote(a) for a in engine_argv(meta))
+
+
+def setup_command(meta: dict[str, Any]) -> str:
+    """vLLM from PyPI, or llama-server built (once per replica) from the llama.cpp sources of
+    the llama-cpp-python release whose converter wrote the GGUF, with CUDA."""
+    if meta["engine"] != "llamacpp":
+        return f"pip install {shlex.quote(VLLM)}"
+    sdist = f"llama-cpp-python=={meta['llama_cpp']}"
+    home = LLAMA_HOME
+    return " && ".join([
+        "set -e", f"mkdir -p {home}",
+        f"if [ ! -x {home}/llama-server ]; then python3 -m pip install --quiet cmake",
+        "python3 -m pip download --no-deps --no-binary llama-cpp-python"
+        f" {shlex.quote(sdist)} -d {home}/sdist",
+        f"mkdir -p {home}/src && tar xzf {home}/sdist/llama_cpp_python-*.tar.gz -C {home}/src"
+        " --strip-components=3 --wildcards '*/vendor/llama.cpp/*'",
+        f"cmake -S {home}/src -B {home}/out {LLAMA_CMAKE}",
+        f"cmake --build {home}/out --target llama-server -j$(nproc)",
+        f"cp {home}/out/bin/llama-server {home}/llama-server; fi",
+    ])  # fmt: skip
+
+
+def _mounts(meta: dict[str, Any]) -> dict[str, Any]:
+    """Each adapter (or the GGUF's folder) copied from the bucket to the replica: `COPY`, not a
+    mount, so clouds that cannot mount a bucket (RunPod, Vast) serve too."""
+    if meta["engine"] == "llamacpp":
+        folder = str(meta["model_uri"]).rsplit("/", 1)[0]
+        return {f"{ROOT}/model": {"source": folder, "mode": "COPY"}}
+    return {f"{ROOT}/adapters/{m['name']}": {"source": m["uri"], "mode": "COPY"}
+            for m in meta["members"]}  # fmt: skip
 
 
 def request(meta: dict[str, Any], key: str | None) -> dict[str, Any]:
@@ -92,14 +157,14 @@ def request(meta: dict[str, Any], key: str | None) -> dict[str, Any]:
         policy["base_ondemand_fallback_replicas"] = int(meta["ondemand_base"])
     req: dict[str, Any] = {
         "name": meta["service"],
-        "setup": f"pip install '{VLLM}'",
+        "setup": setup_command(meta),
         "run": run_command(meta),
         "envs": {"TG_SPEC_SHA": meta["spec_sha"], "VLLM_NO_USAGE_STATS": "1"},
         "accelerators": [{"name": meta["accelerator"], "count": int(meta.get("gpus") or 1)}],
         "spot": bool(meta.get("spot")),
         "infra": [meta["cloud"]] if meta.get("cloud") else None,
         "port": PORT,
-        "file_mounts": {ADAPTER_DIR: {"source": meta["adapter_uri"], "mode": "COPY"}},
+        "file_mounts": _mounts(meta),
         "service": {
             "readiness_probe": {
                 "path": "/v1/models",
@@ -114,10 +179,15 @@ def request(meta: dict[str, Any], key: str | None) -> dict[str, Any]:
     return req
 
 
-def status(service: str) -> dict[str, Any] | None:
-    """The service as SkyServe sees it now, or None when there is none of that name."""
-    found = bridge("serve_status", {"name": service}).get("services") or []
-    return next((s for s in found if s.get("name") == service), None)
+def status(service: str, *, reasons: bool = False) -> dict[str, Any] | None:
+    """The service as SkyServe sees it now, or None when there is none of that name. With
+    `reasons`, each failed replica says why, from its log (any engine key in it hidden)."""
+    found = bridge("serve_status", {"name": service, "reasons": reasons}).get("services") or []
+    now = next((s for s in found if s.get("name") == service), None)
+    for replica in (now or {}).get("replicas") or []:
+        if replica.get("reason"):
+            replica["reason"] = re.sub(r"tge-[A-Za-z0-9_-]{8,}", "<engine key>", replica["reason"])
+    return now
 
 
 def up_or_adopt(meta: dict[str, Any]) -> dict[str, Any]:

@@ -283,7 +283,45 @@ def test_the_plans_rented_fleet_is_the_service_and_it_round_trips(monkeypatch):
         policy = service["replica_policy"]
         assert policy["min_replicas"] == meta["min_replicas"]
         assert policy["base_ondemand_fallback_replicas"] == 1
-        mount = config["file_mounts"][sky_serve.ADAPTER_DIR]
+        mount = config["file_mounts"][f"{sky_serve.ROOT}/adapters/brand-voice"]
         assert mount["mode"] == "COPY" and mount["source"] == meta["adapter_uri"]
         assert config["envs"]["TG_SPEC_SHA"] == meta["spec_sha"]
         assert "--api-key $TG_ENGINE_KEY" in config["run"] and "--enable-lora" in config["run"]
+
+
+def test_a_full_fine_tune_is_served_by_llama_cpp_and_its_task_round_trips(monkeypatch, tmp_path):
+    """A full fine-tune has no adapter for vLLM: the service runs llama.cpp's server on the
+    job's GGUF, built on the replica from the llama.cpp sources of the same llama-cpp-python
+    release that wrote the GGUF, and the GGUF's bucket folder is copied to the replica."""
+    from importlib.metadata import version
+
+    from exporters.deploy.base import DeployOptions, DeploySource
+    from exporters.deploy.rented import RentedFleet
+    from providers.runners import sky_serve
+
+    base = "meta-llama/Llama-3.1-8B-Instruct"
+    spec = JobSpec.from_options(None, base=base, method="full").with_overrides(
+        {"serving": {"tokens_per_day": 200_000_000}}
+    )
+    with Journal() as journal:
+        rec = journal.record_intent("local", "local", base, spec.model_dump(mode="json"),
+                                    name="full-voice")  # fmt: skip
+    deployer = RentedFleet()
+    source = DeploySource(rec.id, job=rec)
+    assert deployer.wants_for(source, DeployOptions()) == "gguf"
+    gguf = tmp_path / "full-voice-q4_k_m.gguf"
+    gguf.write_bytes(b"GGUF")
+    meta = deployer.prepare(
+        DeploySource(rec.id, job=rec, path=gguf), None, DeployOptions(serve=200e6)
+    ).meta
+    assert meta["engine"] == "llamacpp" and meta["model_uri"].endswith("/model/" + gguf.name)
+    assert meta["llama_cpp"] == version("llama-cpp-python") and "own_service" in meta
+    answer = _sky_jobs.bridge("serve_task", sky_serve.request(meta, "tge-secret-0123456789"))
+    assert "tge-secret-0123456789" not in json.dumps(answer)
+    for config in (answer["config"], answer["round_trip"]):
+        mount = config["file_mounts"][f"{sky_serve.ROOT}/model"]
+        assert mount["source"] == meta["model_uri"].rsplit("/", 1)[0] and mount["mode"] == "COPY"
+        assert f"llama-cpp-python=={meta['llama_cpp']}" in config["setup"]
+        assert "-DGGML_CUDA=" in config["setup"] and "--target llama-server" in config["setup"]
+        assert "/llama-server --model /tunegate/model/" + gguf.name in config["run"]
+        assert "--api-key $TG_ENGINE_KEY" in config["run"] and "--n-gpu-layers 999" in config["run"]

@@ -171,3 +171,24 @@ def test_plan_and_traffic_pages_mark_measured_volume(together_job, tmp_path, web
             time.sleep(0.05)
             traffic = client.get("/ui/deployments").text
         assert gw.upkeep.id in traffic and "Gateway replicas" in traffic
+
+
+def test_the_deployments_page_shows_a_shared_rented_service_and_why_a_replica_failed(tmp_path, web):
+    """What `tunegate deployments` last heard from SkyServe, without asking it again: the
+    service's members, the replicas alive, the cost so far, and a failed replica's reason."""
+    members = [{"name": "voice", "uri": "s3://b/a", "rank": 8}, {"name": "legal", "uri": "s3://b/c", "rank": 8}]  # fmt: skip
+    meta = {"service": "tg-voice-0123456789", "engine": "vllm", "members": members,
+            "min_replicas": 2, "replicas_alive": 1, "accrued_usd": 1.25,
+            "replica_states": [{"replica_id": 1, "status": "PROVISIONING"},
+                               {"replica_id": 2, "status": "FAILED_PROVISION",
+                                "reason": "RuntimeError: no T4 capacity in us-east-1"}]}  # fmt: skip
+    with Journal() as journal:
+        for name in ("voice", "legal"):
+            journal.add_deployment(None, "rented", name, endpoint="http://10.0.0.1:30001",
+                                   state="live", meta=meta)  # fmt: skip
+    Gateway, TestClient = web
+    with TestClient(Gateway(ui_folder=tmp_path).app()) as client:
+        page = client.get("/ui/deployments").text
+    assert page.count("vllm, shared by 2 fine-tunes") == 2
+    assert "1 replica(s) alive, $1.25 so far" in page
+    assert "replica 2 FAILED_PROVISION: RuntimeError: no T4 capacity in us-east-1" in page
