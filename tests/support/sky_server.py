@@ -118,8 +118,26 @@ def api_server(home: Path) -> Iterator[dict[str, str]]:
         assert started.returncode == 0, started.stdout + started.stderr
         yield env
     finally:
-        subprocess.run(
-            [str(SKY / "sky"), "api", "stop"], env=full, capture_output=True, timeout=120
-        )
+        # `sky api stop` refuses a server on any port but its default (46580): "not the
+        # default SkyPilot API server started locally". So every process started under this
+        # home (the server, its workers, the controllers of jobs and services) is ended here
+        _end_processes_of(home)
         moto.terminate()
         moto.wait(30)
+
+
+def _end_processes_of(home: Path) -> None:
+    """SIGKILL every process of this user whose environment has HOME=`home` (Linux /proc)."""
+    import signal
+
+    mark = f"HOME={home}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            found = mark in (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours
+            continue
+        if found:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
