@@ -127,17 +127,26 @@ def api_server(home: Path) -> Iterator[dict[str, str]]:
 
 
 def _end_processes_of(home: Path) -> None:
-    """SIGKILL every process of this user whose environment has HOME=`home` (Linux /proc)."""
+    """SIGKILL every process started with HOME=`home` and every descendant of one (Linux
+    /proc). Descendants count because SkyPilot's workers rename themselves
+    ("SkyPilot:executor:…"), which blanks what /proc shows of their environment."""
     import signal
 
-    mark = f"HOME={home}".encode()
+    mark, parents, roots = f"HOME={home}".encode(), {}, set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            found = mark in (proc / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone, or not ours
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                roots.add(int(proc.name))
+        except (OSError, IndexError, ValueError):  # gone, or not ours
             continue
-        if found:
-            with contextlib.suppress(OSError):
-                os.kill(int(proc.name), signal.SIGKILL)
+    doomed, grew = set(roots), True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in doomed} - doomed
+        doomed |= more
+        grew = bool(more)
+    for pid in doomed:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
