@@ -245,6 +245,8 @@ def test_every_page_renders_offline_without_errors(browser, folder, tmp_path, wi
             page.locator("#loss-chart").get_attribute("data-points") == "3"
         )  # step 3: two events, one point
         assert page.locator(".eval img").count() == 1
+        # loaded or failed, not still on its way (a broken image is complete with width 0)
+        page.wait_for_function("document.querySelector('.eval img').complete")
         assert page.evaluate("document.querySelector('.eval img').naturalWidth") > 0
         arms = page.locator(".eval table").inner_text()
         assert "base + 5-shot" in arms and "412" in arms and "$7.88" in arms
